@@ -1,0 +1,126 @@
+"""`fitclass.train`: recipe in, finished run directory out. The CLI calls the same function."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fitclass import rundir
+from fitclass.data import checks
+from fitclass.data.prepare import PreparedData, prepare_data
+from fitclass.environment import describe_environment
+from fitclass.errors import RunError
+from fitclass.models.base import Backbone
+from fitclass.models.registry import get_backbone
+from fitclass.recipe import Recipe, load_recipe
+from fitclass.run import Run, prediction_frame
+from fitclass.tasks import make_task
+from fitclass.train.context import FitContext, FitResult
+from fitclass.train.progress import Reporter
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def default_run_path(recipe: Recipe) -> Path:
+    """runs/<name or backbone>-<timestamp>: unique, sortable, readable."""
+    stem = recipe.name or Path(recipe.model.backbone).name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "run"
+    return DEFAULT_RUNS_DIR / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _record_checks(prepared: PreparedData, backbone: Backbone, reporter: Reporter) -> None:
+    """Add the truncation check (it needs the tokenizer) and print every warning."""
+    if backbone.max_length is not None:
+        lengths = backbone.token_lengths(prepared.train.texts)
+        if lengths is not None:
+            prepared.report.add(checks.check_truncation(lengths, backbone.max_length,
+                                                        prepared.train.source))
+    for finding in prepared.report.warnings:
+        reporter.log(f"warning: {finding.message}")
+    counts = prepared.report.class_counts
+    reporter.log(f"data: {len(prepared.train)} train rows, {len(prepared.valid)} validation "
+                 f"rows, {len(prepared.class_names)} classes; train counts {counts['train']}")
+
+
+def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
+                  result: FitResult) -> dict[str, Any]:
+    """Write model, labels, metrics, history and validation predictions; return the metrics."""
+    task = make_task(recipe.task, prepared.class_names)
+    probs = result.classifier.predict_proba(prepared.valid.texts, recipe.train.eval_batch_size)
+    metrics = task.metrics(prepared.valid.targets(prepared.class_names), probs)
+    metrics["select"] = {"metric": recipe.train.select.metric,
+                         "mode": recipe.train.select.direction, **result.best}
+    metrics["train_seconds"] = result.train_seconds
+    metrics["train_samples_per_second"] = result.train_samples_per_second
+    staged = run.path / ".model.staging"
+    if staged.exists():
+        shutil.rmtree(staged)
+    result.classifier.save(staged)
+    rundir.replace_dir(staged, run.model_dir)
+    run.write_json(rundir.LABELS, {"task": recipe.task, "classes": prepared.class_names})
+    run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
+    run.write_csv(rundir.VALID_PREDICTIONS, prediction_frame(prepared.valid, probs, task))
+    run.write_json(rundir.METRICS, metrics)
+    return metrics
+
+
+def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
+              overwrite: bool, resume: str | Path | None) -> tuple[Recipe, rundir.RunDir]:
+    if resume is not None:
+        run = rundir.RunDir(resume)
+        status = run.status()
+        if status is None:
+            raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
+        if status == "finished":
+            raise RunError(f"{run.path}: this run already finished; nothing to resume")
+        return load_recipe(run.file(rundir.RECIPE), overrides), run
+    recipe = load_recipe(recipe_source, overrides)
+    run = rundir.RunDir.create(out or default_run_path(recipe), overwrite=overwrite)
+    run.write_text(rundir.RECIPE, recipe.to_yaml())
+    return recipe, run
+
+
+def train(
+    recipe: str | Path | dict[str, Any] | Recipe,
+    *,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    resume: str | Path | None = None,
+    reporter: Reporter | None = None,
+) -> Run:
+    """Train a classifier from a recipe (path, dict or `Recipe`); return the finished `Run`.
+
+    `resume` continues an interrupted run directory from its last checkpoint instead.
+    """
+    recipe_obj, run = _open_run(recipe, overrides, out, overwrite, resume)
+    reporter = reporter or Reporter()
+    run.set_status("running", resumed=resume is not None)
+    started = time.perf_counter()
+    try:
+        run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
+        prepared = prepare_data(recipe_obj.data)
+        backbone = get_backbone(recipe_obj.model)
+        _record_checks(prepared, backbone, reporter)
+        run.write_json(rundir.DATA_CHECKS, prepared.report.to_dict())
+        context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
+                                                               prepared.class_names),
+                             train=prepared.train, valid=prepared.valid, run=run,
+                             reporter=reporter, resume=resume is not None)
+        result = backbone.fit(context)
+        _save_outputs(run, recipe_obj, prepared, result)
+    except KeyboardInterrupt:
+        run.set_status("interrupted")
+        raise
+    except BaseException as error:
+        run.set_status("failed", error=f"{type(error).__name__}: {error}")
+        raise
+    shutil.rmtree(run.path / rundir.CHECKPOINTS, ignore_errors=True)  # the best is in model/
+    run.set_status("finished", wall_seconds=round(time.perf_counter() - started, 2))
+    return Run(run.path)

@@ -1,0 +1,1 @@
+"""Data: reading tables, checking them, splitting them, and the generated demo data."""

@@ -1,0 +1,240 @@
+"""Data checks run before any training: fail on broken input, warn on risky input.
+
+Errors stop the run with the file, rows, column, what was expected and how to fix it.
+Warnings (duplicates, leakage, conflicting labels, truncation) are recorded in the run's
+`data_checks.json` and printed, but training goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from fitclass.data.table import TextInput, label_text
+from fitclass.errors import DataError
+from fitclass.recipe import DataConfig
+
+MAX_LISTED = 8  # rows or examples quoted in one message
+
+
+@dataclass
+class Finding:
+    """One check's outcome."""
+
+    level: Literal["error", "warning", "info"]
+    check: str
+    message: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    """All findings of one run, plus the class counts; saved as `data_checks.json`."""
+
+    findings: list[Finding] = field(default_factory=list)
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, finding: Finding | None) -> None:
+        if finding is not None:
+            self.findings.append(finding)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    def raise_errors(self) -> None:
+        """Raise one `DataError` listing every error found, so the user fixes them in one go."""
+        if self.errors:
+            raise DataError("data checks failed:\n" + "\n".join(f"  - {e.message}"
+                                                               for e in self.errors))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "errors": [asdict(f) for f in self.errors],
+            "warnings": [asdict(f) for f in self.warnings],
+            "info": [asdict(f) for f in self.findings if f.level == "info"],
+            "class_counts": self.class_counts,
+        }
+
+
+def where(path: str | Path, rows: list[int]) -> str:
+    """'rows 3, 9 (lines 5, 11)': 0-based row positions, plus file lines for text formats."""
+    shown = rows[:MAX_LISTED]
+    more = f" and {len(rows) - len(shown)} more" if len(rows) > len(shown) else ""
+    text = f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, shown))}{more}"
+    suffix = Path(path).suffix.lower()
+    offset = {".csv": 2, ".tsv": 2, ".tab": 2, ".txt": 2, ".jsonl": 1, ".ndjson": 1}.get(suffix)
+    if offset is not None:
+        text += f" (file line{'s' if len(rows) > 1 else ''} "
+        text += ", ".join(str(r + offset) for r in shown) + ")"
+    return text
+
+
+def normalise(text: TextInput) -> str:
+    """Duplicate detection ignores case and runs of whitespace."""
+    joined = text if isinstance(text, str) else " [SEP] ".join(text)
+    return re.sub(r"\s+", " ", joined).strip().lower()
+
+
+def check_columns(frame: pd.DataFrame, path: str | Path, config: DataConfig, *,
+                  need_labels: bool) -> None:
+    """Missing columns end the checks at once: nothing else can be read without them."""
+    wanted = {"data.text": config.text_columns}
+    if need_labels:
+        wanted["data.label"] = config.label_columns
+    if config.id:
+        wanted["data.id"] = [config.id]
+    if config.group and need_labels:
+        wanted["data.group"] = [config.group]
+    columns = list(frame.columns)
+    for key, names in wanted.items():
+        for name in names:
+            if name not in columns:
+                raise DataError(
+                    f"{path}: column {name!r} not found; columns are {columns}; set {key} "
+                    f"to one of them"
+                )
+
+
+def check_texts(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> Finding | None:
+    """Every text cell must be a non-empty string."""
+    bad: list[int] = []
+    for column in columns:
+        values = frame[column]
+        is_text = values.map(lambda v: isinstance(v, str))
+        empty = values.map(lambda v: not isinstance(v, str) or not v.strip())
+        bad.extend(np.flatnonzero((~is_text | empty).to_numpy()).tolist())
+    if not bad:
+        return None
+    rows = sorted(set(bad))
+    return Finding(
+        "error", "empty_text",
+        f"{path}: {where(path, rows)}: text column {columns if len(columns) > 1 else columns[0]!r}"
+        f" is empty or not a string; expected non-empty text: fill or delete these rows",
+        count=len(rows), rows=rows[:100],
+    )
+
+
+def check_labels(frame: pd.DataFrame, path: str | Path, column: str) -> Finding | None:
+    """Every labelled row needs a label."""
+    values = frame[column]
+    missing = values.map(lambda v: v is None or (isinstance(v, float) and np.isnan(v))
+                         or label_text(v) == "")
+    rows = np.flatnonzero(missing.to_numpy()).tolist()
+    if not rows:
+        return None
+    return Finding(
+        "error", "missing_label",
+        f"{path}: {where(path, rows)}: column {column!r} has no label; every training row "
+        f"needs one: label these rows or remove them",
+        count=len(rows), rows=rows[:100],
+    )
+
+
+def check_min_class_rows(labels: list[str], path: str | Path) -> Finding | None:
+    """Stratified splitting needs at least two rows of every class."""
+    counts = Counter(labels)
+    rare = sorted(name for name, n in counts.items() if n < 2)
+    if not rare:
+        return None
+    return Finding(
+        "error", "rare_class",
+        f"{path}: classes {rare[:MAX_LISTED]} have fewer than 2 rows, too few to stratify a "
+        f"validation split; add rows, merge or drop these classes, or give data.valid",
+        count=len(rare), examples=rare[:MAX_LISTED],
+    )
+
+
+def check_unseen_labels(train_labels: list[str], valid_labels: list[str],
+                        valid_path: str | Path) -> Finding | None:
+    """A validation label the model never trains on can never be predicted."""
+    seen = set(train_labels)
+    rows = [i for i, label in enumerate(valid_labels) if label not in seen]
+    if not rows:
+        return None
+    names = sorted({valid_labels[i] for i in rows})
+    return Finding(
+        "error", "unseen_label",
+        f"{valid_path}: {where(valid_path, rows)}: labels {names[:MAX_LISTED]} never occur in "
+        f"the training data; add training rows for them or drop these validation rows",
+        count=len(rows), rows=rows[:100], examples=names[:MAX_LISTED],
+    )
+
+
+def check_duplicates(texts: list[TextInput], labels: list[str], path: str | Path) -> list[Finding]:
+    """Exact duplicates after normalisation, and duplicates that disagree on their label."""
+    seen: dict[str, list[int]] = {}
+    for row, text in enumerate(texts):
+        seen.setdefault(normalise(text), []).append(row)
+    repeated = [rows for rows in seen.values() if len(rows) > 1]
+    findings: list[Finding] = []
+    if repeated:
+        extra = sum(len(rows) - 1 for rows in repeated)
+        findings.append(Finding(
+            "warning", "duplicates",
+            f"{path}: {extra} rows repeat an earlier text (case and whitespace ignored) in "
+            f"{len(repeated)} groups; duplicates weigh those texts more",
+            count=extra, rows=[r for rows in repeated for r in rows[1:]][:100],
+            examples=[str(texts[rows[0]])[:120] for rows in repeated[:MAX_LISTED]],
+        ))
+    conflicting = [rows for rows in repeated if len({labels[r] for r in rows}) > 1]
+    if conflicting:
+        findings.append(Finding(
+            "warning", "conflicting_duplicates",
+            f"{path}: {len(conflicting)} texts occur with different labels; at most one label "
+            f"can be right: review them (fitclass audit lists them too)",
+            count=len(conflicting), rows=[r for rows in conflicting for r in rows][:100],
+            examples=[f"{str(texts[rows[0]])[:100]!r}: {sorted({labels[r] for r in rows})}"
+                      for rows in conflicting[:MAX_LISTED]],
+        ))
+    return findings
+
+
+def check_leakage(train_texts: list[TextInput], valid_texts: list[TextInput],
+                  valid_source: str, valid_positions: list[int]) -> Finding | None:
+    """The same text in train and validation inflates validation scores."""
+    train_keys = {normalise(t) for t in train_texts}
+    hits = [i for i, text in enumerate(valid_texts) if normalise(text) in train_keys]
+    rows = [valid_positions[i] for i in hits]
+    if not rows:
+        return None
+    return Finding(
+        "warning", "leakage",
+        f"{valid_source}: {len(rows)} of {len(valid_texts)} validation rows "
+        f"({len(rows) / len(valid_texts):.1%}) also occur in train; validation scores are "
+        f"optimistic: deduplicate, or split by group (data.split.method: group)",
+        count=len(rows), rows=rows[:100],
+        examples=[str(valid_texts[i])[:120] for i in hits[:MAX_LISTED]],
+    )
+
+
+def check_truncation(lengths: np.ndarray, max_length: int, source: str) -> Finding | None:
+    """Texts longer than `model.max_length` tokens lose their ends."""
+    if len(lengths) == 0:
+        return None
+    long_rows = np.flatnonzero(lengths > max_length)
+    share = len(long_rows) / len(lengths)
+    level: Literal["warning", "info"] = "warning" if share > 0.05 else "info"
+    return Finding(
+        level, "truncation",
+        f"{source}: {len(long_rows)} rows ({share:.1%}) exceed model.max_length={max_length} "
+        f"tokens and will be truncated (95th percentile length {int(np.percentile(lengths, 95))})"
+        + ("; consider raising model.max_length" if level == "warning" else ""),
+        count=int(len(long_rows)), rows=long_rows[:100].tolist(),
+    )
+
+
+def class_distribution(labels: list[str]) -> dict[str, int]:
+    return dict(sorted(Counter(labels).items(), key=lambda item: -item[1]))

@@ -1,0 +1,76 @@
+"""From recipe to checked, split data: read, check, split, and name the classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fitclass.data import checks
+from fitclass.data.readers import read_table
+from fitclass.data.splits import split_rows
+from fitclass.data.table import TextTable, build_table, sort_class_names
+from fitclass.recipe import DataConfig
+
+
+@dataclass
+class PreparedData:
+    """Train and validation rows, the class names (label index order) and the check report."""
+
+    train: TextTable
+    valid: TextTable
+    class_names: list[str]
+    report: checks.CheckReport
+
+
+def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *,
+                   need_labels: bool, limit: int | None) -> TextTable:
+    frame = read_table(path, limit=limit, quoting=config.quoting)
+    checks.check_columns(frame, path, config, need_labels=need_labels)
+    report.add(checks.check_texts(frame, path, config.text_columns))
+    if need_labels:
+        report.add(checks.check_labels(frame, path, config.label_columns[0]))
+    report.raise_errors()  # the rest needs clean texts and labels
+    return build_table(frame, path, config, with_labels=need_labels)
+
+
+def read_labelled(path: str | Path, config: DataConfig, limit: int | None = None) -> TextTable:
+    """Read and check a labelled file (for `evaluate`), raising on broken rows."""
+    return _checked_table(Path(path), config, checks.CheckReport(), need_labels=True, limit=limit)
+
+
+def read_inputs(path: str | Path, config: DataConfig) -> TextTable:
+    """Read and check a file to predict on; a label column is used when present."""
+    frame = read_table(path, quoting=config.quoting)
+    has_labels = all(column in frame.columns for column in config.label_columns)
+    return _checked_table(Path(path), config, checks.CheckReport(), need_labels=has_labels,
+                          limit=None)
+
+
+def prepare_data(config: DataConfig) -> PreparedData:
+    """Read train (and valid), run every check, split when needed; raise on any error."""
+    report = checks.CheckReport()
+    train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
+    assert train.labels is not None  # need_labels=True guarantees them
+    # Duplicates are looked for in the whole training file, so row numbers are the file's.
+    for finding in checks.check_duplicates(train.texts, train.labels, train.source):
+        report.add(finding)
+    if config.valid is None:
+        report.add(checks.check_min_class_rows(train.labels, config.train))
+        report.raise_errors()
+        class_names = sort_class_names(train.labels)
+        targets = train.targets(class_names)
+        train_rows, valid_rows = split_rows(targets, train.groups, config.split)
+        train, valid = train.subset(train_rows), train.subset(valid_rows)
+        valid.source = f"{config.train} (validation split)"
+    else:
+        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
+        class_names = sort_class_names(train.labels)
+    assert train.labels is not None and valid.labels is not None
+    report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
+    report.raise_errors()
+    report.add(checks.check_leakage(train.texts, valid.texts, valid.source, valid.positions))
+    report.class_counts = {
+        "train": checks.class_distribution(train.labels),
+        "valid": checks.class_distribution(valid.labels),
+    }
+    return PreparedData(train=train, valid=valid, class_names=class_names, report=report)

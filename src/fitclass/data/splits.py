@@ -1,0 +1,55 @@
+"""Train/validation splits: stratified by label, or by group (no group on both sides)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from fitclass.errors import DataError
+from fitclass.recipe import SplitConfig
+
+
+def stratified_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out `valid_size` of the rows with every class keeping its share."""
+    rows = np.arange(len(targets))
+    n_classes = len(np.unique(targets))
+    n_valid = int(np.ceil(config.valid_size * len(rows)))
+    if n_valid < n_classes or len(rows) - n_valid < n_classes:
+        raise DataError(
+            f"data.split.valid_size={config.valid_size} gives {n_valid} validation rows for "
+            f"{n_classes} classes; stratifying needs at least one row per class on each side: "
+            f"raise valid_size, add rows, or give data.valid"
+        )
+    train, valid = train_test_split(
+        rows, test_size=config.valid_size, stratify=targets, random_state=config.seed
+    )
+    return np.sort(train), np.sort(valid)
+
+
+def group_split(
+    targets: np.ndarray, groups: np.ndarray, config: SplitConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole groups, about `valid_size` of the rows, stratified where possible."""
+    n_groups = len(np.unique(groups))
+    n_splits = max(2, round(1.0 / config.valid_size))
+    if n_groups < n_splits:
+        raise DataError(
+            f"data.split: method 'group' with valid_size={config.valid_size} needs at least "
+            f"{n_splits} distinct groups in data.group, found {n_groups}; lower the number of "
+            f"splits by raising valid_size, or use method: stratified"
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
+    train, valid = next(folds.split(np.zeros(len(targets)), targets, groups))
+    return np.sort(train), np.sort(valid)
+
+
+def split_rows(
+    targets: np.ndarray, groups: np.ndarray | None, config: SplitConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions for train and validation, by `config.method`."""
+    if config.method == "group":
+        if groups is None:
+            raise DataError("data.split.method is 'group' but data.group names no column; "
+                            "set data.group to the column that holds the groups")
+        return group_split(targets, groups, config)
+    return stratified_split(targets, config)

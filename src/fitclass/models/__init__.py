@@ -1,0 +1,1 @@
+"""Models: the backbone registry and each kind of classifier (transformer, TF-IDF)."""

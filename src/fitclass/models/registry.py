@@ -1,0 +1,69 @@
+"""The backbone registry: a recipe's `model.backbone` name to the `Backbone` that fits it.
+
+`register_backbone("name")` decorates a factory taking the `ModelConfig`. A name that is not
+registered is treated as a Hugging Face model id or a local model folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fitclass.errors import RunError
+from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.recipe import ModelConfig
+
+BackboneFactory = Callable[[ModelConfig], Backbone]
+
+_BACKBONES: dict[str, BackboneFactory] = {}
+_KINDS: dict[str, type[Backbone]] = {}
+#: The kind used for any name that is not registered (a hub id or a folder).
+FALLBACK_KIND = "transformer"
+
+
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Register a factory under a recipe name, e.g. `@register_backbone("tfidf")`."""
+
+    def decorate(factory: BackboneFactory) -> BackboneFactory:
+        _BACKBONES[name] = factory
+        return factory
+
+    return decorate
+
+
+def register_kind(cls: type[Backbone]) -> type[Backbone]:
+    """Register a backbone class by its `kind`, so saved models of that kind can be loaded."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def _ensure_builtins() -> None:
+    # Importing the modules runs their registrations; done lazily to keep import time small.
+    from fitclass.models import classical, text  # noqa: F401
+
+
+def backbone_names() -> list[str]:
+    _ensure_builtins()
+    return sorted(_BACKBONES)
+
+
+def get_backbone(config: ModelConfig) -> Backbone:
+    """The backbone for `config.backbone`: a registered name, else an HF id or folder."""
+    _ensure_builtins()
+    factory = _BACKBONES.get(config.backbone)
+    if factory is None:
+        return _KINDS[FALLBACK_KIND].from_source(config.backbone, config)  # type: ignore[attr-defined, no-any-return]
+    return factory(config)
+
+
+def load_classifier(model_dir: Path) -> Classifier:
+    """Load a saved classifier of any kind from its folder."""
+    _ensure_builtins()
+    info_path = Path(model_dir) / MODEL_INFO
+    if not info_path.is_file():
+        raise RunError(f"{model_dir}: no {MODEL_INFO}; this is not a saved fitclass model")
+    kind = json.loads(info_path.read_text(encoding="utf-8"))["kind"]
+    if kind not in _KINDS:
+        raise RunError(f"{info_path}: unknown model kind {kind!r}; known: {sorted(_KINDS)}")
+    return _KINDS[kind].load(Path(model_dir))

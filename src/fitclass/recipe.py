@@ -1,0 +1,276 @@
+"""The recipe: pydantic models of every key, their defaults, and `--set key=value` overrides.
+
+A recipe is validated before any data is read or model loaded. Unknown keys and bad values
+raise `RecipeError` naming the dotted key path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fitclass.errors import RecipeError
+
+#: Metrics that may pick the best checkpoint, with the direction that is better.
+SELECTABLE_METRICS: dict[str, Literal["max", "min"]] = {
+    "accuracy": "max",
+    "balanced_accuracy": "max",
+    "macro_f1": "max",
+    "micro_f1": "max",
+    "weighted_f1": "max",
+    "pr_auc_macro": "max",
+    "roc_auc_macro": "max",
+    "loss": "min",
+    "log_loss": "min",
+}
+
+#: Keys of `model` that only the TF-IDF backbone reads.
+TFIDF_KEYS = ("analyzer", "ngram_range", "max_features", "C")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Strict):
+    """How to carve a validation set out of `data.train` when `data.valid` is not given."""
+
+    method: Literal["stratified", "group"] = "stratified"
+    valid_size: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class DataConfig(_Strict):
+    """Where the rows come from and which columns mean what."""
+
+    train: Path
+    valid: Path | None = None
+    text: str | list[str] = "text"
+    label: str | list[str] = "label"
+    label_sep: str | None = None
+    id: str | None = None
+    group: str | None = None
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    limit: int | None = Field(None, ge=1)
+    quoting: Literal["csv", "none"] = "csv"
+
+    @field_validator("text")
+    @classmethod
+    def _one_or_two_text_columns(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) not in (1, 2):
+            raise ValueError("give one text column, or a pair [first, second] for sentence pairs")
+        return value
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+    @property
+    def label_columns(self) -> list[str]:
+        return [self.label] if isinstance(self.label, str) else list(self.label)
+
+
+class ModelConfig(_Strict):
+    """The backbone and its head. `minilm` is the embedded default; `tfidf` is classical."""
+
+    backbone: str = "minilm"
+    pretrained: bool = True
+    max_length: int = Field(128, ge=8, le=8192)
+    pooling: Literal["auto", "mean", "cls"] = "auto"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # TF-IDF backbone only.
+    analyzer: Literal["char_wb", "char", "word"] = "char_wb"
+    ngram_range: tuple[int, int] = (1, 3)
+    max_features: int | None = Field(200_000, ge=1)
+    C: float = Field(4.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _tfidf_keys_only_for_tfidf(self) -> ModelConfig:
+        misplaced = sorted(set(TFIDF_KEYS) & self.model_fields_set)
+        if self.backbone != "tfidf" and misplaced:
+            raise ValueError(
+                f"{', '.join('model.' + k for k in misplaced)} only apply to backbone: tfidf "
+                f"(backbone is {self.backbone!r}); remove them or set model.backbone: tfidf"
+            )
+        if self.ngram_range[0] < 1 or self.ngram_range[0] > self.ngram_range[1]:
+            raise ValueError("model.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n")
+        return self
+
+
+class SelectConfig(_Strict):
+    """The metric that picks the best checkpoint; `mode` defaults to the metric's direction."""
+
+    metric: str = "macro_f1"
+    mode: Literal["max", "min"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in SELECTABLE_METRICS:
+            raise ValueError(f"unknown metric {value!r}; choose one of {sorted(SELECTABLE_METRICS)}")
+        return value
+
+    @property
+    def direction(self) -> Literal["max", "min"]:
+        return self.mode or SELECTABLE_METRICS[self.metric]
+
+
+class EarlyStoppingConfig(_Strict):
+    """Stop after `patience` evaluations without an improvement larger than `min_delta`."""
+
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class EvalEvery(_Strict):
+    """Evaluation interval: `1` (epochs), `0.5` (half epochs) or `"200 steps"`."""
+
+    value: float = Field(1.0, gt=0.0)
+    unit: Literal["epochs", "steps"] = "epochs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, raw: Any) -> Any:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return {"value": raw, "unit": "epochs"}
+        if isinstance(raw, str):
+            match = re.fullmatch(r"\s*([0-9.]+)\s*(epochs?|steps?)\s*", raw)
+            if not match:
+                raise ValueError(f"{raw!r} is not like 1, 0.5, '2 epochs' or '200 steps'")
+            unit = "steps" if match.group(2).startswith("step") else "epochs"
+            return {"value": float(match.group(1)), "unit": unit}
+        return raw
+
+
+class TrainConfig(_Strict):
+    """Optimisation, evaluation and checkpoint selection."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-5, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    scheduler: Literal["cosine", "linear", "constant"] = "linear"
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    grad_accumulation: int = Field(1, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    eval_every: EvalEvery = Field(default_factory=EvalEvery)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    early_stopping: EarlyStoppingConfig | None = None
+    loss: str = "ce"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class Recipe(_Strict):
+    """A whole fitclass recipe."""
+
+    task: Literal["multiclass"] = "multiclass"
+    name: str | None = None
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (defaults included), minus keys its backbone never reads."""
+        raw = self.model_dump(mode="json")
+        if self.model.backbone != "tfidf":
+            raw["model"] = {k: v for k, v in raw["model"].items() if k not in TFIDF_KEYS}
+        return raw
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML, as written into every run's `recipe.yaml`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn `["train.lr=3e-5", ...]` into a nested dict; values are parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"--set {pair!r}: expected key=value, e.g. --set train.lr=3e-5")
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"--set {pair!r}: {part!r} is set twice with different shapes")
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+    return nested
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overrides` into a copy of `base`."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Data paths in a recipe file are relative to the file, not to the working directory."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in ("train", "valid"):
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str((base_dir / data[key]).resolve())
+        raw = {**raw, "data": data}
+    return raw
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid recipe"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {path}: unknown key; check the spelling (see docs/recipe.md)")
+        elif item["type"] == "missing":
+            lines.append(f"  {path}: required key is missing")
+        else:
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"  {path}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def build_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a plain dict into a `Recipe`, raising `RecipeError` with key paths."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(_format_validation_error(error, source)) from None
+
+
+def load_recipe(
+    source: str | Path | dict[str, Any] | Recipe, overrides: list[str] | None = None
+) -> Recipe:
+    """Load a recipe from a YAML path, a dict or a `Recipe`, then apply `--set` overrides."""
+    if isinstance(source, Recipe):
+        raw: dict[str, Any] = source.to_dict()
+        name, base_dir = "recipe", Path.cwd()
+    elif isinstance(source, dict):
+        raw, name, base_dir = source, "recipe", Path.cwd()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise RecipeError(f"{path}: recipe file not found; pass the path of a YAML recipe")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise RecipeError(f"{path}: a recipe is a YAML mapping with keys data, model, train")
+        raw, name, base_dir = loaded, str(path), path.resolve().parent
+    if overrides:
+        raw = merge(raw, parse_overrides(overrides))
+    return build_recipe(_resolve_paths(raw, base_dir), name)

@@ -1,0 +1,106 @@
+"""A finished run, loaded: predict and evaluate with the saved model and recipe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fitclass import rundir
+from fitclass.data import checks
+from fitclass.data.prepare import read_inputs, read_labelled
+from fitclass.data.table import TextInput, TextTable, build_table
+from fitclass.errors import RunError
+from fitclass.models.base import Classifier
+from fitclass.models.registry import load_classifier
+from fitclass.recipe import Recipe, load_recipe
+from fitclass.tasks import Task, make_task
+
+Inputs = Sequence[TextInput] | pd.DataFrame | str | Path
+
+
+class Run:
+    """A run directory with its recipe, classes, metrics and (lazily loaded) model."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = rundir.RunDir(path)
+        self.path = self.dir.path
+        if self.dir.status() != "finished":
+            raise RunError(f"{self.path}: not a finished run (status: {self.dir.status()}); "
+                           f"finish it with `fitclass train --resume {self.path}`")
+        self.recipe: Recipe = load_recipe(self.dir.file(rundir.RECIPE))
+        self.class_names: list[str] = self.dir.read_json(rundir.LABELS)["classes"]
+        self.task: Task = make_task(self.recipe.task, self.class_names)
+        self._classifier: Classifier | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def classifier(self) -> Classifier:
+        if self._classifier is None:
+            self._classifier = load_classifier(self.dir.model_dir)
+        return self._classifier
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Validation metrics of the selected model (`metrics.json`)."""
+        metrics: dict[str, Any] = self.dir.read_json(rundir.METRICS)
+        return metrics
+
+    def _table(self, inputs: Inputs, *, need_labels: bool) -> TextTable:
+        if isinstance(inputs, str | Path):
+            path = Path(inputs)
+            read = read_labelled if need_labels else read_inputs
+            return read(path, self.recipe.data)
+        if isinstance(inputs, pd.DataFrame):
+            config = self.recipe.data
+            checks.check_columns(inputs, "frame", config, need_labels=need_labels)
+            report = checks.CheckReport()
+            report.add(checks.check_texts(inputs, "frame", config.text_columns))
+            if need_labels:
+                report.add(checks.check_labels(inputs, "frame", config.label_columns[0]))
+            report.raise_errors()
+            with_labels = all(c in inputs.columns for c in config.label_columns)
+            return build_table(inputs.reset_index(drop=True), "frame", config,
+                               with_labels=with_labels)
+        texts = list(inputs)
+        return TextTable(source="texts", frame=pd.DataFrame({"text": texts}), texts=texts,
+                         labels=None, ids=[str(i) for i in range(len(texts))])
+
+    def predict_proba(self, inputs: Inputs, batch_size: int = 64) -> np.ndarray:
+        return self.classifier.predict_proba(self._table(inputs, need_labels=False).texts,
+                                             batch_size)
+
+    def predict(self, inputs: Inputs, batch_size: int = 64) -> pd.DataFrame:
+        """One row per input: its id (or row index), the predicted `label`, `prob:<class>`."""
+        table = self._table(inputs, need_labels=False)
+        probs = self.classifier.predict_proba(table.texts, batch_size)
+        return prediction_frame(table, probs, self.task)
+
+    def evaluate(self, inputs: Inputs, batch_size: int = 64) -> dict[str, Any]:
+        """The metrics dict (same keys as `metrics.json`) on a labelled file or frame."""
+        table = self._table(inputs, need_labels=True)
+        probs = self.classifier.predict_proba(table.texts, batch_size)
+        return self.task.metrics(table.targets(self.class_names), probs)
+
+
+def prediction_frame(table: TextTable, probs: np.ndarray, task: Task) -> pd.DataFrame:
+    """The predict output layout, shared by `predict` and `valid_predictions.csv`."""
+    frame = pd.DataFrame({table.id_column: table.ids})
+    if table.labels is not None:
+        frame["true_label"] = table.labels
+    frame["label"] = [task.class_names[i] for i in task.decide(probs)]
+    for i, name in enumerate(task.class_names):
+        frame[f"prob:{name}"] = probs[:, i]
+    return frame
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a finished run directory."""
+    if not Path(path).is_dir():
+        raise RunError(f"{path}: no such run directory")
+    return Run(path)

@@ -1,0 +1,84 @@
+"""Batching: length-grouped shuffled batches for training, length-sorted ones for inference.
+
+Padding only to the longest row of a batch whose rows have similar lengths wastes little
+compute: on short-text data this is most of fitclass's speed over plain random batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+#: Rows shuffled together, then sorted by length, before cutting them into batches.
+MEGABATCH_FACTOR = 50
+
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Random batches of rows of similar length; the order depends only on (seed, epoch)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        size = self.batch_size * MEGABATCH_FACTOR
+        batches: list[list[int]] = []
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + self.batch_size].tolist()
+                           for i in range(0, len(chunk), self.batch_size))
+        for index in rng.permutation(len(batches)):
+            yield batches[index]
+
+
+class Collator:
+    """Pads a list of tokenized rows to the longest one; keeps `labels` as a tensor."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        labels = [row["labels"] for row in rows] if "labels" in rows[0] else None
+        features = [{k: v for k, v in row.items() if k != "labels"} for row in rows]
+        batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
+        if labels is not None:
+            batch["labels"] = torch.as_tensor(np.asarray(labels))
+        return batch
+
+
+def rows_from_encoding(encoded: dict[str, list[list[int]]],
+                       labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Column-wise tokenizer output to one dict per row (what a DataLoader indexes)."""
+    keys = list(encoded)
+    rows = [{key: encoded[key][i] for key in keys} for i in range(len(encoded["input_ids"]))]
+    if labels is not None:
+        for row, label in zip(rows, labels, strict=True):
+            row["labels"] = label
+    return rows
+
+
+def iter_sorted_batches(tokenizer: PreTrainedTokenizerBase, encoded: dict[str, list[list[int]]],
+                        batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Inference batches in length order; yields the original row positions with each batch."""
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    collate = Collator(tokenizer)
+    rows = rows_from_encoding(encoded)
+    for start in range(0, len(order), batch_size):
+        positions = order[start:start + batch_size]
+        yield positions, collate([rows[i] for i in positions])

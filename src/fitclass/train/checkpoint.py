@@ -1,0 +1,50 @@
+"""Checkpoints: the best weights, and the full training state for `--resume`.
+
+The training state (weights, optimiser, scheduler, RNG) is saved by `accelerate.save_state`;
+our loop counters and history ride along in `loop_state.json`. Both are written to a staging
+folder and swapped in whole, so a kill mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from fitclass.rundir import RunDir, replace_dir
+
+LAST, BEST = "last", "best"
+LOOP_STATE = "loop_state.json"
+
+
+def save_best(run: RunDir, module: nn.Module) -> None:
+    staged = run.checkpoint(f".{BEST}.staging")
+    staged.mkdir(parents=True, exist_ok=True)
+    save_model(module, str(staged / "model.safetensors"))
+    replace_dir(staged, run.checkpoint(BEST))
+
+
+def load_best(run: RunDir, module: nn.Module) -> None:
+    load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
+
+
+def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[str, Any]) -> None:
+    staged = run.checkpoint(f".{LAST}.staging")
+    accelerator.save_state(str(staged))
+    (staged / LOOP_STATE).write_text(json.dumps(loop_state, default=float), encoding="utf-8")
+    replace_dir(staged, run.checkpoint(LAST))
+
+
+def has_training_state(run: RunDir) -> bool:
+    return (run.checkpoint(LAST) / LOOP_STATE).is_file()
+
+
+def load_training_state(run: RunDir, accelerator: Accelerator) -> dict[str, Any]:
+    folder: Path = run.checkpoint(LAST)
+    accelerator.load_state(str(folder))
+    state: dict[str, Any] = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
+    return state

@@ -1,0 +1,32 @@
+"""Optimiser and schedule: AdamW without decay on biases and norms; warmup then decay."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import get_scheduler
+
+from fitclass.recipe import TrainConfig
+
+SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """Decay matrices only: one-dimensional tensors are biases and norm scales."""
+    decay, no_decay = [], []
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(parameter_groups(module, config.weight_decay), lr=config.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                    total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    warmup = int(round(config.warmup_ratio * total_steps))
+    return get_scheduler(SCHEDULERS[config.scheduler], optimizer, num_warmup_steps=warmup,
+                         num_training_steps=total_steps)

@@ -1,0 +1,68 @@
+"""Progress: a rich bar (loss, throughput, ETA) on a terminal, one plain line per eval otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def format_metrics(row: dict[str, Any], keys: list[str]) -> str:
+    parts = []
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.4f}")
+        elif value is not None:
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+class Reporter:
+    """Prints what training is doing; silent when `enabled` is False (non-main DDP ranks)."""
+
+    def __init__(self, enabled: bool = True, tty: bool | None = None) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.console = Console(stderr=True, highlight=False)
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            self.console.print(message, markup=False, soft_wrap=True)
+
+    def start(self, total_steps: int, done: int = 0) -> None:
+        if not (self.enabled and self.tty):
+            return
+        self._progress = Progress(
+            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=total_steps, completed=done, info="")
+
+    def step(self, loss: float, samples_per_second: float) -> None:
+        if self._progress is not None:
+            info = f"loss {loss:.4f} | {samples_per_second:.1f} samples/s"
+            self._progress.update(self._task, advance=1, info=info)
+
+    def evaluated(self, row: dict[str, Any], metric: str, improved: bool) -> None:
+        keys = ["epoch", "step", "train_loss", "valid_loss", metric, "accuracy",
+                "train_samples_per_s"]
+        mark = " *best*" if improved else ""
+        self.log(format_metrics(row, list(dict.fromkeys(keys))) + mark)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
