@@ -27,7 +27,7 @@ def git_revision() -> str | None:
 
 
 def describe_environment(seed: int) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -54,7 +54,7 @@ class DataConfig(_Strict):
     label_sep: str | None = None
     id: str | None = None
     group: str | None = None
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=lambda: SplitConfig())
     limit: int | None = Field(None, ge=1)
     quoting: Literal["csv", "none"] = "csv"
 
@@ -111,7 +111,8 @@ class SelectConfig(_Strict):
     @classmethod
     def _known_metric(cls, value: str) -> str:
         if value not in SELECTABLE_METRICS:
-            raise ValueError(f"unknown metric {value!r}; choose one of {sorted(SELECTABLE_METRICS)}")
+            choices = sorted(SELECTABLE_METRICS)
+            raise ValueError(f"unknown metric {value!r}; choose one of {choices}")
         return value
 
     @property
@@ -160,8 +161,8 @@ class TrainConfig(_Strict):
     grad_accumulation: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 42
-    eval_every: EvalEvery = Field(default_factory=EvalEvery)
-    select: SelectConfig = Field(default_factory=SelectConfig)
+    eval_every: EvalEvery = Field(default_factory=lambda: EvalEvery())
+    select: SelectConfig = Field(default_factory=lambda: SelectConfig())
     early_stopping: EarlyStoppingConfig | None = None
     loss: str = "ce"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -173,8 +174,8 @@ class Recipe(_Strict):
     task: Literal["multiclass"] = "multiclass"
     name: str | None = None
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe (defaults included), minus keys its backbone never reads."""

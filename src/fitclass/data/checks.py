@@ -232,7 +232,7 @@ def check_truncation(lengths: np.ndarray, max_length: int, source: str) -> Findi
         f"{source}: {len(long_rows)} rows ({share:.1%}) exceed model.max_length={max_length} "
         f"tokens and will be truncated (95th percentile length {int(np.percentile(lengths, 95))})"
         + ("; consider raising model.max_length" if level == "warning" else ""),
-        count=int(len(long_rows)), rows=long_rows[:100].tolist(),
+        count=len(long_rows), rows=long_rows[:100].tolist(),
     )
 
 

@@ -64,7 +64,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
         valid.source = f"{config.train} (validation split)"
     else:
         valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
-        class_names = sort_class_names(train.labels)
+        class_names = sort_class_names(train.labels or [])
     assert train.labels is not None and valid.labels is not None
     report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
     report.raise_errors()

@@ -105,7 +105,8 @@ class TfidfBackbone(Backbone):
         metric = context.recipe.train.select.metric
         return FitResult(classifier=classifier, history=[row],
                          best={"metric": metric, "value": metrics.get(metric), "step": 1},
-                         train_seconds=seconds, train_samples_per_second=len(context.train) / seconds)
+                         train_seconds=seconds,
+                         train_samples_per_second=len(context.train) / seconds)
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearTextClassifier:

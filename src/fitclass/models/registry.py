@@ -18,8 +18,8 @@ BackboneFactory = Callable[[ModelConfig], Backbone]
 
 _BACKBONES: dict[str, BackboneFactory] = {}
 _KINDS: dict[str, type[Backbone]] = {}
-#: The kind used for any name that is not registered (a hub id or a folder).
-FALLBACK_KIND = "transformer"
+#: Builds the backbone for any name that is not registered (a hub id or a model folder).
+_FALLBACK: list[Callable[[str, ModelConfig], Backbone]] = []
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
@@ -38,6 +38,14 @@ def register_kind(cls: type[Backbone]) -> type[Backbone]:
     return cls
 
 
+def register_fallback(
+    factory: Callable[[str, ModelConfig], Backbone],
+) -> Callable[[str, ModelConfig], Backbone]:
+    """Register the factory for unregistered names (`name`, config) -> Backbone."""
+    _FALLBACK[:] = [factory]
+    return factory
+
+
 def _ensure_builtins() -> None:
     # Importing the modules runs their registrations; done lazily to keep import time small.
     from fitclass.models import classical, text  # noqa: F401
@@ -53,7 +61,7 @@ def get_backbone(config: ModelConfig) -> Backbone:
     _ensure_builtins()
     factory = _BACKBONES.get(config.backbone)
     if factory is None:
-        return _KINDS[FALLBACK_KIND].from_source(config.backbone, config)  # type: ignore[attr-defined, no-any-return]
+        return _FALLBACK[0](config.backbone, config)
     return factory(config)
 
 

@@ -16,12 +16,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from fitclass.data.table import TextInput
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
-from fitclass.models.registry import register_backbone, register_kind
+from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.recipe import ModelConfig
 from fitclass.train.context import FitContext, FitResult
 
@@ -51,12 +57,13 @@ def default_pooling(source: str) -> str:
 class SequenceClassifier(nn.Module):
     """Encoder, pooling over tokens, dropout, linear head. Returns logits (and loss)."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, dropout: float) -> None:
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, pooling: str,
+                 dropout: float) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, num_labels)  # type: ignore[union-attr]
+        self.head = nn.Linear(int(encoder.config.hidden_size), num_labels)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "mean":
@@ -84,7 +91,7 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
         first, second = [t[0] for t in texts], [t[1] for t in texts]
         encoded = tokenizer(first, second, truncation=True, max_length=max_length)
     else:
-        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)  # type: ignore[arg-type]
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     return {key: list(value) for key, value in encoded.items()}
 
 
@@ -119,7 +126,7 @@ class TransformerClassifier(Classifier):
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
-        self.module.encoder.config.save_pretrained(model_dir)  # type: ignore[operator]
+        self.module.encoder.config.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
         save_model(self.module, str(model_dir / "model.safetensors"))
         info = {"kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
@@ -136,10 +143,6 @@ class TransformerBackbone(Backbone):
     def __init__(self, source: str, config: ModelConfig) -> None:
         self.source = source
         self.config = config
-
-    @classmethod
-    def from_source(cls, source: str, config: ModelConfig) -> TransformerBackbone:
-        return cls(source, config)
 
     @property
     def max_length(self) -> int:
@@ -173,7 +176,7 @@ class TransformerBackbone(Backbone):
                 f"folder or hub id ({error}); give a folder with config.json, tokenizer files "
                 f"and weights (or set model.pretrained: false to start from random weights)"
             ) from None
-        pooling = self.config.pooling
+        pooling: str = self.config.pooling
         if pooling == "auto":
             pooling = default_pooling(self.source)
         module = SequenceClassifier(encoder, len(class_names), pooling, self.config.dropout)
@@ -194,6 +197,12 @@ class TransformerBackbone(Backbone):
         load_model(module, str(model_dir / "model.safetensors"))
         module.eval()
         return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"])
+
+
+@register_fallback
+def from_source(source: str, config: ModelConfig) -> Backbone:
+    """Any name that is not registered: a Hugging Face model id or a local model folder."""
+    return TransformerBackbone(source, config)
 
 
 @register_backbone("minilm")

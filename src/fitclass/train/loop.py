@@ -43,7 +43,7 @@ def eval_interval(config: TrainConfig, steps_per_epoch: int) -> int:
     """Optimiser steps between evaluations."""
     every = config.eval_every
     steps = every.value if every.unit == "steps" else every.value * steps_per_epoch
-    return max(1, int(round(steps)))
+    return max(1, round(steps))
 
 
 def evaluate(classifier: TransformerClassifier, context: FitContext, loss_fn: Loss,
@@ -67,8 +67,9 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     encoded = tokenize(classifier.tokenizer, context.train.texts, classifier.max_length)
     sampler = LengthGroupedBatchSampler([len(x) for x in encoded["input_ids"]],
                                         config.batch_size, seed=config.seed)
-    loader = torch.utils.data.DataLoader(
-        rows_from_encoding(encoded, context.train_targets), batch_sampler=sampler,
+    rows: Any = rows_from_encoding(encoded, context.train_targets)  # a list is a map dataset
+    loader: Any = torch.utils.data.DataLoader(
+        rows, batch_sampler=sampler,
         collate_fn=Collator(classifier.tokenizer))
     total_steps = math.ceil(len(loader) / config.grad_accumulation) * config.epochs
     optimizer = build_optimizer(classifier.module, config)

@@ -13,7 +13,8 @@ SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with
 
 def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, object]]:
     """Decay matrices only: one-dimensional tensors are biases and norm scales."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for parameter in module.parameters():
         if parameter.requires_grad:
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
@@ -27,6 +28,6 @@ def build_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optim
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
                     total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    warmup = int(round(config.warmup_ratio * total_steps))
+    warmup = round(config.warmup_ratio * total_steps)
     return get_scheduler(SCHEDULERS[config.scheduler], optimizer, num_warmup_steps=warmup,
                          num_training_steps=total_steps)

@@ -45,8 +45,9 @@ class Reporter:
         if not (self.enabled and self.tty):
             return
         self._progress = Progress(
-            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
+            TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task("train", total=total_steps, completed=done, info="")

@@ -1,0 +1,157 @@
+"""The `fitclass` command line: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fitclass.errors import FitclassError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fine-tune pretrained models into robust classifiers.")
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(command: F) -> F:
+    """Print a user error's message (no traceback) and exit with status 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FitclassError as error:
+            err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; resume with `fitclass train --resume RUN_DIR`")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def quiet_libraries() -> None:
+    """Library progress bars and notices drown our own output; the CLI owns the terminal."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def print_summary(run: Any) -> None:
+    metrics = run.metrics
+    select = metrics["select"]
+    table = Table(title=f"validation ({metrics['n']} rows), selected on {select['metric']}")
+    for column in ("class", "precision", "recall", "f1", "support", "predicted"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in metrics["per_class"].items():
+        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                      f"{row['f1']:.3f}", str(row["support"]),
+                      str(metrics["predicted_distribution"][name]))
+    err.print(table)
+    keys = [select["metric"], "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
+    err.print("  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys)
+                        if metrics.get(k) is not None))
+
+
+@app.command()
+@friendly_errors
+def train(
+    recipe: Path | None = typer.Argument(None, help="YAML recipe (omit with --resume)."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Override a key: train.lr=3e-5"),
+    out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
+) -> None:
+    """Train a classifier from a recipe; prints the run directory as the last line."""
+    import fitclass
+
+    if recipe is None and resume is None:
+        raise FitclassError("give a recipe file, or --resume RUN_DIR to continue a run")
+    quiet_libraries()
+    run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
+                         resume=resume)
+    print_summary(run)
+    print(run.path)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    file: Path = typer.Argument(..., help="Labelled table with the recipe's columns."),
+    out: Path | None = typer.Option(None, help="Write the metrics as JSON here."),
+) -> None:
+    """Score a labelled file with a trained run; prints the metrics as JSON."""
+    import fitclass
+
+    quiet_libraries()
+    metrics = fitclass.load_run(run_dir).evaluate(file)
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)
+    if out is not None:
+        from fitclass.rundir import atomic_write_text
+
+        atomic_write_text(out, text)
+    print(text)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    file: Path = typer.Argument(..., help="Table with the recipe's text column(s)."),
+    out: Path = typer.Option(..., help="CSV to write: id, label, prob:<class>..."),
+    batch_size: int = typer.Option(64, help="Rows per inference batch."),
+) -> None:
+    """Predict labels and class probabilities for every row of a file."""
+    import fitclass
+
+    quiet_libraries()
+    frame = fitclass.load_run(run_dir).predict(file, batch_size=batch_size)
+    from fitclass.rundir import atomic_write_text
+
+    atomic_write_text(out, frame.to_csv(index=False))
+    err.print(f"{len(frame)} predictions written to {out}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Folder for the demo data and run."),
+    rows: int = typer.Option(1000, help="Rows to generate."),
+    epochs: int = typer.Option(3, help="Training epochs."),
+    backbone: str = typer.Option("minilm", help="Backbone to fine-tune."),
+) -> None:
+    """Generate a small imbalanced, noisy dataset and fine-tune the default backbone on it."""
+    import fitclass
+    from fitclass.data.demo import write_demo_data
+
+    quiet_libraries()
+    train_file = write_demo_data(out / "data", rows=rows)
+    recipe = {
+        "name": "demo",
+        "data": {"train": str(train_file.resolve()), "text": "text", "label": "label",
+                 "id": "id", "split": {"valid_size": 0.2}},
+        "model": {"backbone": backbone, "max_length": 48},
+        "train": {"epochs": epochs, "batch_size": 16, "lr": 1e-4,
+                  "select": {"metric": "macro_f1"}},
+    }
+    err.print(f"demo data: {train_file} (8% of labels flipped on purpose; see demo_noise.csv)")
+    run = fitclass.train(recipe, out=out / "run", overwrite=True)
+    print_summary(run)
+    print(run.path)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exit_:
+        sys.exit(exit_.code)
