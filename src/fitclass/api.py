@@ -13,7 +13,9 @@ import pandas as pd
 
 from fitclass import rundir
 from fitclass.data import checks
+from fitclass.data.augment import augment_minority
 from fitclass.data.prepare import PreparedData, prepare_data
+from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
 from fitclass.errors import RunError
 from fitclass.models.base import Backbone
@@ -21,7 +23,9 @@ from fitclass.models.registry import get_backbone
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
+from fitclass.train.class_weights import class_counts
 from fitclass.train.context import FitContext, FitResult
+from fitclass.train.objective import class_priors
 from fitclass.train.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -53,7 +57,15 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     """Write model, labels, metrics, history and validation predictions; return the metrics."""
     task = make_task(recipe.task, prepared.class_names)
     probs = result.classifier.predict_proba(prepared.valid.texts, recipe.train.eval_batch_size)
-    metrics = task.metrics(prepared.valid.targets(prepared.class_names), probs)
+    targets = prepared.valid.targets(prepared.class_names)
+    train_targets = prepared.train.targets(prepared.class_names)
+    decision = fit_decision(recipe.decision, targets, probs,
+                            class_priors(train_targets, len(prepared.class_names)),
+                            prepared.class_names)
+    metrics = task.metrics(targets, probs, decision)
+    raw = task.metrics(targets, probs)  # argmax / 0.5: what the decision is compared with
+    metrics["before_decision"] = {k: v for k, v in raw.items() if isinstance(v, float)}
+    metrics["calibration"] = decision.report
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
     metrics["train_seconds"] = result.train_seconds
@@ -63,9 +75,13 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
         shutil.rmtree(staged)
     result.classifier.save(staged)
     rundir.replace_dir(staged, run.model_dir)
-    run.write_json(rundir.LABELS, {"task": recipe.task, "classes": prepared.class_names})
+    run.write_json(rundir.LABELS, {
+        "task": recipe.task, "classes": prepared.class_names,
+        "train_counts": class_counts(train_targets, len(prepared.class_names)).tolist()})
+    run.write_json(rundir.DECISION, decision.to_dict())
     run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
-    run.write_csv(rundir.VALID_PREDICTIONS, prediction_frame(prepared.valid, probs, task))
+    run.write_csv(rundir.VALID_PREDICTIONS,
+                  prediction_frame(prepared.valid, probs, task, decision))
     run.write_json(rundir.METRICS, metrics)
     return metrics
 
@@ -108,6 +124,11 @@ def train(
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
         _record_checks(prepared, backbone, reporter)
+        if recipe_obj.imbalance.minority_augment is not None:
+            prepared.train, added = augment_minority(prepared.train, prepared.class_names,
+                                                     recipe_obj.imbalance.minority_augment)
+            prepared.report.augmented_rows = added
+            reporter.log(f"minority augmentation (AEDA) added training rows: {added}")
         run.write_json(rundir.DATA_CHECKS, prepared.report.to_dict())
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),

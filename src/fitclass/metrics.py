@@ -93,3 +93,52 @@ def headline(metrics: dict[str, Any], first: str) -> dict[str, float | None]:
     keys = [first] + [k for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
                       if k != first]
     return {k: metrics.get(k) for k in keys if k in metrics}
+
+
+def multilabel_metrics(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    predictions: np.ndarray,
+) -> dict[str, Any]:
+    """All multi-label metrics: targets, probabilities and predictions are (rows, labels)."""
+    targets = np.asarray(targets, dtype=int)
+    preds = np.asarray(predictions, dtype=int)
+    probs = np.asarray(probs, dtype=float)
+    pr_auc, roc_auc = _ranking_metrics(targets, probs)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        targets, preds, zero_division=0)
+    clipped = np.clip(probs, 1e-12, 1 - 1e-12)
+    has_labels = targets.sum(axis=1) > 0
+
+    def f1_avg(average: str) -> float:
+        # A row with no true and no predicted label is a perfect row for samples-F1.
+        zero = 1.0 if average == "samples" else 0.0
+        return float(skm.f1_score(targets, preds, average=average, zero_division=zero))
+
+    return {
+        "n": len(targets),
+        "micro_f1": f1_avg("micro"),
+        "macro_f1": f1_avg("macro"),
+        "weighted_f1": f1_avg("weighted"),
+        "samples_f1": f1_avg("samples"),
+        "subset_accuracy": float(skm.accuracy_score(targets, preds)),
+        "hamming_loss": float(skm.hamming_loss(targets, preds)),
+        "lrap": _safe(skm.label_ranking_average_precision_score(targets[has_labels],
+                                                                probs[has_labels]))
+        if has_labels.any() else None,
+        "pr_auc_macro": pr_auc,
+        "roc_auc_macro": roc_auc,
+        "log_loss": float(-(targets * np.log(clipped)
+                            + (1 - targets) * np.log(1 - clipped)).mean()),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                   "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": skm.multilabel_confusion_matrix(targets, preds).tolist(),
+        "label_distribution": {n: int(c) for n, c in zip(class_names, targets.sum(0),
+                                                          strict=True)},
+        "predicted_distribution": {n: int(c) for n, c in zip(class_names, preds.sum(0),
+                                                              strict=True)},
+    }

@@ -26,7 +26,14 @@ SELECTABLE_METRICS: dict[str, Literal["max", "min"]] = {
     "roc_auc_macro": "max",
     "loss": "min",
     "log_loss": "min",
+    "samples_f1": "max",
+    "subset_accuracy": "max",
+    "hamming_loss": "min",
+    "lrap": "max",
 }
+#: Metrics that exist for only one task kind.
+TASK_METRICS = {"multiclass": {"accuracy", "balanced_accuracy"},
+                "multilabel": {"samples_f1", "subset_accuracy", "hamming_loss", "lrap"}}
 
 #: Keys of `model` that only the TF-IDF backbone reads.
 TFIDF_KEYS = ("analyzer", "ngram_range", "max_features", "C")
@@ -72,6 +79,11 @@ class DataConfig(_Strict):
     @property
     def label_columns(self) -> list[str]:
         return [self.label] if isinstance(self.label, str) else list(self.label)
+
+    @property
+    def multilabel(self) -> bool:
+        """Labels are 0/1 columns (a list) or delimited names (`label_sep`)."""
+        return isinstance(self.label, list) or self.label_sep is not None
 
 
 class ModelConfig(_Strict):
@@ -164,18 +176,64 @@ class TrainConfig(_Strict):
     eval_every: EvalEvery = Field(default_factory=lambda: EvalEvery())
     select: SelectConfig = Field(default_factory=lambda: SelectConfig())
     early_stopping: EarlyStoppingConfig | None = None
-    loss: str = "ce"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class MinorityAugmentConfig(_Strict):
+    """Extra AEDA-augmented copies of rare classes' training rows (never validation rows).
+
+    `ratio`: extra copies per row, for every minority class (a number) or per class (a
+    mapping); a class is a minority when it has fewer than `below` x the largest class's rows.
+    """
+
+    ratio: float | dict[str, float] = Field(1.0)
+    below: float = Field(0.5, gt=0.0, le=1.0)
+    seed: int = 0
+
+
+class ImbalanceConfig(_Strict):
+    """Remedies for skewed classes: loss weights, samplers, losses, minority augmentation."""
+
+    class_weights: Literal["none", "inverse", "sqrt_inverse", "effective_number"] | list[
+        float] | dict[str, float] = "none"
+    beta: float = Field(0.999, gt=0.0, lt=1.0)
+    pos_weight: Literal["none", "auto"] | list[float] = "none"
+    pos_weight_cap: float = Field(10.0, gt=0.0)
+    sampler: str = "none"
+    loss: str = "ce"
+    gamma: float = Field(2.0, ge=0.0)
+    alpha: float | list[float] | Literal["auto"] | None = None
+    tau: float = Field(1.0, ge=0.0)
+    minority_augment: MinorityAugmentConfig | None = None
+
+
+class DecisionConfig(_Strict):
+    """How probabilities become labels; fitted on validation, saved in the run."""
+
+    thresholds: Literal["auto", "per_class", "global", "none"] = "auto"
+    min_support: int = Field(5, ge=1)
+    at_least_one: bool = False
+    calibration: Literal["none", "temperature"] = "temperature"
+    prior_correction: Literal["none", "uniform"] | dict[str, float] = "none"
+    cost_matrix: list[list[float]] | None = None
 
 
 class Recipe(_Strict):
     """A whole fitclass recipe."""
 
-    task: Literal["multiclass"] = "multiclass"
+    task: Literal["multiclass", "multilabel"] = "multiclass"
     name: str | None = None
     data: DataConfig
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    imbalance: ImbalanceConfig = Field(default_factory=lambda: ImbalanceConfig())
+    decision: DecisionConfig = Field(default_factory=lambda: DecisionConfig())
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        for problem in _task_problems(self) + _backbone_problems(self):
+            raise ValueError(problem)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe (defaults included), minus keys its backbone never reads."""
@@ -187,6 +245,50 @@ class Recipe(_Strict):
     def to_yaml(self) -> str:
         """The resolved recipe as YAML, as written into every run's `recipe.yaml`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _task_problems(recipe: Recipe) -> list[str]:
+    """Keys that contradict the task kind."""
+    problems = []
+    other = "multilabel" if recipe.task == "multiclass" else "multiclass"
+    if recipe.train.select.metric in TASK_METRICS[other]:
+        problems.append(f"train.select.metric {recipe.train.select.metric!r} exists only for "
+                        f"task: {other}")
+    if recipe.task == "multiclass":
+        if recipe.data.multilabel:
+            problems.append("data.label as a list of columns, or data.label_sep, means "
+                            "task: multilabel; set task: multilabel or give one label column")
+        if recipe.decision.thresholds in ("per_class", "global"):
+            problems.append("decision.thresholds applies to task: multilabel; for multiclass "
+                            "use decision.prior_correction or decision.cost_matrix")
+        if recipe.imbalance.pos_weight != "none":
+            problems.append("imbalance.pos_weight applies to task: multilabel; for multiclass "
+                            "use imbalance.class_weights")
+    else:
+        if not recipe.data.multilabel:
+            problems.append("task: multilabel needs data.label as a list of 0/1 columns, or "
+                            "one column of names with data.label_sep (e.g. '|')")
+        if recipe.decision.prior_correction != "none" or recipe.decision.cost_matrix:
+            problems.append("decision.prior_correction and decision.cost_matrix apply to task: "
+                            "multiclass; multilabel uses decision.thresholds")
+    return problems
+
+
+def _backbone_problems(recipe: Recipe) -> list[str]:
+    """Settings the TF-IDF backbone cannot honour, refused rather than ignored."""
+    if recipe.model.backbone != "tfidf":
+        return []
+    problems = []
+    if recipe.imbalance.sampler != "none":
+        problems.append("imbalance.sampler needs a neural backbone; with backbone: tfidf use "
+                        "imbalance.class_weights")
+    if recipe.imbalance.loss not in ("ce", "bce"):
+        problems.append(f"imbalance.loss {recipe.imbalance.loss!r} needs a neural backbone; "
+                        f"backbone: tfidf fits a logistic regression")
+    if recipe.imbalance.pos_weight != "none":
+        problems.append("imbalance.pos_weight needs a neural backbone; with backbone: tfidf "
+                        "use imbalance.class_weights")
+    return problems
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

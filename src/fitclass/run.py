@@ -13,6 +13,7 @@ from fitclass import rundir
 from fitclass.data import checks
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.data.table import TextInput, TextTable, build_table
+from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
 from fitclass.models.base import Classifier
 from fitclass.models.registry import load_classifier
@@ -34,6 +35,9 @@ class Run:
         self.recipe: Recipe = load_recipe(self.dir.file(rundir.RECIPE))
         self.class_names: list[str] = self.dir.read_json(rundir.LABELS)["classes"]
         self.task: Task = make_task(self.recipe.task, self.class_names)
+        self.decision: Decision = (
+            Decision.from_dict(self.dir.read_json(rundir.DECISION))
+            if self.dir.file(rundir.DECISION).is_file() else self.task.default_decision())
         self._classifier: Classifier | None = None
 
     def __repr__(self) -> str:
@@ -61,7 +65,9 @@ class Run:
             checks.check_columns(inputs, "frame", config, need_labels=need_labels)
             report = checks.CheckReport()
             report.add(checks.check_texts(inputs, "frame", config.text_columns))
-            if need_labels:
+            if need_labels and isinstance(config.label, list):
+                report.add(checks.check_binary_labels(inputs, "frame", config.label))
+            elif need_labels and not config.multilabel:
                 report.add(checks.check_labels(inputs, "frame", config.label_columns[0]))
             report.raise_errors()
             with_labels = all(c in inputs.columns for c in config.label_columns)
@@ -72,30 +78,36 @@ class Run:
                          labels=None, ids=[str(i) for i in range(len(texts))])
 
     def predict_proba(self, inputs: Inputs, batch_size: int = 64) -> np.ndarray:
-        return self.classifier.predict_proba(self._table(inputs, need_labels=False).texts,
-                                             batch_size)
+        """Calibrated probabilities (the run's temperature and prior correction applied)."""
+        texts = self._table(inputs, need_labels=False).texts
+        return self.decision.calibrate(self.classifier.predict_proba(texts, batch_size))
 
     def predict(self, inputs: Inputs, batch_size: int = 64) -> pd.DataFrame:
-        """One row per input: its id (or row index), the predicted `label`, `prob:<class>`."""
+        """One row per input: its id (or row index), the predicted `label` (multi-label:
+        `labels`, names joined with '|'), and `prob:<class>` per class."""
         table = self._table(inputs, need_labels=False)
         probs = self.classifier.predict_proba(table.texts, batch_size)
-        return prediction_frame(table, probs, self.task)
+        return prediction_frame(table, probs, self.task, self.decision)
 
     def evaluate(self, inputs: Inputs, batch_size: int = 64) -> dict[str, Any]:
         """The metrics dict (same keys as `metrics.json`) on a labelled file or frame."""
         table = self._table(inputs, need_labels=True)
         probs = self.classifier.predict_proba(table.texts, batch_size)
-        return self.task.metrics(table.targets(self.class_names), probs)
+        return self.task.metrics(table.targets(self.class_names), probs, self.decision)
 
 
-def prediction_frame(table: TextTable, probs: np.ndarray, task: Task) -> pd.DataFrame:
+def prediction_frame(table: TextTable, probs: np.ndarray, task: Task,
+                     decision: Decision) -> pd.DataFrame:
     """The predict output layout, shared by `predict` and `valid_predictions.csv`."""
+    calibrated = decision.calibrate(probs)
     frame = pd.DataFrame({table.id_column: table.ids})
+    column = "labels" if task.multilabel else "label"
     if table.labels is not None:
-        frame["true_label"] = table.labels
-    frame["label"] = [task.class_names[i] for i in task.decide(probs)]
+        frame[f"true_{column}"] = [label if isinstance(label, str) else "|".join(label)
+                                   for label in table.labels]
+    frame[column] = task.label_strings(decision.predict(calibrated))
     for i, name in enumerate(task.class_names):
-        frame[f"prob:{name}"] = probs[:, i]
+        frame[f"prob:{name}"] = calibrated[:, i]
     return frame
 
 

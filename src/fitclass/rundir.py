@@ -28,6 +28,7 @@ VALID_PREDICTIONS = "valid_predictions.csv"
 DATA_CHECKS = "data_checks.json"
 ENVIRONMENT = "environment.json"
 STATUS = "status.json"
+DECISION = "decision.json"
 CHECKPOINTS = "checkpoints"
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from fitclass.data.table import TextInput, label_text
+from fitclass.data.table import Label, TextInput, label_names, label_text
 from fitclass.errors import DataError
 from fitclass.recipe import DataConfig
 
@@ -41,6 +41,7 @@ class CheckReport:
 
     findings: list[Finding] = field(default_factory=list)
     class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    augmented_rows: dict[str, int] = field(default_factory=dict)
 
     def add(self, finding: Finding | None) -> None:
         if finding is not None:
@@ -66,6 +67,7 @@ class CheckReport:
             "warnings": [asdict(f) for f in self.warnings],
             "info": [asdict(f) for f in self.findings if f.level == "info"],
             "class_counts": self.class_counts,
+            "augmented_rows": self.augmented_rows,
         }
 
 
@@ -143,9 +145,31 @@ def check_labels(frame: pd.DataFrame, path: str | Path, column: str) -> Finding 
     )
 
 
-def check_min_class_rows(labels: list[str], path: str | Path) -> Finding | None:
+def check_binary_labels(frame: pd.DataFrame, path: str | Path,
+                        columns: list[str]) -> Finding | None:
+    """Multi-label 0/1 columns must hold 0 or 1 (or true/false) in every row."""
+    bad_rows: set[int] = set()
+    bad_columns = []
+    for column in columns:
+        valid = frame[column].map(lambda v: label_text(v).lower() in ("0", "1", "true", "false"))
+        rows = np.flatnonzero(~valid.to_numpy()).tolist()
+        if rows:
+            bad_rows.update(rows)
+            bad_columns.append(column)
+    if not bad_rows:
+        return None
+    rows = sorted(bad_rows)
+    return Finding(
+        "error", "bad_binary_label",
+        f"{path}: {where(path, rows)}: label columns {bad_columns} must hold 0 or 1 in every "
+        f"row; fix these cells (an empty cell is not a 0)",
+        count=len(rows), rows=rows[:100],
+    )
+
+
+def check_min_class_rows(labels: list[Label], path: str | Path) -> Finding | None:
     """Stratified splitting needs at least two rows of every class."""
-    counts = Counter(labels)
+    counts = Counter(label_names(labels))
     rare = sorted(name for name, n in counts.items() if n < 2)
     if not rare:
         return None
@@ -157,14 +181,15 @@ def check_min_class_rows(labels: list[str], path: str | Path) -> Finding | None:
     )
 
 
-def check_unseen_labels(train_labels: list[str], valid_labels: list[str],
+def check_unseen_labels(train_labels: list[Label], valid_labels: list[Label],
                         valid_path: str | Path) -> Finding | None:
     """A validation label the model never trains on can never be predicted."""
-    seen = set(train_labels)
-    rows = [i for i, label in enumerate(valid_labels) if label not in seen]
+    seen = set(label_names(train_labels))
+    rows = [i for i, label in enumerate(valid_labels)
+            if any(name not in seen for name in label_names([label]))]
     if not rows:
         return None
-    names = sorted({valid_labels[i] for i in rows})
+    names = sorted({n for i in rows for n in label_names([valid_labels[i]]) if n not in seen})
     return Finding(
         "error", "unseen_label",
         f"{valid_path}: {where(valid_path, rows)}: labels {names[:MAX_LISTED]} never occur in "
@@ -173,7 +198,8 @@ def check_unseen_labels(train_labels: list[str], valid_labels: list[str],
     )
 
 
-def check_duplicates(texts: list[TextInput], labels: list[str], path: str | Path) -> list[Finding]:
+def check_duplicates(texts: list[TextInput], labels: list[Label],
+                     path: str | Path) -> list[Finding]:
     """Exact duplicates after normalisation, and duplicates that disagree on their label."""
     seen: dict[str, list[int]] = {}
     for row, text in enumerate(texts):
@@ -196,7 +222,7 @@ def check_duplicates(texts: list[TextInput], labels: list[str], path: str | Path
             f"{path}: {len(conflicting)} texts occur with different labels; at most one label "
             f"can be right: review them (fitclass audit lists them too)",
             count=len(conflicting), rows=[r for rows in conflicting for r in rows][:100],
-            examples=[f"{str(texts[rows[0]])[:100]!r}: {sorted({labels[r] for r in rows})}"
+            examples=[f"{str(texts[rows[0]])[:100]!r}: {sorted({str(labels[r]) for r in rows})}"
                       for rows in conflicting[:MAX_LISTED]],
         ))
     return findings
@@ -236,5 +262,6 @@ def check_truncation(lengths: np.ndarray, max_length: int, source: str) -> Findi
     )
 
 
-def class_distribution(labels: list[str]) -> dict[str, int]:
-    return dict(sorted(Counter(labels).items(), key=lambda item: -item[1]))
+def class_distribution(labels: list[Label]) -> dict[str, int]:
+    """Rows per class, or positives per label, most frequent first."""
+    return dict(sorted(Counter(label_names(labels)).items(), key=lambda item: -item[1]))

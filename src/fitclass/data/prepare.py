@@ -27,7 +27,9 @@ def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *
     frame = read_table(path, limit=limit, quoting=config.quoting)
     checks.check_columns(frame, path, config, need_labels=need_labels)
     report.add(checks.check_texts(frame, path, config.text_columns))
-    if need_labels:
+    if need_labels and isinstance(config.label, list):
+        report.add(checks.check_binary_labels(frame, path, config.label))
+    elif need_labels and not config.multilabel:
         report.add(checks.check_labels(frame, path, config.label_columns[0]))
     report.raise_errors()  # the rest needs clean texts and labels
     return build_table(frame, path, config, with_labels=need_labels)
@@ -46,6 +48,13 @@ def read_inputs(path: str | Path, config: DataConfig) -> TextTable:
                           limit=None)
 
 
+def class_names_of(train: TextTable, config: DataConfig) -> list[str]:
+    """0/1 label columns keep the recipe's order; names found in the data are sorted."""
+    if isinstance(config.label, list):
+        return list(config.label)
+    return sort_class_names(train.labels or [])
+
+
 def prepare_data(config: DataConfig) -> PreparedData:
     """Read train (and valid), run every check, split when needed; raise on any error."""
     report = checks.CheckReport()
@@ -55,16 +64,17 @@ def prepare_data(config: DataConfig) -> PreparedData:
     for finding in checks.check_duplicates(train.texts, train.labels, train.source):
         report.add(finding)
     if config.valid is None:
-        report.add(checks.check_min_class_rows(train.labels, config.train))
+        if not config.multilabel:  # iterative stratification copes with rare labels
+            report.add(checks.check_min_class_rows(train.labels, config.train))
         report.raise_errors()
-        class_names = sort_class_names(train.labels)
+        class_names = class_names_of(train, config)
         targets = train.targets(class_names)
         train_rows, valid_rows = split_rows(targets, train.groups, config.split)
         train, valid = train.subset(train_rows), train.subset(valid_rows)
         valid.source = f"{config.train} (validation split)"
     else:
         valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
-        class_names = sort_class_names(train.labels or [])
+        class_names = class_names_of(train, config)
     assert train.labels is not None and valid.labels is not None
     report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
     report.raise_errors()

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import numpy as np
+from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from fitclass.errors import DataError
 from fitclass.recipe import SplitConfig
 
 
+def multilabel_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Iterative stratification (Sechidis et al. 2011): every label keeps its share."""
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=config.valid_size,
+                                                random_state=config.seed)
+    train, valid = next(splitter.split(np.zeros(len(targets)), targets))
+    return np.sort(train), np.sort(valid)
+
+
+def rarest_label(targets: np.ndarray) -> np.ndarray:
+    """One stratum per multi-label row: its rarest label (rows without labels: their own)."""
+    counts = targets.sum(axis=0)
+    ranked = np.where(targets > 0, counts, np.inf)
+    strata = ranked.argmin(axis=1)
+    strata[np.isinf(ranked.min(axis=1))] = targets.shape[1]
+    return strata
+
+
 def stratified_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
     """Hold out `valid_size` of the rows with every class keeping its share."""
+    if targets.ndim == 2:
+        return multilabel_split(targets, config)
     rows = np.arange(len(targets))
     n_classes = len(np.unique(targets))
     n_valid = int(np.ceil(config.valid_size * len(rows)))
@@ -39,7 +59,8 @@ def group_split(
             f"splits by raising valid_size, or use method: stratified"
         )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
-    train, valid = next(folds.split(np.zeros(len(targets)), targets, groups))
+    strata = rarest_label(targets) if targets.ndim == 2 else targets
+    train, valid = next(folds.split(np.zeros(len(targets)), strata, groups))
     return np.sort(train), np.sort(valid)
 
 

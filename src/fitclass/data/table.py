@@ -13,6 +13,8 @@ from fitclass.recipe import DataConfig
 
 #: A text input: one string, or a (first, second) pair for sentence-pair tasks.
 TextInput = str | tuple[str, str]
+#: A row's label: a class name (multi-class) or a tuple of label names (multi-label).
+Label = str | tuple[str, ...]
 
 
 @dataclass
@@ -22,7 +24,7 @@ class TextTable:
     source: str
     frame: pd.DataFrame
     texts: list[TextInput]
-    labels: list[str] | None
+    labels: list[Label] | None
     ids: list[str]
     groups: np.ndarray | None = None
     id_column: str = "row"
@@ -50,18 +52,37 @@ class TextTable:
             positions=[self.positions[i] for i in rows],
         )
 
+    @property
+    def multilabel(self) -> bool:
+        return self.labels is not None and bool(self.labels) and isinstance(self.labels[0],
+                                                                             tuple)
+
     def targets(self, class_names: list[str]) -> np.ndarray:
-        """Label indices in `class_names` order; a label outside it is a `DataError`."""
+        """Label indices (multi-class) or a 0/1 matrix (multi-label) in `class_names` order;
+        a label outside `class_names` is a `DataError`."""
         if self.labels is None:
             raise DataError(f"{self.source}: has no label column, so it cannot be scored")
         index = {name: i for i, name in enumerate(class_names)}
-        unknown = sorted({label for label in self.labels if label not in index})
+        unknown = sorted({name for name in label_names(self.labels) if name not in index})
         if unknown:
             raise DataError(
                 f"{self.source}: labels {unknown[:10]} are not among the model's classes "
                 f"{class_names}; fix the labels or retrain with them in the training data"
             )
-        return np.array([index[label] for label in self.labels], dtype=int)
+        if not self.multilabel:
+            return np.array([index[str(label)] for label in self.labels], dtype=int)
+        matrix = np.zeros((len(self.labels), len(class_names)), dtype=np.float32)
+        for row, names in enumerate(self.labels):
+            matrix[row, [index[name] for name in names]] = 1.0
+        return matrix
+
+
+def label_names(labels: list[Label]) -> list[str]:
+    """Every class name used by `labels`, flattening multi-label tuples."""
+    names: list[str] = []
+    for label in labels:
+        names.extend(label if isinstance(label, tuple) else [label])
+    return names
 
 
 def label_text(value: object) -> str:
@@ -71,9 +92,9 @@ def label_text(value: object) -> str:
     return str(value).strip()
 
 
-def sort_class_names(labels: list[str]) -> list[str]:
+def sort_class_names(labels: list[Label]) -> list[str]:
     """Numeric labels sort numerically (2 before 10); others alphabetically."""
-    unique = sorted(set(labels))
+    unique = sorted(set(label_names(labels)))
     try:
         return sorted(unique, key=float)
     except ValueError:
@@ -87,6 +108,25 @@ def texts_from(frame: pd.DataFrame, columns: list[str]) -> list[TextInput]:
     return [(str(a), str(b)) for a, b in zip(frame[columns[0]], frame[columns[1]], strict=True)]
 
 
+def is_positive(value: object) -> bool:
+    """A multi-label 0/1 cell (checked to be 0/1 by `checks.check_binary_labels`)."""
+    return label_text(value).lower() in ("1", "true")
+
+
+def read_labels(frame: pd.DataFrame, config: DataConfig) -> list[Label]:
+    """Class names (multi-class), or tuples of label names from 0/1 columns or a delimited
+    column (multi-label)."""
+    if isinstance(config.label, list):
+        columns = config.label
+        flags = np.array([[is_positive(v) for v in frame[c]] for c in columns]).T
+        return [tuple(c for c, on in zip(columns, row, strict=True) if on) for row in flags]
+    values = [label_text(value) for value in frame[config.label]]
+    if config.label_sep is None:
+        return list(values)
+    return [tuple(sorted({part.strip() for part in value.split(config.label_sep)
+                          if part.strip()})) for value in values]
+
+
 def build_table(
     frame: pd.DataFrame, path: str | Path, config: DataConfig, *, with_labels: bool
 ) -> TextTable:
@@ -96,9 +136,9 @@ def build_table(
         if config.id
         else [str(i) for i in range(len(frame))]
     )
-    labels = None
+    labels: list[Label] | None = None
     if with_labels:
-        labels = [label_text(value) for value in frame[config.label_columns[0]]]
+        labels = read_labels(frame, config)
     groups = frame[config.group].astype(str).to_numpy() if config.group in frame.columns else None
     return TextTable(
         source=str(path),

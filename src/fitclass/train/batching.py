@@ -6,7 +6,7 @@ compute: on short-text data this is most of fitclass's speed over plain random b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,14 +17,24 @@ from transformers import PreTrainedTokenizerBase
 MEGABATCH_FACTOR = 50
 
 
-class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Random batches of rows of similar length; the order depends only on (seed, epoch)."""
+#: Draws one epoch's rows (indices, possibly repeated) from a seeded generator.
+RowOrder = Callable[[np.random.Generator], np.ndarray]
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Random batches of rows of similar length; the order depends only on (seed, epoch).
+
+    `row_order` decides which rows an epoch visits (default: each row once, shuffled); a
+    weighted sampler passes a draw with replacement and keeps the length grouping.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int,
+                 row_order: RowOrder | None = None) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
+        self.row_order = row_order or (lambda rng: rng.permutation(len(self.lengths)))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -34,7 +44,7 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.lengths))
+        order = self.row_order(rng)
         size = self.batch_size * MEGABATCH_FACTOR
         batches: list[list[int]] = []
         for start in range(0, len(order), size):
@@ -57,7 +67,7 @@ class Collator:
         features = [{k: v for k, v in row.items() if k != "labels"} for row in rows]
         batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
         if labels is not None:
-            batch["labels"] = torch.as_tensor(np.asarray(labels))
+            batch["labels"] = torch.as_tensor(np.asarray(labels))  # int64 ids or float32 rows
         return batch
 
 

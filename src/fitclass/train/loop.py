@@ -21,10 +21,12 @@ from fitclass.metrics import headline
 from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import TrainConfig
 from fitclass.train import checkpoint
-from fitclass.train.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
+from fitclass.train.batching import Collator, rows_from_encoding
 from fitclass.train.context import FitContext, FitResult
-from fitclass.train.losses import Loss, make_loss
+from fitclass.train.losses import Loss
+from fitclass.train.objective import build_loss
 from fitclass.train.optim import build_optimizer, build_scheduler
+from fitclass.train.samplers import make_sampler
 from fitclass.train.selection import Selector
 
 
@@ -65,9 +67,11 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
                               gradient_accumulation_steps=config.grad_accumulation)
     context.reporter.enabled = context.reporter.enabled and accelerator.is_main_process
     encoded = tokenize(classifier.tokenizer, context.train.texts, classifier.max_length)
-    sampler = LengthGroupedBatchSampler([len(x) for x in encoded["input_ids"]],
-                                        config.batch_size, seed=config.seed)
-    rows: Any = rows_from_encoding(encoded, context.train_targets)  # a list is a map dataset
+    train_targets = context.train_targets
+    sampler = make_sampler(context.recipe.imbalance.sampler,
+                           np.array([len(x) for x in encoded["input_ids"]]), train_targets,
+                           config.batch_size, config.seed)
+    rows: Any = rows_from_encoding(encoded, train_targets)  # a list is a map dataset
     loader: Any = torch.utils.data.DataLoader(
         rows, batch_sampler=sampler,
         collate_fn=Collator(classifier.tokenizer))
@@ -79,7 +83,7 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
     total_steps = steps_per_epoch * config.epochs
     interval = eval_interval(config, steps_per_epoch)
-    loss_fn = make_loss(context.recipe, context.train_targets)
+    loss_fn = build_loss(context.recipe, train_targets, context.class_names)
     selector = Selector(config.select.metric, config.select.direction,
                         config.early_stopping.min_delta if config.early_stopping else 0.0)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [],
@@ -93,7 +97,7 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     running_loss, running_batches, stop = 0.0, 0, False
     tick = time.perf_counter()
     for epoch in range(state["epoch"], config.epochs):
-        sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # type: ignore[attr-defined]  # all our samplers have it
         skip = state["batches_in_epoch"] if epoch == state["epoch"] else 0
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         state["epoch"], state["batches_in_epoch"] = epoch, skip

@@ -1,0 +1,1 @@
+"""Decisions fitted on validation: thresholds, prior/cost decisions and calibration."""

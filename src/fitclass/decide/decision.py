@@ -1,0 +1,104 @@
+"""`Decision`: how probabilities become labels in a run, fitted on validation, saved in
+`decision.json`, and applied by predict, evaluate and every report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fitclass.decide import calibration, priors, thresholds
+from fitclass.errors import RecipeError
+
+
+@dataclass
+class Decision:
+    """Calibration (temperature, prior correction), then thresholds or argmax / least cost."""
+
+    multilabel: bool
+    temperature: float = 1.0
+    thresholds: list[float] | None = None
+    at_least_one: bool = False
+    class_weights: list[float] | None = None  # prior correction factors (multi-class)
+    cost_matrix: list[list[float]] | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        """Probabilities after temperature scaling and prior correction."""
+        probs = calibration.scale(probs, self.temperature, self.multilabel)
+        if self.class_weights is not None:
+            probs = priors.reweight(probs, np.asarray(self.class_weights))
+        return probs
+
+    def predict(self, calibrated: np.ndarray) -> np.ndarray:
+        """Label indices (multi-class) or a 0/1 matrix (multi-label) from calibrated probs."""
+        if self.multilabel:
+            cut = np.asarray(self.thresholds if self.thresholds is not None
+                             else [0.5] * calibrated.shape[1])
+            return thresholds.apply_thresholds(calibrated, cut, self.at_least_one)
+        if self.cost_matrix is not None:
+            return priors.least_cost(calibrated, np.asarray(self.cost_matrix))
+        return calibrated.argmax(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Decision:
+        return cls(**payload)
+
+
+def fit_decision(config: Any, targets: np.ndarray, probs: np.ndarray, train_priors: np.ndarray,
+                 class_names: list[str]) -> Decision:
+    """Fit the recipe's `decision` section on validation targets and raw probabilities."""
+    multilabel = targets.ndim == 2
+    decision = Decision(multilabel=multilabel, at_least_one=config.at_least_one)
+    ece_before = calibration.expected_calibration_error(targets, probs, multilabel)
+    if config.calibration == "temperature":
+        decision.temperature = calibration.fit_temperature(targets, probs, multilabel)
+    if not multilabel:
+        decision.class_weights = _prior_factors(config.prior_correction, train_priors,
+                                                class_names)
+        if config.cost_matrix is not None:
+            decision.cost_matrix = _checked_costs(config.cost_matrix, len(class_names))
+    calibrated = decision.calibrate(probs)
+    if multilabel:
+        mode = "per_class" if config.thresholds == "auto" else config.thresholds
+        decision.thresholds = thresholds.fit_thresholds(targets, calibrated, mode,
+                                                        config.min_support).tolist()
+    decision.report = {
+        "ece_before": ece_before,
+        "ece_after": calibration.expected_calibration_error(targets, calibrated, multilabel),
+        "temperature": decision.temperature,
+    }
+    return decision
+
+
+def _prior_factors(setting: str | dict[str, float] | None, train_priors: np.ndarray,
+                   class_names: list[str]) -> list[float] | None:
+    if setting in (None, "none"):
+        return None
+    if setting == "uniform":
+        target = np.full(len(class_names), 1.0 / len(class_names))
+    elif isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(class_names))
+        if unknown:
+            raise RecipeError(f"decision.prior_correction: {unknown} are not classes; "
+                              f"classes are {class_names}")
+        target = np.array([float(setting.get(name, 0.0)) for name in class_names])
+        if target.sum() <= 0:
+            raise RecipeError("decision.prior_correction: target shares must sum to > 0")
+        target = target / target.sum()
+    else:
+        raise RecipeError(f"decision.prior_correction: {setting!r} is not none, uniform or a "
+                          f"mapping class -> share")
+    return priors.prior_weights(train_priors, target).tolist()
+
+
+def _checked_costs(matrix: list[list[float]], num_classes: int) -> list[list[float]]:
+    array = np.asarray(matrix, dtype=float)
+    if array.shape != (num_classes, num_classes):
+        raise RecipeError(f"decision.cost_matrix: expected {num_classes}x{num_classes} "
+                          f"(rows = true class, columns = predicted), got {array.shape}")
+    return array.tolist()

@@ -1,0 +1,108 @@
+"""The sampler registry: `imbalance.sampler` name to the batch sampler of a training epoch.
+
+- `none`: every row once per epoch, shuffled, length-grouped.
+- `weighted`: rows drawn with replacement, probability inverse to their class's frequency
+  (multi-label: to their rarest label's), length-grouped; an epoch has as many draws as rows.
+- `class_aware`: every batch cycles through the classes evenly, then draws a random row of
+  each drawn class (multi-label: a row carrying that label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from fitclass.errors import RecipeError
+from fitclass.train.batching import LengthGroupedBatchSampler
+
+BatchSampler = torch.utils.data.Sampler[list[int]]
+SamplerFactory = Callable[[np.ndarray, np.ndarray, int, int], BatchSampler]
+_SAMPLERS: dict[str, SamplerFactory] = {}
+
+
+def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
+    def decorate(factory: SamplerFactory) -> SamplerFactory:
+        _SAMPLERS[name] = factory
+        return factory
+
+    return decorate
+
+
+def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+                 seed: int) -> BatchSampler:
+    """The registered sampler `name` over rows with these token lengths and targets."""
+    factory = _SAMPLERS.get(name)
+    if factory is None:
+        raise RecipeError(f"imbalance.sampler: unknown sampler {name!r}; choose one of "
+                          f"{sorted(_SAMPLERS)}")
+    return factory(lengths, targets, batch_size, seed)
+
+
+def rows_by_class(targets: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each class (multi-class) or of each label's positives (multi-label)."""
+    if targets.ndim == 2:
+        return [np.flatnonzero(targets[:, c]) for c in range(targets.shape[1])]
+    return [np.flatnonzero(targets == c) for c in range(int(targets.max()) + 1)]
+
+
+def row_weights(targets: np.ndarray) -> np.ndarray:
+    """Inverse class frequency per row; multi-label rows take their rarest label's weight,
+    rows without labels count as a class of their own."""
+    if targets.ndim == 1:
+        counts = np.bincount(targets)
+        return 1.0 / counts[targets]
+    counts = np.maximum(targets.sum(axis=0), 1.0)
+    per_label = np.where(targets > 0, 1.0 / counts, 0.0).max(axis=1)
+    empty = per_label == 0
+    per_label[empty] = 1.0 / max(int(empty.sum()), 1)
+    return per_label
+
+
+@register_sampler("none")
+def shuffled(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+             seed: int) -> BatchSampler:
+    return LengthGroupedBatchSampler(list(lengths), batch_size, seed)
+
+
+@register_sampler("weighted")
+def weighted(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+             seed: int) -> BatchSampler:
+    probabilities = row_weights(targets)
+    probabilities = probabilities / probabilities.sum()
+    n = len(lengths)
+    return LengthGroupedBatchSampler(list(lengths), batch_size, seed,
+                                     row_order=lambda rng: rng.choice(n, n, p=probabilities))
+
+
+class ClassAwareBatchSampler(BatchSampler):
+    """Batches that draw classes evenly (Shen et al. 2016 class-aware sampling)."""
+
+    def __init__(self, targets: np.ndarray, batch_size: int, seed: int) -> None:
+        self.groups = [rows for rows in rows_by_class(targets) if len(rows)]
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+        self.num_rows = len(targets)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (self.num_rows + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        classes: list[int] = []
+        for _ in range(len(self)):
+            while len(classes) < self.batch_size:
+                classes.extend(rng.permutation(len(self.groups)).tolist())
+            batch_classes, classes = classes[:self.batch_size], classes[self.batch_size:]
+            yield [int(rng.choice(self.groups[c])) for c in batch_classes]
+
+
+@register_sampler("class_aware")
+def class_aware(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+                seed: int) -> BatchSampler:
+    return ClassAwareBatchSampler(targets, batch_size, seed)
