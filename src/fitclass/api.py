@@ -25,7 +25,7 @@ from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.train.class_weights import class_counts
 from fitclass.train.context import FitContext, FitResult
-from fitclass.train.objective import class_priors
+from fitclass.train.objective import class_priors, stacked_remedies
 from fitclass.train.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -38,7 +38,8 @@ def default_run_path(recipe: Recipe) -> Path:
     return DEFAULT_RUNS_DIR / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _record_checks(prepared: PreparedData, backbone: Backbone, reporter: Reporter) -> None:
+def _record_checks(prepared: PreparedData, backbone: Backbone, recipe: Recipe,
+                   reporter: Reporter) -> None:
     """Add the truncation check (it needs the tokenizer) and print every warning."""
     if backbone.max_length is not None:
         lengths = backbone.token_lengths(prepared.train.texts)
@@ -47,6 +48,8 @@ def _record_checks(prepared: PreparedData, backbone: Backbone, reporter: Reporte
                                                         prepared.train.source))
     for finding in prepared.report.warnings:
         reporter.log(f"warning: {finding.message}")
+    for message in stacked_remedies(recipe):
+        reporter.log(f"warning: {message}")
     counts = prepared.report.class_counts
     reporter.log(f"data: {len(prepared.train)} train rows, {len(prepared.valid)} validation "
                  f"rows, {len(prepared.class_names)} classes; train counts {counts['train']}")
@@ -123,7 +126,7 @@ def train(
         run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
-        _record_checks(prepared, backbone, reporter)
+        _record_checks(prepared, backbone, recipe_obj, reporter)
         if recipe_obj.imbalance.minority_augment is not None:
             prepared.train, added = augment_minority(prepared.train, prepared.class_names,
                                                      recipe_obj.imbalance.minority_augment)

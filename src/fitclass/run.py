@@ -89,11 +89,14 @@ class Run:
         probs = self.classifier.predict_proba(table.texts, batch_size)
         return prediction_frame(table, probs, self.task, self.decision)
 
-    def evaluate(self, inputs: Inputs, batch_size: int = 64) -> dict[str, Any]:
-        """The metrics dict (same keys as `metrics.json`) on a labelled file or frame."""
+    def evaluate(self, inputs: Inputs, batch_size: int = 64,
+                 use_decision: bool = True) -> dict[str, Any]:
+        """The metrics dict (same keys as `metrics.json`) on a labelled file or frame;
+        `use_decision=False` scores argmax / 0.5 thresholds on uncalibrated probabilities."""
         table = self._table(inputs, need_labels=True)
         probs = self.classifier.predict_proba(table.texts, batch_size)
-        return self.task.metrics(table.targets(self.class_names), probs, self.decision)
+        decision = self.decision if use_decision else self.task.default_decision()
+        return self.task.metrics(table.targets(self.class_names), probs, decision)
 
 
 def prediction_frame(table: TextTable, probs: np.ndarray, task: Task,

@@ -70,7 +70,10 @@ class LinearTextClassifier(Classifier):
         (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
         (model_dir / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False),
                                                    encoding="utf-8")
-        save_file({"idf": self.vectorizer.idf_, "coef": self.coef, "intercept": self.intercept},
+        # safetensors writes the raw buffer: a Fortran-ordered array (sklearn's multinomial
+        # coef_ is one) would load back transposed, so store C order explicitly.
+        arrays = {"idf": self.vectorizer.idf_, "coef": self.coef, "intercept": self.intercept}
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                   str(model_dir / "weights.safetensors"))
 
 

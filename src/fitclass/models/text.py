@@ -183,8 +183,11 @@ class TransformerBackbone(Backbone):
         return TransformerClassifier(class_names, tokenizer, module, self.config.max_length)
 
     def fit(self, context: FitContext) -> FitResult:
+        from accelerate.utils import set_seed
+
         from fitclass.train.loop import fit_transformer
 
+        set_seed(context.recipe.train.seed)  # the new head's initial weights follow the seed
         return fit_transformer(self.build(context.class_names), context)
 
     @classmethod

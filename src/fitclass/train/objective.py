@@ -39,3 +39,23 @@ def loss_spec(recipe: Recipe, train_targets: np.ndarray, class_names: list[str])
 
 def build_loss(recipe: Recipe, train_targets: np.ndarray, class_names: list[str]) -> Loss:
     return make_loss(recipe.imbalance.loss, loss_spec(recipe, train_targets, class_names))
+
+
+def stacked_remedies(recipe: Recipe) -> list[str]:
+    """Imbalance remedies that each rebalance classes on their own: combined, they
+    over-correct and minority classes get over-predicted."""
+    imbalance = recipe.imbalance
+    active = []
+    if imbalance.sampler != "none":
+        active.append(f"imbalance.sampler={imbalance.sampler}")
+    if imbalance.class_weights != "none":
+        active.append("imbalance.class_weights")
+    if imbalance.loss == "logit_adjusted":
+        active.append("imbalance.loss=logit_adjusted")
+    if imbalance.alpha == "auto":
+        active.append("imbalance.alpha=auto")
+    if len(active) < 2:
+        return []
+    return [f"{' + '.join(active)} each rebalance the classes; together they usually "
+            f"over-correct (minority classes over-predicted): keep one, and compare "
+            f"predicted_distribution with label_distribution in metrics.json"]
