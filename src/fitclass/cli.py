@@ -70,6 +70,7 @@ def train(
     out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
+    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble)."),
 ) -> None:
     """Train a classifier from a recipe; prints the run directory as the last line."""
     import fitclass
@@ -77,9 +78,48 @@ def train(
     if recipe is None and resume is None:
         raise FitclassError("give a recipe file, or --resume RUN_DIR to continue a run")
     quiet_libraries()
-    run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
-                         resume=resume)
+    if seeds > 1:
+        if recipe is None or out is None:
+            raise FitclassError("--seeds needs a recipe and --out DIR (members go to "
+                                "DIR/seed-<s>, the ensemble to DIR/ensemble)")
+        run = fitclass.train_seeds(recipe, seeds, out, overrides=set_)
+    else:
+        run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
+                             resume=resume)
     print_summary(run)
+    print(run.path)
+
+
+@app.command("ensemble")
+@friendly_errors
+def ensemble_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Finished member runs (2 or more)."),
+    out: Path = typer.Option(..., help="Ensemble run directory to write."),
+    method: str = typer.Option("auto", help="auto, mean, weighted, greedy or stacking."),
+    valid: Path | None = typer.Option(None, help="Score members on this labelled file "
+                                                 "instead of their shared validation rows."),
+    metric: str | None = typer.Option(None, help="Metric to optimise (default: the first "
+                                                 "member's train.select.metric)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing ensemble directory."),
+) -> None:
+    """Combine finished runs into an ensemble run; prints its directory as the last line."""
+    import fitclass
+
+    quiet_libraries()
+    run = fitclass.ensemble(run_dirs, out, method=method, valid=valid, metric=metric,
+                            overwrite=overwrite)
+    summary = run.metrics["ensemble"]
+    table = Table(title=f"held-out (cross-fitted) validation scores; chose {summary['method']}")
+    for column in ("member / method", "weight", "accuracy", "macro_f1", "log_loss"):
+        table.add_column(column)
+    for row in summary["members"]:
+        table.add_row(Path(row["path"]).name, f"{row['weight']:.3f}",
+                      *(f"{row.get(k, float('nan')):.4f}" for k in ("accuracy", "macro_f1",
+                                                                    "log_loss")))
+    for name, row in summary["methods"].items():
+        table.add_row(f"method: {name}", "", *(f"{row.get(k, float('nan')):.4f}"
+                                          for k in ("accuracy", "macro_f1", "log_loss")))
+    err.print(table)
     print(run.path)
 
 

@@ -36,7 +36,7 @@ TASK_METRICS = {"multiclass": {"accuracy", "balanced_accuracy"},
                 "multilabel": {"samples_f1", "subset_accuracy", "hamming_loss", "lrap"}}
 
 #: Keys of `model` that only the TF-IDF backbone reads.
-TFIDF_KEYS = ("analyzer", "ngram_range", "max_features", "C")
+TFIDF_KEYS = ("analyzer", "ngram_range", "max_features", "C", "classifier")
 
 
 class _Strict(BaseModel):
@@ -99,6 +99,7 @@ class ModelConfig(_Strict):
     ngram_range: tuple[int, int] = (1, 3)
     max_features: int | None = Field(200_000, ge=1)
     C: float = Field(4.0, gt=0.0)
+    classifier: Literal["logreg", "linear_svm", "nbsvm"] = "logreg"
 
     @model_validator(mode="after")
     def _tfidf_keys_only_for_tfidf(self) -> ModelConfig:

@@ -12,7 +12,7 @@ import pandas as pd
 from fitclass import rundir
 from fitclass.data import checks
 from fitclass.data.prepare import read_inputs, read_labelled
-from fitclass.data.table import TextInput, TextTable, build_table
+from fitclass.data.table import Label, TextInput, TextTable, build_table
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
 from fitclass.models.base import Classifier
@@ -102,12 +102,18 @@ class Run:
 def prediction_frame(table: TextTable, probs: np.ndarray, task: Task,
                      decision: Decision) -> pd.DataFrame:
     """The predict output layout, shared by `predict` and `valid_predictions.csv`."""
+    return predictions_for(table.ids, table.id_column, table.labels, probs, task, decision)
+
+
+def predictions_for(ids: list[str], id_column: str, labels: list[Label] | None,
+                    probs: np.ndarray, task: Task, decision: Decision) -> pd.DataFrame:
+    """id, true label(s) when known, predicted label(s), then calibrated `prob:<class>`."""
     calibrated = decision.calibrate(probs)
-    frame = pd.DataFrame({table.id_column: table.ids})
+    frame = pd.DataFrame({id_column: ids})
     column = "labels" if task.multilabel else "label"
-    if table.labels is not None:
+    if labels is not None:
         frame[f"true_{column}"] = [label if isinstance(label, str) else "|".join(label)
-                                   for label in table.labels]
+                                   for label in labels]
     frame[column] = task.label_strings(decision.predict(calibrated))
     for i, name in enumerate(task.class_names):
         frame[f"prob:{name}"] = calibrated[:, i]

@@ -48,7 +48,7 @@ def register_fallback(
 
 def _ensure_builtins() -> None:
     # Importing the modules runs their registrations; done lazily to keep import time small.
-    from fitclass.models import classical, text  # noqa: F401
+    from fitclass.models import classical, ensemble, text  # noqa: F401
 
 
 def backbone_names() -> list[str]:

@@ -1,0 +1,198 @@
+"""`fitclass.ensemble`: a run made of runs, combined on their common validation rows.
+
+Every combiner (mean, weighted, greedy, stacking) is scored by cross-fitting on the
+validation rows, so the reported numbers never come from rows a combiner was fitted on; the
+chosen combiner is then refitted on all of them. Decisions are refitted on the ensemble's
+probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fitclass import rundir
+from fitclass.data.table import Label
+from fitclass.decide import combiners
+from fitclass.decide.decision import fit_decision
+from fitclass.environment import describe_environment
+from fitclass.errors import FitclassError, RunError
+from fitclass.models.ensemble import EnsembleClassifier
+from fitclass.recipe import SELECTABLE_METRICS, load_recipe
+from fitclass.run import Run, load_run, predictions_for
+from fitclass.tasks import Task
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "log_loss")
+
+
+def check_members(members: Sequence[Run]) -> None:
+    """Members must share task and label set, or their probabilities mean different things."""
+    if len(members) < 2:
+        raise FitclassError("an ensemble needs at least 2 member runs")
+    first = members[0]
+    for member in members[1:]:
+        if member.recipe.task != first.recipe.task:
+            raise RunError(f"{member.path}: task {member.recipe.task!r} differs from "
+                           f"{first.path} ({first.recipe.task!r}); ensemble runs of one task")
+        if member.class_names != first.class_names:
+            raise RunError(f"{member.path}: classes {member.class_names} differ from "
+                           f"{first.path} {first.class_names}; members need the same label set")
+
+
+def _labels_from(column: pd.Series, multilabel: bool) -> list[Label]:
+    if multilabel:
+        return [tuple(p for p in str(v).split("|") if p) if isinstance(v, str) else ()
+                for v in column]
+    return [str(v) for v in column]
+
+
+def shared_validation(members: Sequence[Run]) -> tuple[list[str], str, list[Label], np.ndarray]:
+    """Ids, id column, labels and member probabilities of the members' common validation rows
+    (from each member's `valid_predictions.csv`, aligned by id)."""
+    frames = [pd.read_csv(m.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
+                          keep_default_na=False) for m in members]
+    id_column = frames[0].columns[0]
+    ids = frames[0][id_column].astype(str).tolist()
+    probs = []
+    prob_columns = [f"prob:{name}" for name in members[0].class_names]
+    for member, frame in zip(members, frames, strict=True):
+        indexed = frame.set_index(frame.columns[0].__str__())
+        indexed.index = indexed.index.astype(str)
+        if set(indexed.index) != set(ids) or len(indexed) != len(ids):
+            raise RunError(f"{member.path}: validated on different rows than {members[0].path};"
+                           f" train members with the same data and data.split (seed, "
+                           f"valid_size), or pass --valid FILE to score all on one file")
+        probs.append(indexed.loc[ids, prob_columns].to_numpy(dtype=float))
+    truth = "true_labels" if members[0].task.multilabel else "true_label"
+    labels = _labels_from(frames[0][truth], members[0].task.multilabel)
+    return ids, id_column, labels, np.stack(probs)
+
+
+def file_validation(members: Sequence[Run],
+                    valid: str | Path) -> tuple[list[str], str, list[Label], np.ndarray]:
+    """The same, by predicting `valid` with every member (read with the first's columns)."""
+    table = members[0]._table(valid, need_labels=True)
+    probs = np.stack([m.predict_proba(list(table.texts)) for m in members])
+    assert table.labels is not None
+    return table.ids, table.id_column, table.labels, probs
+
+
+def make_score(task: Task, metric: str) -> combiners.Score:
+    """Higher is better: losses are negated."""
+    sign = -1.0 if SELECTABLE_METRICS[metric] == "min" else 1.0
+    if metric in ("loss", "log_loss"):
+        return lambda targets, probs: -combiners.log_loss(targets, probs)
+    return lambda targets, probs: sign * float(task.metrics(targets, probs)[metric] or 0.0)
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
+
+
+def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "auto",
+             valid: str | Path | None = None, metric: str | None = None, folds: int = 5,
+             seed: int = 0, overwrite: bool = False) -> Run:
+    """Combine finished runs into an ensemble run at `out`; return it."""
+    if method != "auto" and method not in combiners.METHODS:
+        raise FitclassError(f"--method {method!r}: choose auto or one of "
+                            f"{sorted(combiners.METHODS)}")
+    members = [load_run(path) for path in run_dirs]
+    check_members(members)
+    first, task = members[0], members[0].task
+    metric = metric or first.recipe.train.select.metric
+    if metric not in SELECTABLE_METRICS:
+        raise FitclassError(f"--metric {metric!r}: choose one of {sorted(SELECTABLE_METRICS)}")
+    ids, id_column, labels, member_probs = (file_validation(members, valid) if valid
+                                            else shared_validation(members))
+    targets = _targets(labels, first)
+    score = make_score(task, metric)
+    held_out = {name: combiners.cross_fit(name, member_probs, targets, score, folds, seed)
+                for name in combiners.METHODS}
+    comparison = {name: headline(task.metrics(targets, probs)) | {metric: score(targets, probs)
+                  * (-1 if SELECTABLE_METRICS[metric] == "min" else 1)}
+                  for name, probs in held_out.items()}
+    chosen = method if method != "auto" else max(held_out,
+                                                 key=lambda n: score(targets, held_out[n]))
+    combiner = combiners.METHODS[chosen](member_probs, targets, score)
+    run = rundir.RunDir.create(out, overwrite=overwrite)
+    run.set_status("running")
+    member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
+                    "weight": float(w), **headline(task.metrics(targets, p))}
+                   for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
+    _write(run, members, combiner, task, targets, labels, ids, id_column, held_out[chosen],
+           {"method": chosen, "metric": metric, "folds": folds, "members": member_rows,
+            "methods": comparison})
+    return Run(run.path)
+
+
+def _targets(labels: list[Label], first: Run) -> np.ndarray:
+    from fitclass.data.table import TextTable
+
+    table = TextTable(source="validation", frame=pd.DataFrame(), texts=[""] * len(labels),
+                      labels=labels, ids=[str(i) for i in range(len(labels))])
+    return table.targets(first.class_names)
+
+
+def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combiner,
+           task: Task, targets: np.ndarray, labels: list[Label], ids: list[str],
+           id_column: str, held_out: np.ndarray, summary: dict[str, Any]) -> None:
+    first = members[0]
+    raw_recipe = first.recipe.to_dict()
+    raw_recipe["model"] = {"backbone": "ensemble"}
+    raw_recipe["name"] = f"ensemble-{summary['method']}"
+    recipe = load_recipe(raw_recipe)
+    run.write_text(rundir.RECIPE, recipe.to_yaml())
+    run.write_json(rundir.ENVIRONMENT, describe_environment(recipe.train.seed))
+    train_counts = np.asarray(first.dir.read_json(rundir.LABELS).get(
+        "train_counts", np.ones(len(first.class_names))), dtype=float)
+    priors = train_counts / max(train_counts.sum(), 1.0)  # used by multi-class prior correction
+    decision = fit_decision(recipe.decision, targets, held_out, priors, first.class_names)
+    metrics = task.metrics(targets, held_out, decision)
+    metrics["ensemble"] = summary
+    metrics["calibration"] = decision.report
+    metrics["select"] = {"metric": summary["metric"], "held_out": True}
+    members_info = [{"absolute": str(m.path.resolve()),
+                     "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
+                    for m in members]
+    EnsembleClassifier(first.class_names, members_info, combiner).save(run.model_dir)
+    run.write_json(rundir.LABELS, {"task": recipe.task, "classes": first.class_names,
+                                   "train_counts": train_counts.tolist()})
+    run.write_json(rundir.DECISION, decision.to_dict())
+    run.write_json(rundir.METRICS, metrics)
+    run.write_json("ensemble.json", summary | {"combiner": combiner.to_dict()})
+    run.write_csv(rundir.VALID_PREDICTIONS,
+                  predictions_for(ids, id_column, labels, held_out, task, decision))
+    run.set_status("finished")
+
+
+def _relative(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(target, start)
+
+
+def train_seeds(recipe: Any, seeds: int, out: str | Path, *, overrides: list[str] | None = None,
+                method: str = "mean", reporter: Any = None) -> Run:
+    """Train one recipe with `seeds` consecutive seeds (init, data order, dropout vary; the
+    validation split does not) into OUT/seed-<s>, then ensemble them into OUT/ensemble.
+    Finished members are reused and unfinished ones resumed, so a rerun never redoes work."""
+    from fitclass.api import train
+    from fitclass.recipe import load_recipe as _load
+
+    base = _load(recipe, overrides)
+    out = Path(out)
+    paths = []
+    for offset in range(seeds):
+        seed = base.train.seed + offset
+        path = out / f"seed-{seed}"
+        status = rundir.RunDir(path).status()
+        if status != "finished":
+            with_seed = (overrides or []) + [f"train.seed={seed}"]
+            train(recipe, overrides=with_seed, out=path, reporter=reporter,
+                  resume=path if status in ("running", "interrupted", "failed") else None)
+        paths.append(path)
+    return ensemble(paths, out / "ensemble", method=method, overwrite=True)

@@ -1,0 +1,183 @@
+"""Shared fixtures: a tiny BERT folder, a small learnable dataset, and table writers.
+
+Everything runs offline on CPU. Torch is pinned to one thread: the models here are tiny, and
+with two cores shared with other processes, OpenMP barriers cost far more than they save.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+#: Keywords that decide the class; every row carries two of its class's keywords.
+KEYWORDS = {
+    "sports": ["football", "goal", "match", "team", "score", "coach"],
+    "tech": ["computer", "software", "laptop", "code", "internet", "server"],
+    "food": ["pizza", "recipe", "cheese", "soup", "bread", "kitchen"],
+}
+#: Class-neutral words every class draws its filler from.
+FILLER = ["today", "i", "read", "about", "the", "a", "new", "story", "we", "talked",
+          "yesterday", "my", "friend", "likes", "this", "week", "was", "really", "good", "bad",
+          "people", "city", "news", "old", "big", "small", "very", "and", "with", "after"]
+#: Imbalanced class sizes of the standard synthetic dataset (120 rows).
+COUNTS = {"sports": 60, "tech": 40, "food": 20}
+CLASSES = sorted(COUNTS)
+#: Extra text for the tokenizer, so its vocabulary is a few hundred entries.
+EXTRA_CORPUS = (
+    "the quick brown fox jumps over the lazy dog while a curious cat watches from the window "
+    "morning evening weather rain sunshine holiday travel airport station museum library "
+    "garden river mountain forest ocean island village market festival concert theatre "
+    "doctor teacher student engineer artist writer singer driver farmer pilot nurse lawyer "
+    "monday tuesday wednesday thursday friday saturday sunday january february march april "
+    "supercalifragilistic extraordinary internationalisation responsibilities "
+    "one two three four five six seven eight nine ten hundred thousand million"
+)
+
+
+def make_rows(counts: dict[str, int] | None = None, seed: int = 0,
+              words: int = 5) -> list[dict[str, str]]:
+    """Unique rows `id, text, label`: `words` filler words plus two class keywords."""
+    rng = random.Random(seed)
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for label, n in (counts or COUNTS).items():
+        made = 0
+        while made < n:
+            tokens = rng.sample(FILLER, words) + rng.sample(KEYWORDS[label], 2)
+            rng.shuffle(tokens)
+            text = " ".join(tokens)
+            if text in seen:
+                continue
+            seen.add(text)
+            rows.append({"text": text, "label": label})
+            made += 1
+    rng.shuffle(rows)
+    return [{"id": f"r{i:03d}", **row} for i, row in enumerate(rows)]
+
+
+def write_table(rows: list[dict[str, Any]] | pd.DataFrame, path: Path) -> Path:
+    """Write rows as CSV, TSV (.tsv/.tab/.txt), JSON lines (.jsonl/.ndjson/.json) or Parquet."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".tsv", ".tab", ".txt"):
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        with path.open("w", encoding="utf-8") as handle:
+            for record in frame.to_dict("records"):
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"no writer for {suffix}")
+    return path
+
+
+def _build_tiny_bert(folder: Path) -> Path:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    corpus = [row["text"] for row in make_rows(seed=123)]
+    corpus += [" ".join(words) for words in KEYWORDS.values()] + [" ".join(FILLER), EXTRA_CORPUS]
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator(corpus, WordPieceTrainer(vocab_size=400,
+                                                         special_tokens=specials))
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    backend.decoder = decoders.WordPiece()
+    tokenizer = BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]",
+                                  pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                                  mask_token="[MASK]")
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, vocab_size=len(tokenizer),
+                        max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer, 32-wide BERT with its own WordPiece tokenizer."""
+    return _build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_rows() -> list[dict[str, str]]:
+    """120 rows, 3 classes (60/40/20) told apart by keywords."""
+    return make_rows()
+
+
+@pytest.fixture(scope="session")
+def train_csv(tmp_path_factory: pytest.TempPathFactory,
+              synthetic_rows: list[dict[str, str]]) -> Path:
+    """The synthetic dataset as CSV with columns id, text, label."""
+    return write_table(synthetic_rows, tmp_path_factory.mktemp("data") / "train.csv")
+
+
+@pytest.fixture(scope="session")
+def table_writer() -> Callable[[list[dict[str, Any]] | pd.DataFrame, Path], Path]:
+    """`write(rows, path)`: the format follows the extension."""
+    return write_table
+
+
+@pytest.fixture(scope="session")
+def rows_maker() -> Callable[..., list[dict[str, str]]]:
+    """`make(counts=None, seed=0, words=5)`: more synthetic rows."""
+    return make_rows
+
+
+@pytest.fixture(scope="session")
+def recipe_for(tiny_bert_dir: Path) -> Callable[..., dict[str, Any]]:
+    """`recipe_for(backbone, train, **sections)`: a fast recipe dict.
+
+    `backbone` is "tiny_bert" (the fixture folder), "tfidf" or any backbone name; keyword
+    sections (`data`, `model`, `train`, ...) are merged over the fast defaults.
+    """
+
+    def build(backbone: str, train: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+        recipe: dict[str, Any] = {
+            "data": {"train": str(train), "id": "id",
+                     "split": {"valid_size": 0.25, "seed": 0}},
+            "train": {"seed": 0},
+        }
+        if backbone == "tiny_bert":
+            recipe["model"] = {"backbone": str(tiny_bert_dir), "max_length": 32,
+                               "dropout": 0.0}
+            recipe["train"].update({"epochs": 6, "batch_size": 8, "lr": 3e-3,
+                                    "eval_batch_size": 64})
+        else:
+            recipe["model"] = {"backbone": backbone}
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+                recipe[key] = {**recipe[key], **value}
+            else:
+                recipe[key] = value
+        return recipe
+
+    return build
