@@ -15,9 +15,15 @@ Measured per system and seed:
 - `dev_accuracy`, `dev_macro_f1`: the selected model scored on dev by one shared scorer
   (fitclass's length-sorted batched inference, argmax), for both systems.
 - `train_s`: wall time of the training call, evaluations and checkpoint saves included
-  (fitclass: from the first to the last step of its loop, timed through the `Reporter` hooks,
-  so data reading, checks, tokenizing and model loading are excluded; Trainer: `trainer.train()`).
+  (fitclass: its loop from start to the end of the last evaluation, timed through the
+  `Reporter` hooks, so data reading, checks, tokenizing and model loading are excluded;
+  Trainer: `trainer.train()`, which likewise starts from tokenized rows and a built model).
 - `samples_per_s`: training rows processed (rows x epochs) / `train_s`.
+- `samples_per_cpu_s`: the same over this process's CPU time, and `load_1m`, the 1-minute
+  load average at start and end: on a shared machine they show when other processes slowed
+  the wall clock.
+- `padded_tokens`: tokens per epoch after padding (batch size x longest row, summed) under
+  each system's batching, the work the encoder actually does; `real_tokens` without padding.
 - `total_s`: the whole call (fitclass: `fitclass.train`; Trainer: model build, tokenizing,
   `Trainer` set-up and `train()`), for reference.
 
@@ -43,8 +49,9 @@ import pandas as pd
 
 from _holdout import markdown_table, scratch_dir
 
-COLUMNS = ["system", "seed", "dev_accuracy", "dev_macro_f1", "samples_per_s", "train_s",
-           "total_s", "best_epoch"]
+COLUMNS = ["system", "seed", "dev_accuracy", "dev_macro_f1", "samples_per_s",
+           "samples_per_cpu_s", "train_s", "total_s", "best_epoch", "padded_tokens",
+           "load_1m"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -132,20 +139,44 @@ def score(classifier: Any, dev: pd.DataFrame) -> dict[str, float]:
             "dev_macro_f1": float(f1_score(truth, predicted, average="macro"))}
 
 
+class Clock:
+    """Wall time, this process's CPU time and the load average over one measured span."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.load: tuple[float, float] = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._load = os.getloadavg()[0]
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+        self.load = (self._load, os.getloadavg()[0])
+
+    def fields(self, samples: int) -> dict[str, Any]:
+        """`load_1m`: 1-minute load average at start and end; above the core count means
+        other processes competed for the CPU and wall times are inflated."""
+        return {"samples_per_s": samples / self.wall, "train_s": self.wall,
+                "train_cpu_s": self.cpu, "samples_per_cpu_s": samples / self.cpu,
+                "load_1m": [round(x, 2) for x in self.load]}
+
+
 class TimedReporter(Reporter):
-    """Plain progress lines, plus the wall time of the loop (first step to last eval)."""
+    """Plain progress lines, plus a `Clock` over the loop (first step to last eval)."""
 
     def __init__(self) -> None:
         super().__init__(tty=False)
-        self.started = self.stopped = 0.0
+        self.clock = Clock()
 
     def start(self, total_steps: int, done: int = 0) -> None:
-        self.started = time.perf_counter()
+        self.clock.start()
         super().start(total_steps, done)
 
     def close(self) -> None:
         super().close()
-        self.stopped = time.perf_counter()
+        self.clock.stop()
 
 
 def run_fitclass(args: argparse.Namespace, seed: int, train_path: Path,
@@ -170,13 +201,12 @@ def run_fitclass(args: argparse.Namespace, seed: int, train_path: Path,
     run = fitclass.train(recipe, out=out / f"fitclass-seed{seed}", overwrite=True,
                          reporter=reporter)
     total = time.perf_counter() - started
-    train_s = reporter.stopped - reporter.started
     history = pd.read_csv(run.path / "history.csv")
     best = history.loc[history["is_best"]].iloc[-1]
     row: dict[str, Any] = {
         "system": "fitclass", "seed": seed, **score(run.classifier, dev),
-        "samples_per_s": args.rows * args.epochs / train_s, "train_s": train_s,
-        "total_s": total, "best_epoch": float(best["epoch"]),
+        **reporter.clock.fields(args.rows * args.epochs), "total_s": total,
+        "best_epoch": float(best["epoch"]),
         "own_best_accuracy": float(run.metrics["select"]["value"]),
         "own_train_samples_per_s_excl_eval": float(run.metrics["train_samples_per_second"]),
         "history": history[["epoch", "train_loss", "valid_loss", "accuracy",
@@ -245,9 +275,10 @@ def run_trainer(args: argparse.Namespace, seed: int, train_path: Path, dev: pd.D
                       train_dataset=train_rows, eval_dataset=dev_rows,
                       data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer, compute_metrics=compute_metrics)
-    train_started = time.perf_counter()
+    clock = Clock()
+    clock.start()
     trainer.train()
-    train_s = time.perf_counter() - train_started
+    clock.stop()
     total = time.perf_counter() - started
     classifier.module = trainer.model
     evals = [e for e in trainer.state.log_history if "eval_accuracy" in e]
@@ -255,8 +286,8 @@ def run_trainer(args: argparse.Namespace, seed: int, train_path: Path, dev: pd.D
     best = max(evals, key=lambda e: e["eval_accuracy"])  # first of ties, as Trainer keeps
     return {
         "system": name, "seed": seed, **score(classifier, dev),
-        "samples_per_s": args.rows * args.epochs / train_s, "train_s": train_s,
-        "total_s": total, "best_epoch": float(best["epoch"]),
+        **clock.fields(args.rows * args.epochs), "total_s": total,
+        "best_epoch": float(best["epoch"]),
         "own_best_accuracy": float(trainer.state.best_metric or float("nan")),
         "history": [{"epoch": e["epoch"], "train_loss": losses.get(e["epoch"]),
                      "valid_loss": e["eval_loss"], "accuracy": e["eval_accuracy"],
@@ -272,12 +303,45 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(mine) < 2:
             continue
         entry: dict[str, Any] = {"system": system, "seed": f"mean of {len(mine)}"}
-        for key in ("dev_accuracy", "dev_macro_f1", "samples_per_s", "train_s", "total_s"):
+        for key in ("dev_accuracy", "dev_macro_f1", "samples_per_s", "samples_per_cpu_s",
+                    "train_s", "total_s"):
             values = np.array([row[key] for row in mine], dtype=float)
             entry[key] = float(values.mean())
             entry[f"{key}_std"] = float(values.std(ddof=1))
         means.append(entry)
     return means
+
+
+def padded_tokens(lengths: np.ndarray, batches: list[list[int]]) -> int:
+    return int(sum(len(batch) * lengths[batch].max() for batch in batches))
+
+
+def cut(order: Any, size: int) -> list[list[int]]:
+    return [list(order[i:i + size]) for i in range(0, len(order), size)]
+
+
+def padding_stats(args: argparse.Namespace, train_path: Path, seed: int) -> dict[str, Any]:
+    """Tokens per epoch (epoch 0) after padding, under each system's batch sampler."""
+    from transformers import AutoTokenizer
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    from fitclass.train.batching import LengthGroupedBatchSampler
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_path())
+    frame = read_tsv(train_path)
+    lengths = np.array([len(ids) for ids in tokenize(
+        tokenizer, frame["sentence"].tolist(), args.max_length)["input_ids"]])
+    size = args.batch_size
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "real_tokens": int(lengths.sum()),
+        "fitclass": padded_tokens(lengths, list(LengthGroupedBatchSampler(
+            list(lengths), size, seed))),
+        "trainer": padded_tokens(lengths, cut(torch.randperm(
+            len(lengths), generator=generator).numpy(), size)),
+        "trainer_grouped": padded_tokens(lengths, cut(np.array(get_length_grouped_indices(
+            lengths.tolist(), size, generator=generator)), size)),
+    }
 
 
 def main(args: argparse.Namespace) -> None:
@@ -289,12 +353,15 @@ def main(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     for seed in args.seed:
         train_path = sample_train(args, seed)
+        padding = padding_stats(args, train_path, seed)
+        print(f"tokens per epoch after padding: {padding}", flush=True)
         for system in args.systems:
             print(f"== {system} seed={seed}", flush=True)
             if system == "fitclass":
                 row = run_fitclass(args, seed, train_path, dev, work)
             else:
                 row = run_trainer(args, seed, train_path, dev, work, system == "trainer_grouped")
+            row["padded_tokens"], row["real_tokens"] = padding[system], padding["real_tokens"]
             print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
             rows.append(row)
             out_json.parent.mkdir(parents=True, exist_ok=True)

@@ -154,15 +154,15 @@ def rows_maker() -> Callable[..., list[dict[str, str]]]:
 
 @pytest.fixture(scope="session")
 def recipe_for(tiny_bert_dir: Path) -> Callable[..., dict[str, Any]]:
-    """`recipe_for(backbone, train, **sections)`: a fast recipe dict.
+    """`recipe_for(backbone, train_file, **sections)`: a fast recipe dict.
 
     `backbone` is "tiny_bert" (the fixture folder), "tfidf" or any backbone name; keyword
     sections (`data`, `model`, `train`, ...) are merged over the fast defaults.
     """
 
-    def build(backbone: str, train: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    def build(backbone: str, train_file: Path, /, **sections: Any) -> dict[str, Any]:
         recipe: dict[str, Any] = {
-            "data": {"train": str(train), "id": "id",
+            "data": {"train": str(train_file), "id": "id",
                      "split": {"valid_size": 0.25, "seed": 0}},
             "train": {"seed": 0},
         }

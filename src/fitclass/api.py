@@ -83,6 +83,8 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
         "train_counts": class_counts(train_targets, len(prepared.class_names)).tolist()})
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
+    if result.dynamics is not None:
+        run.write_csv(rundir.DYNAMICS, result.dynamics)
     run.write_csv(rundir.VALID_PREDICTIONS,
                   prediction_frame(prepared.valid, probs, task, decision))
     run.write_json(rundir.METRICS, metrics)

@@ -177,7 +177,6 @@ class TrainConfig(_Strict):
     eval_every: EvalEvery = Field(default_factory=lambda: EvalEvery())
     select: SelectConfig = Field(default_factory=lambda: SelectConfig())
     early_stopping: EarlyStoppingConfig | None = None
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class MinorityAugmentConfig(_Strict):
@@ -208,6 +207,51 @@ class ImbalanceConfig(_Strict):
     minority_augment: MinorityAugmentConfig | None = None
 
 
+class BootstrapConfig(_Strict):
+    """Bootstrapping loss (Reed et al. 2015): target = (1 - beta) * label + beta * prediction
+    (`soft`: the predicted probabilities; `hard`: the predicted class)."""
+
+    mode: Literal["soft", "hard"] = "soft"
+    beta: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class CoteachingConfig(_Strict):
+    """Co-teaching (Han et al. 2018): two networks, each updated on the small-loss rows the
+    other picks; the share of rows dropped ramps up to `forget_rate` over `ramp_epochs`."""
+
+    forget_rate: float = Field(0.2, ge=0.0, lt=1.0)
+    ramp_epochs: float = Field(1.0, gt=0.0)
+
+
+class NoiseConfig(_Strict):
+    """Resisting label noise during training, and acting on an audit's suspects."""
+
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    bootstrap: BootstrapConfig | None = None
+    coteaching: CoteachingConfig | None = None
+    dynamics: bool = True
+    action: Literal["none", "drop", "relabel"] = "none"
+    suspects: Path | None = None
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _action_needs_suspects(self) -> NoiseConfig:
+        if self.action != "none" and self.suspects is None:
+            raise ValueError(f"noise.action: {self.action} needs noise.suspects, the "
+                             f"suspects.csv written by `fitclass audit`")
+        return self
+
+
+class SelfTrainingConfig(_Strict):
+    """Pseudo-labelling rounds on an unlabelled table (same text column(s) as data.text)."""
+
+    unlabelled: Path
+    rounds: int = Field(1, ge=1)
+    tau: float | dict[str, float] = 0.9
+    max_per_class: int | Literal["proportional"] = "proportional"
+    limit: int | None = Field(None, ge=1)
+
+
 class DecisionConfig(_Strict):
     """How probabilities become labels; fitted on validation, saved in the run."""
 
@@ -228,6 +272,8 @@ class Recipe(_Strict):
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
     imbalance: ImbalanceConfig = Field(default_factory=lambda: ImbalanceConfig())
+    noise: NoiseConfig = Field(default_factory=lambda: NoiseConfig())
+    self_training: SelfTrainingConfig | None = None
     decision: DecisionConfig = Field(default_factory=lambda: DecisionConfig())
 
     @model_validator(mode="after")
@@ -289,6 +335,10 @@ def _backbone_problems(recipe: Recipe) -> list[str]:
     if recipe.imbalance.pos_weight != "none":
         problems.append("imbalance.pos_weight needs a neural backbone; with backbone: tfidf "
                         "use imbalance.class_weights")
+    noise = recipe.noise
+    if noise.label_smoothing or noise.bootstrap or noise.coteaching:
+        problems.append("noise.label_smoothing, noise.bootstrap and noise.coteaching need a "
+                        "neural backbone (backbone: tfidf fits a logistic regression)")
     return problems
 
 
@@ -322,13 +372,15 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """Data paths in a recipe file are relative to the file, not to the working directory."""
-    data = raw.get("data")
-    if isinstance(data, dict):
-        data = dict(data)
-        for key in ("train", "valid"):
-            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
-                data[key] = str((base_dir / data[key]).resolve())
-        raw = {**raw, "data": data}
+    for section, keys in (("data", ("train", "valid")), ("noise", ("suspects",)),
+                          ("self_training", ("unlabelled",))):
+        values = raw.get(section)
+        if isinstance(values, dict):
+            values = dict(values)
+            for key in keys:
+                if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
+                    values[key] = str((base_dir / values[key]).resolve())
+            raw = {**raw, section: values}
     return raw
 
 

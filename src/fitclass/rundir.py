@@ -29,6 +29,7 @@ DATA_CHECKS = "data_checks.json"
 ENVIRONMENT = "environment.json"
 STATUS = "status.json"
 DECISION = "decision.json"
+DYNAMICS = "dynamics.csv"
 CHECKPOINTS = "checkpoints"
 
 

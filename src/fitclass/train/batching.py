@@ -63,11 +63,11 @@ class Collator:
         self.tokenizer = tokenizer
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        labels = [row["labels"] for row in rows] if "labels" in rows[0] else None
-        features = [{k: v for k, v in row.items() if k != "labels"} for row in rows]
+        extra = [key for key in ("labels", "row") if key in rows[0]]
+        features = [{k: v for k, v in row.items() if k not in extra} for row in rows]
         batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
-        if labels is not None:
-            batch["labels"] = torch.as_tensor(np.asarray(labels))  # int64 ids or float32 rows
+        for key in extra:  # labels: int64 ids or float32 rows; row: position in the table
+            batch[key] = torch.as_tensor(np.asarray([row[key] for row in rows]))
         return batch
 
 
@@ -75,10 +75,11 @@ def rows_from_encoding(encoded: dict[str, list[list[int]]],
                        labels: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Column-wise tokenizer output to one dict per row (what a DataLoader indexes)."""
     keys = list(encoded)
-    rows = [{key: encoded[key][i] for key in keys} for i in range(len(encoded["input_ids"]))]
+    rows: list[dict[str, Any]] = [{key: encoded[key][i] for key in keys}
+                                  for i in range(len(encoded["input_ids"]))]
     if labels is not None:
-        for row, label in zip(rows, labels, strict=True):
-            row["labels"] = label
+        for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            row["labels"], row["row"] = label, index
     return rows
 
 

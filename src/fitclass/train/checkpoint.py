@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from accelerate import Accelerator
+from safetensors.numpy import load_file, save_file
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -19,6 +21,7 @@ from fitclass.rundir import RunDir, replace_dir
 
 LAST, BEST = "last", "best"
 LOOP_STATE = "loop_state.json"
+ARRAYS = "arrays.safetensors"
 
 
 def save_best(run: RunDir, module: nn.Module) -> None:
@@ -32,11 +35,22 @@ def load_best(run: RunDir, module: nn.Module) -> None:
     load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
 
 
-def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[str, Any]) -> None:
+def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[str, Any],
+                        arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Weights, optimiser, scheduler, RNG (accelerate), loop counters (JSON) and extra
+    arrays such as training dynamics (safetensors)."""
     staged = run.checkpoint(f".{LAST}.staging")
     accelerator.save_state(str(staged))
     (staged / LOOP_STATE).write_text(json.dumps(loop_state, default=float), encoding="utf-8")
+    if arrays:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                  str(staged / ARRAYS))
     replace_dir(staged, run.checkpoint(LAST))
+
+
+def load_arrays(run: RunDir) -> dict[str, np.ndarray]:
+    path = run.checkpoint(LAST) / ARRAYS
+    return load_file(str(path)) if path.is_file() else {}
 
 
 def has_training_state(run: RunDir) -> bool:

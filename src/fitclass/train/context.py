@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from fitclass.data.table import TextTable
 from fitclass.recipe import Recipe
@@ -51,3 +52,5 @@ class FitResult:
     best: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     train_samples_per_second: float | None = None
+    #: Per-row training dynamics (`train/dynamics.py`), when recorded.
+    dynamics: pd.DataFrame | None = None

@@ -23,6 +23,7 @@ from fitclass.recipe import TrainConfig
 from fitclass.train import checkpoint
 from fitclass.train.batching import Collator, rows_from_encoding
 from fitclass.train.context import FitContext, FitResult
+from fitclass.train.dynamics import DynamicsRecorder
 from fitclass.train.losses import Loss
 from fitclass.train.objective import build_loss
 from fitclass.train.optim import build_optimizer, build_scheduler
@@ -88,9 +89,13 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
                         config.early_stopping.min_delta if config.early_stopping else 0.0)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [],
                              "train_seconds": 0.0, "train_samples": 0}
+    recorder = (DynamicsRecorder(len(rows), config.epochs, context.task.multilabel)
+                if context.recipe.noise.dynamics else None)
     if context.resume and checkpoint.has_training_state(run):
         state = checkpoint.load_training_state(run, accelerator)
         selector.restore(state["selector"])
+        if recorder is not None:
+            recorder.restore(checkpoint.load_arrays(run))
         context.reporter.log(f"resumed at step {state['step']} of {total_steps}")
     reporter = context.reporter
     reporter.start(total_steps, done=state["step"])
@@ -98,14 +103,20 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     tick = time.perf_counter()
     for epoch in range(state["epoch"], config.epochs):
         sampler.set_epoch(epoch)  # type: ignore[attr-defined]  # all our samplers have it
+        # accelerate's loader re-sets the sampler's epoch from its own counter, which starts
+        # at 0 in a resumed process: align it, or resumed epochs replay earlier batch orders.
+        loader.set_epoch(epoch)
         skip = state["batches_in_epoch"] if epoch == state["epoch"] else 0
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         state["epoch"], state["batches_in_epoch"] = epoch, skip
         module.train()
         for batch in batches:
-            labels = batch.pop("labels")
+            labels, positions = batch.pop("labels"), batch.pop("row")
             with accelerator.accumulate(module):
-                loss = loss_fn(module(**batch)["logits"], labels)
+                logits = module(**batch)["logits"]
+                loss = loss_fn(logits, labels)
+                if recorder is not None:
+                    recorder.record(epoch, positions, logits.detach(), labels)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.grad_clip:
                     accelerator.clip_grad_norm_(module.parameters(), config.grad_clip)
@@ -129,7 +140,7 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
                    "train_samples_per_s": state["train_samples"] / elapsed}
             running_loss, running_batches = 0.0, 0
             stop = _evaluate_and_checkpoint(classifier, context, accelerator, loss_fn, selector,
-                                            state, row)
+                                            state, row, recorder)
             module.train()
             tick = time.perf_counter()
             if stop:
@@ -141,15 +152,20 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     checkpoint.load_best(run, accelerator.unwrap_model(module))
     classifier.module = accelerator.unwrap_model(module)
     samples_per_s = state["train_samples"] / max(state["train_seconds"], 1e-9)
+    dynamics = None if recorder is None else recorder.summary(
+        context.train.ids, [str(label) for label in context.train.labels or []],
+        context.class_names)
     return FitResult(classifier=classifier, history=state["history"],
                      best={"metric": selector.metric, "value": selector.best_value,
                            "step": selector.best_step},
-                     train_seconds=state["train_seconds"], train_samples_per_second=samples_per_s)
+                     train_seconds=state["train_seconds"], train_samples_per_second=samples_per_s,
+                     dynamics=dynamics)
 
 
 def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitContext,
                              accelerator: Accelerator, loss_fn: Loss, selector: Selector,
-                             state: dict[str, Any], row: dict[str, Any]) -> bool:
+                             state: dict[str, Any], row: dict[str, Any],
+                             recorder: DynamicsRecorder | None = None) -> bool:
     """Evaluate, update best and history, save state; True when early stopping says stop."""
     config, run = context.recipe.train, context.run
     classifier.module = accelerator.unwrap_model(classifier.module)
@@ -163,7 +179,8 @@ def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitCont
     if accelerator.is_main_process:
         if improved:
             checkpoint.save_best(run, classifier.module)
-        checkpoint.save_training_state(run, accelerator, state)
+        checkpoint.save_training_state(run, accelerator, state,
+                                       recorder.state() if recorder is not None else None)
     accelerator.wait_for_everyone()
     context.reporter.evaluated(row | headline(metrics, config.select.metric),
                                config.select.metric, improved)

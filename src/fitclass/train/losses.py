@@ -63,20 +63,29 @@ def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
 
 def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float,
                  multilabel: bool) -> torch.Tensor:
-    """Targets as probabilities, with label smoothing towards uniform (or 0.5 per label)."""
+    """Targets as probabilities, with label smoothing towards uniform (or 0.5 per label).
+    Multi-class targets are class indices, or already rows of probabilities."""
     if multilabel:
         return targets.float() * (1.0 - smoothing) + 0.5 * smoothing
-    onehot = F.one_hot(targets.long(), num_classes).float()
-    return onehot * (1.0 - smoothing) + smoothing / num_classes
+    dense = targets.float() if is_soft(targets) else F.one_hot(targets.long(),
+                                                                num_classes).float()
+    return dense * (1.0 - smoothing) + smoothing / num_classes
+
+
+def is_soft(targets: torch.Tensor) -> bool:
+    """Multi-class targets given as probability rows (bootstrapping, MixUp) not indices."""
+    return targets.ndim == 2 and targets.is_floating_point()
 
 
 def _weighted_sum(per_class: torch.Tensor, targets: torch.Tensor,
                   weights: torch.Tensor | None) -> torch.Tensor:
-    """Mean over rows of per-class terms; with weights, torch's weighted-mean convention."""
+    """Mean over rows of per-class terms; with weights, torch's weighted-mean convention
+    (divided by the summed weight of the rows' classes; soft rows weigh by their shares)."""
     if weights is None:
         return per_class.sum(1).mean()
     weights = weights.to(per_class.device)
-    return (per_class * weights).sum() / weights[targets.long()].sum()
+    row_weights = targets.float() @ weights if is_soft(targets) else weights[targets.long()]
+    return (per_class * weights).sum() / row_weights.sum()
 
 
 def _multiclass_ce(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec,
@@ -163,3 +172,25 @@ def logit_adjusted(spec: LossSpec) -> Loss:
         return lambda logits, targets: _multilabel_bce(logits, targets, spec, offset)
     offset = torch.as_tensor(spec.tau * np.log(priors), dtype=torch.float32)
     return lambda logits, targets: _multiclass_ce(logits, targets, spec, offset)
+
+
+def with_bootstrap(loss: Loss, mode: str, beta: float, multilabel: bool) -> Loss:
+    """Bootstrapping (Reed et al. 2015): train towards (1 - beta) * label + beta * the model's
+    own (detached) prediction, `soft` probabilities or the `hard` predicted class."""
+
+    def bootstrapped(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            if multilabel:
+                predicted = torch.sigmoid(logits.float())
+                if mode == "hard":
+                    predicted = (predicted > 0.5).float()
+                given = targets.float()
+            else:
+                predicted = torch.softmax(logits.float(), dim=1)
+                if mode == "hard":
+                    predicted = F.one_hot(predicted.argmax(1), logits.shape[1]).float()
+                given = (targets.float() if is_soft(targets)
+                         else F.one_hot(targets.long(), logits.shape[1]).float())
+        return loss(logits, (1.0 - beta) * given + beta * predicted)
+
+    return bootstrapped

@@ -6,7 +6,7 @@ import numpy as np
 
 from fitclass.recipe import Recipe
 from fitclass.train.class_weights import class_counts, class_weights, positive_weights
-from fitclass.train.losses import Loss, LossSpec, make_loss
+from fitclass.train.losses import Loss, LossSpec, make_loss, with_bootstrap
 
 
 def class_priors(targets: np.ndarray, num_labels: int) -> np.ndarray:
@@ -30,7 +30,7 @@ def loss_spec(recipe: Recipe, train_targets: np.ndarray, class_names: list[str])
         priors=class_priors(train_targets, len(class_names)),
         weights=class_weights(imbalance.class_weights, counts, class_names, imbalance.beta),
         pos_weight=pos_weight,
-        label_smoothing=recipe.train.label_smoothing,
+        label_smoothing=recipe.noise.label_smoothing,
         gamma=imbalance.gamma,
         alpha=imbalance.alpha,
         tau=imbalance.tau,
@@ -38,7 +38,12 @@ def loss_spec(recipe: Recipe, train_targets: np.ndarray, class_names: list[str])
 
 
 def build_loss(recipe: Recipe, train_targets: np.ndarray, class_names: list[str]) -> Loss:
-    return make_loss(recipe.imbalance.loss, loss_spec(recipe, train_targets, class_names))
+    """The recipe's loss; with `noise.bootstrap`, on bootstrapped targets."""
+    loss = make_loss(recipe.imbalance.loss, loss_spec(recipe, train_targets, class_names))
+    bootstrap = recipe.noise.bootstrap
+    if bootstrap is None:
+        return loss
+    return with_bootstrap(loss, bootstrap.mode, bootstrap.beta, train_targets.ndim == 2)
 
 
 def stacked_remedies(recipe: Recipe) -> list[str]:

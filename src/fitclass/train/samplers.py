@@ -94,12 +94,13 @@ class ClassAwareBatchSampler(BatchSampler):
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        classes: list[int] = []
         for _ in range(len(self)):
+            # Whole permutations plus the head of one more, never carried into the next
+            # batch: every class appears floor or ceil(batch_size / classes) times per batch.
+            classes: list[int] = []
             while len(classes) < self.batch_size:
                 classes.extend(rng.permutation(len(self.groups)).tolist())
-            batch_classes, classes = classes[:self.batch_size], classes[self.batch_size:]
-            yield [int(rng.choice(self.groups[c])) for c in batch_classes]
+            yield [int(rng.choice(self.groups[c])) for c in classes[:self.batch_size]]
 
 
 @register_sampler("class_aware")
