@@ -94,7 +94,12 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from accelerate.utils import set_seed  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
+from transformers import (  # noqa: E402
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 import fitclass  # noqa: E402
 from fitclass.models.text import (  # noqa: E402
@@ -145,10 +150,15 @@ class Clock:
     def __init__(self) -> None:
         self.wall = self.cpu = 0.0
         self.load: tuple[float, float] = (0.0, 0.0)
+        self.steps: list[float] = []
 
     def start(self) -> None:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         self._load = os.getloadavg()[0]
+
+    def step(self) -> None:
+        """Mark the end of one optimiser step (for per-step times in the JSON)."""
+        self.steps.append(time.perf_counter() - self._wall)
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self._wall
@@ -160,7 +170,8 @@ class Clock:
         other processes competed for the CPU and wall times are inflated."""
         return {"samples_per_s": samples / self.wall, "train_s": self.wall,
                 "train_cpu_s": self.cpu, "samples_per_cpu_s": samples / self.cpu,
-                "load_1m": [round(x, 2) for x in self.load]}
+                "load_1m": [round(x, 2) for x in self.load],
+                "step_end_s": [round(x, 3) for x in self.steps]}
 
 
 class TimedReporter(Reporter):
@@ -174,9 +185,23 @@ class TimedReporter(Reporter):
         self.clock.start()
         super().start(total_steps, done)
 
+    def step(self, loss: float, samples_per_second: float) -> None:
+        self.clock.step()
+        super().step(loss, samples_per_second)
+
     def close(self) -> None:
         super().close()
         self.clock.stop()
+
+
+class StepClock(TrainerCallback):
+    """The `Clock.step` mark for Trainer."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.clock.step()
 
 
 def run_fitclass(args: argparse.Namespace, seed: int, train_path: Path,
@@ -270,12 +295,13 @@ def run_trainer(args: argparse.Namespace, seed: int, train_path: Path, dev: pd.D
     tokenizer = classifier.tokenizer
     train_rows = encode(tokenizer, read_tsv(train_path), args.max_length)
     dev_rows = encode(tokenizer, dev, args.max_length)
+    clock = Clock()
     trainer = Trainer(model=classifier.module,
                       args=trainer_arguments(args, seed, out / f"{name}-seed{seed}", grouped),
                       train_dataset=train_rows, eval_dataset=dev_rows,
                       data_collator=DataCollatorWithPadding(tokenizer),
-                      processing_class=tokenizer, compute_metrics=compute_metrics)
-    clock = Clock()
+                      processing_class=tokenizer, compute_metrics=compute_metrics,
+                      callbacks=[StepClock(clock)])
     clock.start()
     trainer.train()
     clock.stop()
@@ -362,7 +388,8 @@ def main(args: argparse.Namespace) -> None:
             else:
                 row = run_trainer(args, seed, train_path, dev, work, system == "trainer_grouped")
             row["padded_tokens"], row["real_tokens"] = padding[system], padding["real_tokens"]
-            print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+            print(json.dumps({k: v for k, v in row.items()
+                              if k not in ("history", "step_end_s")}), flush=True)
             rows.append(row)
             out_json.parent.mkdir(parents=True, exist_ok=True)
             out_json.write_text(json.dumps(report(args, rows), indent=2), encoding="utf-8")

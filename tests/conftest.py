@@ -169,7 +169,7 @@ def recipe_for(tiny_bert_dir: Path) -> Callable[..., dict[str, Any]]:
         if backbone == "tiny_bert":
             recipe["model"] = {"backbone": str(tiny_bert_dir), "max_length": 32,
                                "dropout": 0.0}
-            recipe["train"].update({"epochs": 6, "batch_size": 8, "lr": 3e-3,
+            recipe["train"].update({"epochs": 8, "batch_size": 8, "lr": 3e-3,
                                     "eval_batch_size": 64})
         else:
             recipe["model"] = {"backbone": backbone}

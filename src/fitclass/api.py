@@ -20,6 +20,8 @@ from fitclass.environment import describe_environment
 from fitclass.errors import RunError
 from fitclass.models.base import Backbone
 from fitclass.models.registry import get_backbone
+from fitclass.noise.actions import apply_noise_action
+from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
@@ -29,6 +31,8 @@ from fitclass.train.objective import class_priors, stacked_remedies
 from fitclass.train.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
+SELF_TRAINING = "self_training.json"
+NOISE_CHANGES = "noise_changes.csv"
 
 
 def default_run_path(recipe: Recipe) -> Path:
@@ -91,10 +95,27 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     return metrics
 
 
+def _apply_noise_action(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
+                       reporter: Reporter) -> None:
+    """Drop or relabel audit suspects in train (and in validation rows split from train)."""
+    multilabel = recipe.task == "multilabel"
+    prepared.train, changes = apply_noise_action(prepared.train, recipe.noise, multilabel)
+    if recipe.data.valid is None:
+        prepared.valid, valid_changes = apply_noise_action(prepared.valid, recipe.noise,
+                                                           multilabel)
+        changes = pd.concat([changes, valid_changes.assign(split="valid")], ignore_index=True)
+    run.write_csv(NOISE_CHANGES, changes)
+    reporter.log(f"noise.action {recipe.noise.action}: {len(changes)} rows changed "
+                 f"(score >= {recipe.noise.min_score}); see {NOISE_CHANGES}")
+
+
 def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
               overwrite: bool, resume: str | Path | None) -> tuple[Recipe, rundir.RunDir]:
     if resume is not None:
         run = rundir.RunDir(resume)
+        if run.file(rundir.RECIPE).is_file() and load_recipe(run.file(rundir.RECIPE)).self_training:
+            raise RunError(f"{run.path}: self-training runs cannot resume mid-round; rerun "
+                           f"the recipe with --overwrite")
         status = run.status()
         if status is None:
             raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
@@ -128,6 +149,8 @@ def train(
         run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
+        if recipe_obj.noise.action != "none":
+            _apply_noise_action(run, recipe_obj, prepared, reporter)
         _record_checks(prepared, backbone, recipe_obj, reporter)
         if recipe_obj.imbalance.minority_augment is not None:
             prepared.train, added = augment_minority(prepared.train, prepared.class_names,
@@ -139,7 +162,11 @@ def train(
                                                                prepared.class_names),
                              train=prepared.train, valid=prepared.valid, run=run,
                              reporter=reporter, resume=resume is not None)
-        result = backbone.fit(context)
+        if recipe_obj.self_training is not None:
+            result, rounds = self_train(backbone, context, recipe_obj.self_training)
+            run.write_json(SELF_TRAINING, rounds)
+        else:
+            result = backbone.fit(context)
         _save_outputs(run, recipe_obj, prepared, result)
     except KeyboardInterrupt:
         run.set_status("interrupted")

@@ -164,6 +164,38 @@ def predict(
 
 @app.command()
 @friendly_errors
+def audit(
+    recipe: Path = typer.Argument(..., help="The recipe whose training rows to audit."),
+    out: Path = typer.Option(..., help="Suspects CSV to write (a _summary.json goes beside)."),
+    folds: int = typer.Option(5, help="Cross-fitting folds."),
+    proxy: str | None = typer.Option(None, help="Fast stand-in for the recipe's model: "
+                                                "tfidf or linear_probe."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Override a recipe key."),
+    work_dir: Path | None = typer.Option(None, help="Fold runs (default <out>_folds/)."),
+) -> None:
+    """List training rows whose label is likely wrong, with a suggested label."""
+    from fitclass.noise.audit import audit as run_audit
+
+    quiet_libraries()
+    result = run_audit(recipe, out, folds=folds, proxy=proxy, overrides=set_,
+                       work_dir=work_dir)
+    table = Table(title=f"{len(result.suspects)} suspects of {result.summary['rows']} rows "
+                        f"(most suspect first)")
+    for column in ("id", "given", "suggested", "score", "methods", "text"):
+        table.add_column(column)
+    for _, row in result.suspects.head(15).iterrows():
+        table.add_row(str(row["id"]), str(row["given_label"]), str(row["suggested_label"]),
+                      f"{row['score']:.3f}", str(row["methods"]), str(row["text"])[:60])
+    err.print(table)
+    rates = result.summary.get("estimated_noise_rate")
+    if rates:
+        err.print("estimated noise rate per given class: " + ", ".join(
+            f"{k}={v:.1%}" for k, v in rates.items() if v is not None))
+    print(out)
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the demo data and run."),
     rows: int = typer.Option(1000, help="Rows to generate."),

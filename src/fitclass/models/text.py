@@ -101,11 +101,12 @@ class TransformerClassifier(Classifier):
     kind = "transformer"
 
     def __init__(self, class_names: Sequence[str], tokenizer: PreTrainedTokenizerBase,
-                 module: SequenceClassifier, max_length: int) -> None:
+                 module: SequenceClassifier, max_length: int, multilabel: bool = False) -> None:
         super().__init__(class_names)
         self.tokenizer = tokenizer
         self.module = module
         self.max_length = max_length
+        self.multilabel = multilabel  # independent sigmoids instead of a softmax
 
     @torch.inference_mode()
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
@@ -120,8 +121,25 @@ class TransformerClassifier(Classifier):
             out[rows] = self.module(**batch)["logits"].float().cpu().numpy()
         return out
 
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        """Pooled encoder features (the head's input), for probes and feature caches."""
+        from fitclass.train.batching import iter_sorted_batches
+
+        device = next(self.module.parameters()).device
+        self.module.eval()
+        encoded = tokenize(self.tokenizer, texts, self.max_length)
+        out = np.zeros((len(texts), self.module.head.in_features), dtype=np.float32)
+        for rows, batch in iter_sorted_batches(self.tokenizer, encoded, batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            hidden = self.module.encoder(**batch).last_hidden_state
+            out[rows] = self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+        return out
+
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         logits = torch.from_numpy(self.logits(texts, batch_size))
+        if self.multilabel:
+            return torch.sigmoid(logits).numpy()
         return torch.softmax(logits, dim=-1).numpy()
 
     def save(self, model_dir: Path) -> None:
@@ -130,7 +148,8 @@ class TransformerClassifier(Classifier):
         self.tokenizer.save_pretrained(model_dir)
         save_model(self.module, str(model_dir / "model.safetensors"))
         info = {"kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
-                "pooling": self.module.pooling, "dropout": self.module.dropout.p}
+                "pooling": self.module.pooling, "dropout": self.module.dropout.p,
+                "multilabel": self.multilabel}
         (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
@@ -162,7 +181,8 @@ class TransformerBackbone(Backbone):
                 f"({error}); give a Hugging Face model folder or hub id with tokenizer files"
             ) from None
 
-    def build(self, class_names: Sequence[str]) -> TransformerClassifier:
+    def build(self, class_names: Sequence[str],
+              multilabel: bool = False) -> TransformerClassifier:
         """A fresh classifier: pretrained encoder (unless `pretrained: false`) + new head."""
         tokenizer = self._tokenizer()
         try:
@@ -180,7 +200,8 @@ class TransformerBackbone(Backbone):
         if pooling == "auto":
             pooling = default_pooling(self.source)
         module = SequenceClassifier(encoder, len(class_names), pooling, self.config.dropout)
-        return TransformerClassifier(class_names, tokenizer, module, self.config.max_length)
+        return TransformerClassifier(class_names, tokenizer, module, self.config.max_length,
+                                     multilabel)
 
     def fit(self, context: FitContext) -> FitResult:
         from accelerate.utils import set_seed
@@ -188,7 +209,8 @@ class TransformerBackbone(Backbone):
         from fitclass.train.loop import fit_transformer
 
         set_seed(context.recipe.train.seed)  # the new head's initial weights follow the seed
-        return fit_transformer(self.build(context.class_names), context)
+        return fit_transformer(self.build(context.class_names, context.task.multilabel),
+                               context)
 
     @classmethod
     def load(cls, model_dir: Path) -> TransformerClassifier:
@@ -199,7 +221,8 @@ class TransformerBackbone(Backbone):
                                     info["dropout"])
         load_model(module, str(model_dir / "model.safetensors"))
         module.eval()
-        return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"])
+        return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"],
+                                     bool(info.get("multilabel", False)))
 
 
 @register_fallback

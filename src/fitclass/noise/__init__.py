@@ -1,0 +1,1 @@
+"""Label noise: the audit that ranks suspect labels, actions on its output, self-training."""

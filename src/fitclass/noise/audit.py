@@ -1,0 +1,229 @@
+"""`fitclass audit`: out-of-fold probabilities for every training row, then suspect labels.
+
+Out-of-fold (OOF) probabilities come from K-fold cross-fitting with the recipe's own model
+(each fold is a normal run directory, so an interrupted audit resumes), or from a fast proxy:
+`tfidf` (the TF-IDF backbone in the same fold runs) or `linear_probe` (a logistic regression
+on frozen pooled features of the recipe's transformer). Confident learning (cleanlab) scores
+them; training dynamics from the fold runs and conflicting duplicates add evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+
+from fitclass import rundir
+from fitclass.data.prepare import class_names_of, read_labelled
+from fitclass.data.table import TextTable
+from fitclass.errors import FitclassError, RecipeError
+from fitclass.noise import scoring
+from fitclass.recipe import Recipe, load_recipe
+from fitclass.rundir import atomic_write_text
+
+PROXIES = ("tfidf", "linear_probe")
+
+
+@dataclass
+class AuditResult:
+    suspects: pd.DataFrame
+    summary: dict[str, Any]
+    oof_probs: np.ndarray
+
+
+def fold_splits(targets: np.ndarray, groups: np.ndarray | None, k: int,
+                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds: grouped when the recipe splits by group, stratified (iteratively for
+    multi-label) where every class has k rows, plain otherwise."""
+    rows = np.zeros(len(targets))
+    if targets.ndim == 2:
+        return list(MultilabelStratifiedKFold(k, shuffle=True, random_state=seed)
+                    .split(rows, targets))
+    if groups is not None:
+        return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+                    .split(rows, targets, groups))
+    if np.bincount(targets).min() >= k:
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, targets))
+    return list(KFold(k, shuffle=True, random_state=seed).split(rows))
+
+
+def _fold_frame(table: TextTable, rows: np.ndarray, multilabel: bool) -> pd.DataFrame:
+    part = table.subset(rows)
+    frame = pd.DataFrame({"id": part.ids})
+    if part.texts and isinstance(part.texts[0], tuple):
+        frame["text"], frame["text_b"] = [t[0] for t in part.texts], [t[1] for t in part.texts]
+    else:
+        frame["text"] = part.texts
+    labels = part.labels or []
+    frame["label"] = ["|".join(x) if multilabel else x for x in labels]
+    if part.groups is not None:
+        frame["group"] = part.groups
+    return frame
+
+
+def _fold_recipe(recipe: Recipe, train_csv: Path, table: TextTable) -> dict[str, Any]:
+    raw = recipe.to_dict()
+    pair = bool(table.texts) and isinstance(table.texts[0], tuple)
+    data = raw["data"]
+    data.update({"train": str(train_csv), "valid": None, "id": "id", "limit": None,
+                 "text": ["text", "text_b"] if pair else "text", "label": "label",
+                 "label_sep": "|" if recipe.task == "multilabel" else None,
+                 "group": "group" if table.groups is not None else None, "quoting": "csv"})
+    raw["noise"] = {**raw["noise"], "action": "none", "suspects": None}
+    raw["self_training"] = None
+    return raw
+
+
+def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
+                    splits: list[tuple[np.ndarray, np.ndarray]],
+                    work_dir: Path) -> tuple[np.ndarray, dict[str, float]]:
+    """OOF probabilities from one fitclass run per fold, and mean dynamics margins by id."""
+    from fitclass.api import train
+
+    probs = np.zeros((len(table), len(class_names)))
+    margins: dict[str, list[float]] = {}
+    for k, (train_rows, held_rows) in enumerate(splits):
+        fold_dir = work_dir / f"fold-{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        train_csv = fold_dir / "train.csv"
+        _fold_frame(table, train_rows, recipe.task == "multilabel").to_csv(train_csv,
+                                                                          index=False)
+        run_dir = rundir.RunDir(fold_dir / "run")
+        status = run_dir.status()
+        if status == "finished":
+            from fitclass.run import load_run
+
+            run = load_run(run_dir.path)
+        else:
+            run = train(_fold_recipe(recipe, train_csv, table), out=run_dir.path,
+                        resume=run_dir.path if status else None)
+        held = table.subset(held_rows)
+        probs[held_rows] = _aligned(run, class_names, run.predict_proba(list(held.texts)))
+        dynamics = run.dir.file(rundir.DYNAMICS)
+        if dynamics.is_file():
+            frame = pd.read_csv(dynamics, dtype={"id": str})
+            for row_id, margin in zip(frame["id"], frame["margin_mean"], strict=True):
+                margins.setdefault(str(row_id), []).append(float(margin))
+    return probs, {key: float(np.mean(values)) for key, values in margins.items()}
+
+
+def _aligned(run: Any, class_names: list[str], probs: np.ndarray) -> np.ndarray:
+    """A fold may miss a rare class: place its columns in the audit's class order."""
+    out = np.zeros((len(probs), len(class_names)))
+    index = {name: i for i, name in enumerate(class_names)}
+    for column, name in enumerate(run.class_names):
+        out[:, index[name]] = probs[:, column]
+    return out
+
+
+def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
+                     splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """OOF probabilities of a logistic regression on frozen pooled transformer features."""
+    from fitclass.models.registry import get_backbone
+    from fitclass.models.text import TransformerBackbone
+
+    backbone = get_backbone(recipe.model)
+    if not isinstance(backbone, TransformerBackbone):
+        raise RecipeError(f"--proxy linear_probe needs a transformer backbone; "
+                          f"model.backbone is {recipe.model.backbone!r} (use --proxy tfidf)")
+    features = backbone.build(["0", "1"]).encode(list(table.texts),
+                                                 recipe.train.eval_batch_size)
+    probs = np.zeros((len(table), targets.shape[1] if targets.ndim == 2
+                      else int(targets.max()) + 1))
+    for train_rows, held_rows in splits:
+        if targets.ndim == 2:
+            for label in range(targets.shape[1]):
+                model = LogisticRegression(max_iter=2000, C=1.0)
+                model.fit(features[train_rows], targets[train_rows, label])
+                probs[held_rows, label] = model.predict_proba(features[held_rows])[:, 1]
+        else:
+            model = LogisticRegression(max_iter=2000, C=1.0)
+            model.fit(features[train_rows], targets[train_rows])
+            probs[np.ix_(held_rows, model.classes_)] = model.predict_proba(features[held_rows])
+    return probs
+
+
+def rank_suspects(table: TextTable, class_names: list[str], targets: np.ndarray,
+                  probs: np.ndarray, margins: dict[str, float]) -> pd.DataFrame:
+    """One row per flagged training row, most suspect first."""
+    cl_score, cl_mask = scoring.confident_learning(targets, probs)
+    has_dynamics = bool(margins)
+    margin = np.array([margins.get(i, np.nan) for i in table.ids])
+    score = (cl_score + scoring.margin_score(margin)) / 2 if has_dynamics else cl_score
+    multilabel = targets.ndim == 2
+    given = [("|".join(x) if multilabel else str(x)) for x in table.labels or []]
+    duplicates = ({} if multilabel else
+                  scoring.conflicting_duplicates([str(t) for t in table.texts], given))
+    rows = []
+    for i in range(len(table)):
+        methods = []
+        if cl_mask[i]:
+            methods.append("confident_learning")
+        if has_dynamics and np.isfinite(margin[i]) and margin[i] < 0:
+            methods.append("training_dynamics")
+        if i in duplicates:
+            methods.append("duplicate_conflict")
+        if methods:
+            rows.append({"id": table.ids[i], "text": str(table.texts[i]),
+                         "given_label": given[i],
+                         "suggested_label": _suggestion(i, probs, targets, class_names,
+                                                        duplicates),
+                         "score": round(float(score[i]), 6), "methods": "+".join(methods)})
+    frame = pd.DataFrame(rows, columns=["id", "text", "given_label", "suggested_label",
+                                        "score", "methods"])
+    return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _suggestion(row: int, probs: np.ndarray, targets: np.ndarray, class_names: list[str],
+                duplicates: dict[int, str]) -> str:
+    if targets.ndim == 2:
+        return "|".join(n for n, p in zip(class_names, probs[row], strict=True) if p >= 0.5)
+    order = np.argsort(-probs[row])
+    best = order[0] if order[0] != targets[row] else order[1]
+    if row in duplicates and probs[row, order[0]] < 0.5:
+        return duplicates[row]
+    return class_names[int(best)]
+
+
+def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = None,
+          overrides: list[str] | None = None, work_dir: str | Path | None = None,
+          seed: int = 0) -> AuditResult:
+    """Rank the training rows of `recipe` by how likely their label is wrong; write
+    `out` (suspects CSV) and `<out stem>_summary.json`."""
+    if proxy is not None and proxy not in PROXIES:
+        raise FitclassError(f"--proxy {proxy!r}: choose one of {list(PROXIES)} or none")
+    if folds < 2:
+        raise FitclassError("--folds must be at least 2")
+    config = load_recipe(recipe, overrides)
+    table = read_labelled(config.data.train, config.data, config.data.limit)
+    class_names = class_names_of(table, config.data)
+    targets = table.targets(class_names)
+    groups = table.groups if config.data.split.method == "group" else None
+    splits = fold_splits(targets, groups, folds, seed)
+    out = Path(out)
+    work = Path(work_dir) if work_dir else out.with_name(f"{out.stem}_folds")
+    margins: dict[str, float] = {}
+    if proxy == "linear_probe":
+        probs = oof_linear_probe(config, table, targets, splits)
+    else:
+        fold_recipe = config if proxy is None else load_recipe(
+            config.to_dict() | {"model": {"backbone": "tfidf"},
+                                "noise": {}, "imbalance": {}})
+        probs, margins = oof_by_training(fold_recipe, table, class_names, splits, work)
+    suspects = rank_suspects(table, class_names, targets, probs, margins)
+    summary = scoring.noise_summary(targets, probs, class_names) | {
+        "rows": len(table), "suspects": len(suspects), "folds": folds,
+        "proxy": proxy or "recipe model", "methods": sorted({m for ms in suspects["methods"]
+                                                             for m in ms.split("+")}),
+    }
+    atomic_write_text(out, suspects.to_csv(index=False))
+    atomic_write_text(out.with_name(f"{out.stem}_summary.json"),
+                      json.dumps(summary, indent=2, ensure_ascii=False))
+    return AuditResult(suspects=suspects, summary=summary, oof_probs=probs)
