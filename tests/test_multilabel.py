@@ -251,3 +251,15 @@ def test_tiny_transformer_multilabel_with_focal_and_pos_weight(
         assert labels == "|".join(on)
     metrics = run.metrics
     assert {"micro_f1", "samples_f1", "lrap"} <= set(metrics)
+
+
+def test_rows_without_labels_in_a_delimited_column(tmp_path: Path, frame: pd.DataFrame) -> None:
+    with_empty = frame.copy()
+    with_empty.loc[:11, "tags"] = ""
+    path = tmp_path / "empty.csv"
+    with_empty.to_csv(path, index=False)
+    run = fitclass.train(recipe(path, "tags", data={"label_sep": "|"}), out=tmp_path / "run")
+    assert run.class_names == LABELS  # an empty cell is no label, not a class "nan" or ""
+    checks = json.loads((run.path / "data_checks.json").read_text())
+    counts = checks["class_counts"]
+    assert set(counts["train"]) | set(counts["valid"]) <= set(LABELS)

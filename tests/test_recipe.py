@@ -124,6 +124,11 @@ def test_parse_overrides_rejects_a_key_set_as_value_and_section() -> None:
         parse_overrides(["train=1", "train.lr=0.1"])
 
 
+def test_parse_overrides_rejects_invalid_yaml_values() -> None:
+    with pytest.raises(RecipeError, match=r"--set 'data.text=\[q, a': the value is not valid"):
+        parse_overrides(["data.text=[q, a"])
+
+
 def test_merge_is_deep_and_leaves_inputs_alone() -> None:
     original = {"train": {"lr": 1.0, "select": {"metric": "loss"}}, "name": "x"}
     merged = merge(original, {"train": {"select": {"mode": "max"}}, "name": "y"})

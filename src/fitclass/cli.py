@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fitclass.errors import FitclassError
@@ -29,7 +30,8 @@ def friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FitclassError as error:
-            err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+            # The message is plain text (paths, values): never parse it as rich markup.
+            err.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; resume with `fitclass train --resume RUN_DIR`")

@@ -355,7 +355,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise RecipeError(f"--set {pair!r}: {part!r} is set twice with different shapes")
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as error:
+            raise RecipeError(f"--set {pair!r}: the value is not valid YAML ({error}); "
+                              f"quote it, e.g. --set '{key.strip()}=\"...\"'") from None
     return nested
 
 

@@ -92,7 +92,7 @@ def test_mapping_ratios_and_unknown_class() -> None:
                                        MinorityAugmentConfig(ratio={"small": 3, "mid": 0}))
     assert added == {"small": 15}
     assert len(combined) == 75
-    with pytest.raises(RecipeError, match="minority_augment.ratio"):
+    with pytest.raises(RecipeError, match=r"minority_augment\.ratio"):
         augment_minority(source, ["big", "mid", "small"],
                          MinorityAugmentConfig(ratio={"tiny": 2.0}))
 

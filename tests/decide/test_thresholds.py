@@ -168,10 +168,10 @@ def test_fit_decision_multiclass_prior_correction() -> None:
     mapping = DecisionConfig(calibration="none", prior_correction={"a": 1, "b": 1})
     got = fit_decision(mapping, targets, probs, train_priors, ["a", "b", "c"])
     np.testing.assert_allclose(got.class_weights, [0.5 / 0.6, 0.5 / 0.3, 0.0])
-    with pytest.raises(RecipeError, match="decision.prior_correction"):
+    with pytest.raises(RecipeError, match=r"decision\.prior_correction"):
         fit_decision(DecisionConfig(prior_correction={"zzz": 1.0}), targets, probs,
                      train_priors, ["a", "b", "c"])
-    with pytest.raises(RecipeError, match="decision.cost_matrix"):
+    with pytest.raises(RecipeError, match=r"decision\.cost_matrix"):
         fit_decision(DecisionConfig(cost_matrix=[[0, 1], [1, 0]]), targets, probs,
                      train_priors, ["a", "b", "c"])
 

@@ -67,7 +67,7 @@ def test_explicit_list_and_mapping() -> None:
 
 
 def test_bad_mapping_key_and_list_length() -> None:
-    with pytest.raises(RecipeError, match="imbalance.class_weights") as error:
+    with pytest.raises(RecipeError, match=r"imbalance\.class_weights") as error:
         class_weights({"rare": 5.0, "nope": 2.0}, COUNTS, NAMES)
     assert "nope" in str(error.value) and "rare" in str(error.value).split("classes are")[1]
     with pytest.raises(RecipeError, match="2 weights given for 3 classes"):

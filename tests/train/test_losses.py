@@ -194,5 +194,5 @@ def test_focal_alpha_auto_multilabel_and_scalar() -> None:
     scalar = focal_alpha(LossSpec(multilabel=False, priors=PRIORS, alpha=0.5))
     np.testing.assert_allclose(scalar, [0.5, 0.5, 0.5])
     assert focal_alpha(LossSpec(multilabel=False, priors=PRIORS)) is None
-    with pytest.raises(RecipeError, match="imbalance.alpha"):
+    with pytest.raises(RecipeError, match=r"imbalance\.alpha"):
         focal_alpha(LossSpec(multilabel=False, priors=PRIORS, alpha="big"))

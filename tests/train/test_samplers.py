@@ -105,7 +105,7 @@ def test_order_depends_only_on_seed_and_epoch(name: str) -> None:
 
 
 def test_unknown_sampler_lists_the_valid_names() -> None:
-    with pytest.raises(RecipeError, match="imbalance.sampler") as error:
+    with pytest.raises(RecipeError, match=r"imbalance\.sampler") as error:
         make_sampler("oversample", LENGTHS, TARGETS, 8, seed=0)
     for name in ("none", "weighted", "class_aware"):
         assert repr(name) in str(error.value)

@@ -208,9 +208,17 @@ class TransformerBackbone(Backbone):
 
         from fitclass.train.loop import fit_transformer
 
-        set_seed(context.recipe.train.seed)  # the new head's initial weights follow the seed
-        return fit_transformer(self.build(context.class_names, context.task.multilabel),
-                               context)
+        seed, multilabel = context.recipe.train.seed, context.task.multilabel
+        set_seed(seed)  # the new head's initial weights follow the seed
+        coteaching = context.recipe.noise.coteaching
+        if coteaching is not None:
+            from fitclass.train.coteaching import fit_coteaching
+
+            first = self.build(context.class_names, multilabel)
+            set_seed(seed + 1)  # the peer network starts from a different head
+            second = self.build(context.class_names, multilabel)
+            return fit_coteaching(first, second, context, coteaching)
+        return fit_transformer(self.build(context.class_names, multilabel), context)
 
     @classmethod
     def load(cls, model_dir: Path) -> TransformerClassifier:

@@ -1,0 +1,138 @@
+"""Co-teaching (Han et al. 2018): two networks see the same batches; each is updated on the
+rows with the smallest loss under the *other* network. Mislabelled rows tend to have large
+losses, so each network filters noise for its peer. The share of rows dropped ramps from 0
+to `forget_rate` over `ramp_epochs`. Both are evaluated; the better one (by `select`) is kept.
+
+Resuming restarts co-teaching from the beginning (only the single-network loop resumes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_model, save_model
+from torch.nn import functional as F
+
+from fitclass.models.text import TransformerClassifier, tokenize
+from fitclass.recipe import CoteachingConfig
+from fitclass.train.batching import Collator, rows_from_encoding
+from fitclass.train.context import FitContext, FitResult
+from fitclass.train.loop import eval_interval, evaluate, resolve_precision
+from fitclass.train.objective import build_loss
+from fitclass.train.optim import build_optimizer, build_scheduler
+from fitclass.train.samplers import make_sampler
+from fitclass.train.selection import Selector
+
+
+def per_row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Plain per-row loss used to rank rows (CE, or mean BCE over labels)."""
+    if targets.ndim == 2:
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float(),
+                                                  reduction="none").mean(1)
+    return F.cross_entropy(logits.float(), targets.long(), reduction="none")
+
+
+def forget_rate(config: CoteachingConfig, epoch_progress: float) -> float:
+    return config.forget_rate * min(epoch_progress / config.ramp_epochs, 1.0)
+
+
+def small_loss_rows(losses: torch.Tensor, keep: int) -> torch.Tensor:
+    return torch.argsort(losses.detach())[:keep]
+
+
+def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
+                   context: FitContext, config: CoteachingConfig) -> FitResult:
+    """Train two classifiers by co-teaching; return the better one with its best weights."""
+    train_config, run = context.recipe.train, context.run
+    set_seed(train_config.seed)
+    accelerator = Accelerator(mixed_precision=resolve_precision(train_config.precision),
+                              gradient_accumulation_steps=train_config.grad_accumulation)
+    targets = context.train_targets
+    encoded = tokenize(first.tokenizer, context.train.texts, first.max_length)
+    sampler = make_sampler(context.recipe.imbalance.sampler,
+                           np.array([len(x) for x in encoded["input_ids"]]), targets,
+                           train_config.batch_size, train_config.seed)
+    rows: Any = rows_from_encoding(encoded, targets)
+    loader: Any = torch.utils.data.DataLoader(rows, batch_sampler=sampler,
+                                              collate_fn=Collator(first.tokenizer))
+    pair = torch.nn.ModuleList([first.module, second.module])
+    total_steps = math.ceil(len(loader) / train_config.grad_accumulation) * train_config.epochs
+    optimizer = build_optimizer(pair, train_config)
+    scheduler = build_scheduler(optimizer, train_config, total_steps)
+    pair, optimizer, loader, scheduler = accelerator.prepare(pair, optimizer, loader, scheduler)
+    steps_per_epoch = math.ceil(len(loader) / train_config.grad_accumulation)
+    interval = eval_interval(train_config, steps_per_epoch)
+    loss_fn = build_loss(context.recipe, targets, context.class_names)
+    select = train_config.select
+    selectors = [Selector(select.metric, select.direction) for _ in range(2)]
+    models = [first, second]
+    history: list[dict[str, Any]] = []
+    step, samples, seconds, tick = 0, 0, 0.0, time.perf_counter()
+    for epoch in range(train_config.epochs):
+        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        pair.train()
+        for batch_index, batch in enumerate(loader):
+            labels = batch.pop("labels")
+            batch.pop("row")
+            rate = forget_rate(config, epoch + batch_index / max(len(loader), 1))
+            keep = max(1, round((1.0 - rate) * len(labels)))
+            with accelerator.accumulate(pair):
+                logits = [model(**batch)["logits"] for model in accelerator.unwrap_model(pair)]
+                picks = [small_loss_rows(per_row_loss(lg, labels), keep) for lg in logits]
+                # each network learns from the rows its peer found clean
+                loss = (loss_fn(logits[0][picks[1]], labels[picks[1]])
+                        + loss_fn(logits[1][picks[0]], labels[picks[0]]))
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and train_config.grad_clip:
+                    accelerator.clip_grad_norm_(pair.parameters(), train_config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            samples += len(labels)
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            if step % interval and step != total_steps:
+                continue
+            seconds += time.perf_counter() - tick
+            row: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                                   "forget_rate": rate, "train_samples_per_s": samples / seconds}
+            for name, model, selector in zip("ab", models, selectors, strict=True):
+                metrics, _ = evaluate(model, context, loss_fn, train_config.eval_batch_size)
+                improved = selector.update(metrics.get(select.metric), step)
+                row[f"{select.metric}_{name}"] = metrics.get(select.metric)
+                if improved and accelerator.is_main_process:
+                    run.checkpoint(f"best-{name}").mkdir(parents=True, exist_ok=True)
+                    save_model(model.module, str(run.checkpoint(f"best-{name}") /
+                                                 "model.safetensors"))
+            history.append(row)
+            context.reporter.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in row.items()))
+            pair.train()
+            tick = time.perf_counter()
+    accelerator.wait_for_everyone()
+    better = _better(selectors)
+    winner = models[better]
+    load_model(winner.module, str(run.checkpoint(f"best-{'ab'[better]}") / "model.safetensors"))
+    for row in history:
+        row["is_best"] = row["step"] == selectors[better].best_step
+    return FitResult(classifier=winner, history=history,
+                     best={"metric": select.metric, "value": selectors[better].best_value,
+                           "step": selectors[better].best_step, "network": "ab"[better]},
+                     train_seconds=seconds, train_samples_per_second=samples / max(seconds,
+                                                                                   1e-9))
+
+
+def _better(selectors: list[Selector]) -> int:
+    a, b = (s.best_value for s in selectors)
+    if a is None or b is None:
+        return 0 if b is None else 1
+    if selectors[0].mode == "max":
+        return 0 if a >= b else 1
+    return 0 if a <= b else 1
