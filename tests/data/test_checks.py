@@ -190,7 +190,7 @@ def test_label_unseen_in_train(tmp_path: Path, table_writer) -> None:
 
 
 def test_class_with_one_row_cannot_be_stratified(tmp_path: Path, table_writer) -> None:
-    data = rows(20) + [{"text": "lonely", "label": "rare"}]
+    data = [*rows(20), {"text": "lonely", "label": "rare"}]
     path = table_writer(data, tmp_path / "train.csv")
     message = data_error(train=path)
     assert str(path) in message and "['rare']" in message
@@ -198,7 +198,7 @@ def test_class_with_one_row_cannot_be_stratified(tmp_path: Path, table_writer) -
 
 
 def test_one_row_class_is_fine_with_a_valid_file(tmp_path: Path, table_writer) -> None:
-    train = table_writer(rows(20) + [{"text": "lonely", "label": "rare"}],
+    train = table_writer([*rows(20), {"text": "lonely", "label": "rare"}],
                          tmp_path / "train.csv")
     valid = table_writer(rows(4), tmp_path / "valid.csv")
     prepared = prepare_data(DataConfig(train=train, valid=valid))

@@ -47,7 +47,7 @@ def test_stratified_split_with_a_two_row_class() -> None:
 
 
 def test_stratified_split_refuses_too_few_validation_rows() -> None:
-    with pytest.raises(DataError, match="data.split.valid_size=0.01 gives 2 validation rows"):
+    with pytest.raises(DataError, match=r"data\.split\.valid_size=0\.01 gives 2 validation rows"):
         stratified_split(TARGETS, SplitConfig(valid_size=0.01))
 
 
@@ -64,12 +64,12 @@ def test_group_split_never_puts_a_group_on_both_sides(valid_size: float, seed: i
 
 def test_group_split_refuses_too_few_groups() -> None:
     groups = np.array(["a", "b", "c"] * 40)
-    with pytest.raises(DataError, match="needs at least 4 distinct groups in data.group, found 3"):
+    with pytest.raises(DataError, match=r"needs at least 4 distinct groups in data\.group, found 3"):
         group_split(TARGETS, groups, SplitConfig(method="group", valid_size=0.25))
 
 
 def test_split_rows_group_needs_groups() -> None:
-    with pytest.raises(DataError, match="data.group names no column"):
+    with pytest.raises(DataError, match=r"data\.group names no column"):
         split_rows(TARGETS, None, SplitConfig(method="group"))
 
 

@@ -53,7 +53,7 @@ def test_folder_without_weights_is_refused_not_randomised(tmp_path: Path, tiny_b
     (folder / "model.safetensors").unlink()
     recipe = recipe_for("tiny_bert", train_csv, model={"backbone": str(folder)},
                         train={"epochs": 1})
-    with pytest.raises(RecipeError, match="model.pretrained: false"):
+    with pytest.raises(RecipeError, match=r"model\.pretrained: false"):
         fitclass.train(recipe, out=tmp_path / "run")
     recipe["model"]["pretrained"] = False
     run = fitclass.train(recipe, out=tmp_path / "random-init")
