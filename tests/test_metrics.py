@@ -124,6 +124,6 @@ def test_multilabel_with_an_all_negative_label_is_json_safe() -> None:
 
 def test_headline_puts_selection_metric_first(metrics: dict) -> None:
     head = headline({**metrics, "loss": 0.3}, "loss")
-        assert list(head) == ["loss", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
+    assert list(head) == ["loss", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
     assert list(headline(metrics, "macro_f1")) == ["macro_f1", "accuracy", "balanced_accuracy",
                                                    "log_loss"]

@@ -64,7 +64,8 @@ def test_group_split_never_puts_a_group_on_both_sides(valid_size: float, seed: i
 
 def test_group_split_refuses_too_few_groups() -> None:
     groups = np.array(["a", "b", "c"] * 40)
-    with pytest.raises(DataError, match=r"needs at least 4 distinct groups in data\.group, found 3"):
+    message = r"needs at least 4 distinct groups in data\.group, found 3"
+    with pytest.raises(DataError, match=message):
         group_split(TARGETS, groups, SplitConfig(method="group", valid_size=0.25))
 
 

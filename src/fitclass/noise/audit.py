@@ -27,6 +27,7 @@ from fitclass.errors import FitclassError, RecipeError
 from fitclass.noise import scoring
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.rundir import atomic_write_text
+from fitclass.train.cache import FeatureCache, feature_key
 
 PROXIES = ("tfidf", "linear_probe")
 
@@ -133,8 +134,11 @@ def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
     if not isinstance(backbone, TransformerBackbone):
         raise RecipeError(f"--proxy linear_probe needs a transformer backbone; "
                           f"model.backbone is {recipe.model.backbone!r} (use --proxy tfidf)")
-    features = backbone.build(["0", "1"]).encode(list(table.texts),
-                                                 recipe.train.eval_batch_size)
+    classifier = backbone.build(["0", "1"])
+    key = feature_key(backbone.source, classifier.max_length, classifier.module.pooling,
+                      table.texts)
+    features = FeatureCache().get_or_compute(
+        key, lambda: classifier.encode(list(table.texts), recipe.train.eval_batch_size))
     probs = np.zeros((len(table), targets.shape[1] if targets.ndim == 2
                       else int(targets.max()) + 1))
     for train_rows, held_rows in splits:
