@@ -88,9 +88,13 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
     if result.dynamics is not None:
-        run.write_csv(rundir.DYNAMICS, result.dynamics)
-    run.write_csv(rundir.VALID_PREDICTIONS,
-                  prediction_frame(prepared.valid, probs, task, decision))
+        texts = dict(zip(prepared.train.ids, map(str, prepared.train.texts), strict=False))
+        run.write_csv(rundir.DYNAMICS, result.dynamics.assign(
+            text=[texts.get(str(i), "") for i in result.dynamics["id"]]))
+    valid_frame = prediction_frame(prepared.valid, probs, task, decision)
+    valid_frame.insert(1, "text", [str(t) for t in prepared.valid.texts])
+    run.write_csv(rundir.VALID_PREDICTIONS, valid_frame)
+    run.write_arrays(rundir.VALID_PROBS, {"raw": probs, "targets": targets})
     run.write_json(rundir.METRICS, metrics)
     return metrics
 
@@ -176,4 +180,16 @@ def train(
         raise
     shutil.rmtree(run.path / rundir.CHECKPOINTS, ignore_errors=True)  # the best is in model/
     run.set_status("finished", wall_seconds=round(time.perf_counter() - started, 2))
+    write_report_safely(run.path, reporter)
     return Run(run.path)
+
+
+def write_report_safely(path: Path, reporter: Reporter) -> None:
+    """The report is a view of a finished run: failing to draw it must not fail the run."""
+    from fitclass.report.build import write_report
+
+    try:
+        write_report(path)
+    except Exception as error:
+        reporter.log(f"warning: report.html could not be written ({type(error).__name__}: "
+                     f"{error}); retry with `fitclass report {path}`")

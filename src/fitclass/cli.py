@@ -224,6 +224,41 @@ def demo(
     print(run.path)
 
 
+@app.command()
+@friendly_errors
+def report(run_dir: Path = typer.Argument(..., help="A run (or ensemble) directory.")) -> None:
+    """Write RUN_DIR/report.html: metrics, per-class table, plots, checks, suspects."""
+    from fitclass.report.build import write_report
+
+    print(write_report(run_dir))
+
+
+@app.command()
+@friendly_errors
+def runs(
+    folder: Path = typer.Argument(Path("runs"), help="Folder to search for runs."),
+    sort: str | None = typer.Option(None, help="Sort by a column, e.g. macro_f1."),
+    ascending: bool = typer.Option(False, help="Sort ascending (for losses)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List the runs under a folder: name, task, backbone, metrics, date, status."""
+    from fitclass.listing import list_runs
+
+    rows = list_runs(folder, sort, descending=not ascending)
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} runs under {folder}")
+    columns = ("name", "task", "backbone", "status", "select_metric", "select_value",
+               "accuracy", "macro_f1", "started")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else (f"{row[c]:.4f}" if isinstance(row[c], float)
+                                                   else str(row[c])) for c in columns))
+    Console(highlight=False).print(table)
+
+
 def main() -> None:
     try:
         app()

@@ -164,9 +164,19 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_json(rundir.METRICS, metrics)
     run.write_json("ensemble.json", summary | {"combiner": combiner.to_dict()})
-    run.write_csv(rundir.VALID_PREDICTIONS,
-                  predictions_for(ids, id_column, labels, held_out, task, decision))
+    frame = predictions_for(ids, id_column, labels, held_out, task, decision)
+    first_rows = pd.read_csv(first.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
+                             keep_default_na=False)
+    if "text" in first_rows.columns:
+        texts = dict(zip(first_rows.iloc[:, 0].astype(str), first_rows["text"], strict=True))
+        frame.insert(1, "text", [texts.get(i, "") for i in ids])
+    run.write_csv(rundir.VALID_PREDICTIONS, frame)
+    run.write_arrays(rundir.VALID_PROBS, {"raw": held_out, "targets": targets})
     run.set_status("finished")
+    from fitclass.api import write_report_safely
+    from fitclass.train.progress import Reporter
+
+    write_report_safely(run.path, Reporter())
 
 
 def _relative(target: Path, start: Path) -> str:

@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from safetensors.numpy import load_file, save_file
 
 from fitclass.errors import RunError
 
@@ -30,6 +32,8 @@ ENVIRONMENT = "environment.json"
 STATUS = "status.json"
 DECISION = "decision.json"
 DYNAMICS = "dynamics.csv"
+VALID_PROBS = "valid_probs.safetensors"
+REPORT = "report.html"
 CHECKPOINTS = "checkpoints"
 
 
@@ -103,6 +107,18 @@ class RunDir:
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
         self.write_text(name, frame.to_csv(index=False))
+
+    def write_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Numeric arrays as safetensors (float32), written through a temporary file."""
+        path = self.file(name)
+        staged = path.with_name(f".{path.name}.tmp")
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
+                  str(staged))
+        os.replace(staged, path)
+
+    def read_arrays(self, name: str) -> dict[str, np.ndarray]:
+        path = self.file(name)
+        return load_file(str(path)) if path.is_file() else {}
 
     def read_json(self, name: str) -> Any:
         path = self.file(name)

@@ -1,0 +1,1 @@
+"""Reports: one self-contained HTML page per run (plots inline as SVG, no network)."""

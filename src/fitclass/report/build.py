@@ -1,0 +1,176 @@
+"""`fitclass report RUN_DIR`: gather a run's files into one self-contained `report.html`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from fitclass import rundir
+from fitclass.decide.calibration import expected_calibration_error, scale
+from fitclass.decide.decision import Decision
+from fitclass.errors import RunError
+from fitclass.report import plots
+
+SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "weighted_f1",
+           "samples_f1", "subset_accuracy", "hamming_loss", "lrap", "pr_auc_macro",
+           "roc_auc_macro", "log_loss")
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+
+
+def majority_baseline(metrics: dict[str, Any], multilabel: bool) -> dict[str, float] | None:
+    """Accuracy and macro-F1 of always predicting the most frequent class."""
+    counts = metrics.get("label_distribution") or {}
+    if multilabel or not counts:
+        return None
+    total, top = sum(counts.values()), max(counts.values())
+    share = top / total if total else 0.0
+    return {"accuracy": share, "macro_f1": (2 * share / (1 + share)) / len(counts)}
+
+
+def tfidf_baseline(run: rundir.RunDir, classes: list[str]) -> dict[str, Any] | None:
+    """The newest finished TF-IDF run beside this one with the same classes, if any."""
+    candidates = []
+    for sibling in run.path.parent.iterdir():
+        other = rundir.RunDir(sibling)
+        if sibling == run.path or other.status() != "finished":
+            continue
+        recipe = (sibling / rundir.RECIPE).read_text(encoding="utf-8")
+        if "backbone: tfidf" not in recipe:
+            continue
+        if other.read_json(rundir.LABELS).get("classes") == classes:
+            candidates.append((sibling.stat().st_mtime, sibling))
+    if not candidates:
+        return None
+    newest = max(candidates)[1]
+    return {"path": str(newest), **{k: v for k, v in rundir.RunDir(newest)
+                                    .read_json(rundir.METRICS).items() if k in SCALARS}}
+
+
+def _calibration_plot(run: rundir.RunDir, decision: Decision) -> dict[str, Any] | None:
+    arrays = run.read_arrays(rundir.VALID_PROBS)
+    if "raw" not in arrays:
+        return None
+    raw, targets = arrays["raw"].astype(float), arrays["targets"]
+    after = decision.calibrate(raw)
+    multilabel = decision.multilabel
+    if not multilabel:
+        targets = targets.astype(int)
+
+    def confidence_and_correct(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if multilabel:
+            return probs.ravel(), targets.ravel()
+        return probs.max(1), (probs.argmax(1) == targets).astype(float)
+
+    return {
+        "svg": plots.reliability(*confidence_and_correct(raw), *confidence_and_correct(after)),
+        "ece_before": expected_calibration_error(targets, raw, multilabel),
+        "ece_after": expected_calibration_error(targets, after, multilabel),
+        "temperature": decision.temperature,
+        "pr_svg": plots.pr_curves(targets if multilabel else np.eye(raw.shape[1])[targets],
+                                  scale(raw, decision.temperature, multilabel),
+                                  run.read_json(rundir.LABELS)["classes"]),
+    }
+
+
+def _per_class(metrics: dict[str, Any], decision: Decision) -> list[dict[str, Any]]:
+    rows = []
+    for i, (name, row) in enumerate(metrics.get("per_class", {}).items()):
+        threshold = (f"{decision.thresholds[i]:.3f}" if decision.thresholds is not None
+                     else "argmax")
+        rows.append({"name": name, **row, "threshold": threshold,
+                     "predicted": metrics.get("predicted_distribution", {}).get(name)})
+    return sorted(rows, key=lambda r: (r["f1"], -r["support"]))
+
+
+def _worst_errors(valid: pd.DataFrame | None, multilabel: bool) -> list[dict[str, Any]]:
+    if valid is None or multilabel or "true_label" not in valid.columns:
+        return []
+    probs = valid[[c for c in valid.columns if c.startswith("prob:")]]
+    frame = valid.assign(confidence=probs.max(axis=1))
+    wrong = frame[frame["true_label"].astype(str) != frame["label"].astype(str)]
+    wrong = wrong.sort_values("confidence", ascending=False).head(20)
+    return [{"id": r.iloc[0], "text": str(r.get("text", ""))[:300], "given": r["true_label"],
+             "predicted": r["label"], "confidence": r["confidence"]} for _, r in wrong.iterrows()]
+
+
+def _suspects(run: rundir.RunDir) -> tuple[str, list[dict[str, Any]]]:
+    audit = _read_csv(run.file("suspects.csv"))
+    if audit is not None:
+        return "audit", _records(audit.head(50))
+    dynamics = _read_csv(run.file(rundir.DYNAMICS))
+    if dynamics is None:
+        return "", []
+    return "training dynamics", _records(dynamics.head(50))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def gather(path: str | Path) -> dict[str, Any]:
+    """Everything the template shows, from the run's files."""
+    run = rundir.RunDir(path)
+    if run.status() is None:
+        raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
+    status = json.loads(run.file(rundir.STATUS).read_text(encoding="utf-8"))
+    metrics: dict[str, Any] = run.read_json(rundir.METRICS)
+    labels = run.read_json(rundir.LABELS)
+    multilabel = labels.get("task") == "multilabel"
+    decision = (Decision.from_dict(run.read_json(rundir.DECISION))
+                if run.file(rundir.DECISION).is_file() else Decision(multilabel=multilabel))
+    select = metrics.get("select", {}).get("metric", "macro_f1")
+    headline = [(select, metrics.get(select))] + [(k, metrics[k]) for k in SCALARS
+                                                   if k != select and k in metrics]
+    history = _read_csv(run.file(rundir.HISTORY))
+    valid = _read_csv(run.file(rundir.VALID_PREDICTIONS))
+    checks = run.read_json(rundir.DATA_CHECKS) if run.file(rundir.DATA_CHECKS).is_file() else {}
+    suspects_source, suspects = _suspects(run)
+    recipe_text = run.file(rundir.RECIPE).read_text(encoding="utf-8")
+    matrix = metrics.get("confusion_matrix")
+    classes = labels["classes"]
+    return {
+        "title": run.path.name, "path": str(run.path), "task": labels.get("task"),
+        "status": status, "recipe": recipe_text, "select": select,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "headline": [(k, v) for k, v in headline if v is not None],
+        "baselines": {"majority class": majority_baseline(metrics, multilabel),
+                      "TF-IDF run": tfidf_baseline(run, classes)},
+        "per_class": _per_class(metrics, decision),
+        "confusion": None if multilabel or matrix is None or len(classes) > 60 else {
+            "counts": plots.confusion_heatmap(np.asarray(matrix), classes, False),
+            "normalised": plots.confusion_heatmap(np.asarray(matrix), classes, True)},
+        "calibration": _calibration_plot(run, decision),
+        "distribution": plots.distribution_bars(metrics.get("label_distribution", {}),
+                                                metrics.get("predicted_distribution", {})),
+        "curves": (plots.learning_curves(history, select)
+                   if history is not None and len(history) else None),
+        "checks": checks, "suspects_source": suspects_source, "suspects": suspects,
+        "errors": _worst_errors(valid, multilabel),
+        "ensemble": metrics.get("ensemble"),
+        "sweep": None,
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    environment = Environment(loader=PackageLoader("fitclass.report", "templates"),
+                              autoescape=select_autoescape(["html", "j2"]))
+    environment.filters["num"] = lambda v: (f"{v:.4f}" if isinstance(v, float)
+                                            else ("" if v is None else str(v)))
+    return environment.get_template("report.html.j2").render(**context)
+
+
+def write_report(path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Render the run's report to `RUN_DIR/report.html`; return its path."""
+    run = rundir.RunDir(path)
+    context = gather(path) | (extra or {})
+    run.write_text(rundir.REPORT, render(context))
+    return run.file(rundir.REPORT)
