@@ -152,12 +152,13 @@ def predict(
     file: Path = typer.Argument(..., help="Table with the recipe's text column(s)."),
     out: Path = typer.Option(..., help="CSV to write: id, label, prob:<class>..."),
     batch_size: int = typer.Option(64, help="Rows per inference batch."),
+    engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
 ) -> None:
     """Predict labels and class probabilities for every row of a file."""
     import fitclass
 
     quiet_libraries()
-    frame = fitclass.load_run(run_dir).predict(file, batch_size=batch_size)
+    frame = fitclass.load_run(run_dir).predict(file, batch_size=batch_size, engine=engine)
     from fitclass.rundir import atomic_write_text
 
     atomic_write_text(out, frame.to_csv(index=False))
@@ -222,6 +223,26 @@ def demo(
     run = fitclass.train(recipe, out=out / "run", overwrite=True)
     print_summary(run)
     print(run.path)
+
+
+@app.command()
+@friendly_errors
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished transformer run."),
+    onnx: bool = typer.Option(True, "--onnx", help="Export to ONNX (the only format)."),
+    quantize: str | None = typer.Option(None, help="int8: also write a quantised graph."),
+) -> None:
+    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch."""
+    from fitclass.export import export_onnx
+
+    quiet_libraries()
+    report = export_onnx(run_dir, quantize)
+    for name in ("fp32", "int8"):
+        if name in report:
+            row = report[name]
+            err.print(f"{name}: {row['path']}  max |prob diff| {row['max_abs_prob_diff']:.2e}, "
+                      f"argmax agreement {row['argmax_agreement']:.1%} on {row['rows']} rows")
+    print(Path(run_dir) / "onnx")
 
 
 @app.command()

@@ -82,11 +82,24 @@ class Run:
         texts = self._table(inputs, need_labels=False).texts
         return self.decision.calibrate(self.classifier.predict_proba(texts, batch_size))
 
-    def predict(self, inputs: Inputs, batch_size: int = 64) -> pd.DataFrame:
+    def engine(self, name: str = "torch") -> Classifier:
+        """The model for `name`: `torch` (the saved run) or `onnx` (its exported graph, int8
+        when exported so; see `fitclass export`)."""
+        if name == "torch":
+            return self.classifier
+        if name in ("onnx", "onnx-fp32", "onnx-int8"):
+            from fitclass.export import onnx_classifier
+
+            quantized = {"onnx": None, "onnx-fp32": False, "onnx-int8": True}[name]
+            return onnx_classifier(self, quantized)
+        raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
+
+    def predict(self, inputs: Inputs, batch_size: int = 64,
+                engine: str = "torch") -> pd.DataFrame:
         """One row per input: its id (or row index), the predicted `label` (multi-label:
         `labels`, names joined with '|'), and `prob:<class>` per class."""
         table = self._table(inputs, need_labels=False)
-        probs = self.classifier.predict_proba(table.texts, batch_size)
+        probs = self.engine(engine).predict_proba(table.texts, batch_size)
         return prediction_frame(table, probs, self.task, self.decision)
 
     def evaluate(self, inputs: Inputs, batch_size: int = 64,
