@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
+from fitclass.tracking import Tracker, scalars, start_trackers
 from fitclass.train.class_weights import class_counts
 from fitclass.train.context import FitContext, FitResult
 from fitclass.train.objective import class_priors, stacked_remedies
@@ -149,6 +151,8 @@ def train(
     reporter = reporter or Reporter()
     run.set_status("running", resumed=resume is not None)
     started = time.perf_counter()
+    trackers = start_trackers(run.path, recipe_obj)
+    reporter.listeners.extend(_metric_listener(t) for t in trackers)
     try:
         run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
         prepared = prepare_data(recipe_obj.data)
@@ -174,14 +178,32 @@ def train(
         _save_outputs(run, recipe_obj, prepared, result)
     except KeyboardInterrupt:
         run.set_status("interrupted")
+        _finish_trackers(trackers, "interrupted")
         raise
     except BaseException as error:
         run.set_status("failed", error=f"{type(error).__name__}: {error}")
+        _finish_trackers(trackers, "failed")
         raise
     shutil.rmtree(run.path / rundir.CHECKPOINTS, ignore_errors=True)  # the best is in model/
     run.set_status("finished", wall_seconds=round(time.perf_counter() - started, 2))
     write_report_safely(run.path, reporter)
+    final = scalars({f"final/{k}": v for k, v in run.read_json(rundir.METRICS).items()})
+    for tracker in trackers:
+        tracker.log_metrics(final, step=len(result.history))
+        if run.file(rundir.REPORT).is_file():
+            tracker.log_artifact(run.file(rundir.REPORT))
+    _finish_trackers(trackers, "finished")
     return Run(run.path)
+
+
+def _metric_listener(tracker: Tracker) -> Callable[[dict[str, Any]], None]:
+    """Forward every evaluation's scalars to a tracker, stepped by optimiser step."""
+    return lambda row: tracker.log_metrics(scalars(row), int(row.get("step", 0)))
+
+
+def _finish_trackers(trackers: list[Tracker], status: str) -> None:
+    for tracker in trackers:
+        tracker.finish(status)
 
 
 def write_report_safely(path: Path, reporter: Reporter) -> None:

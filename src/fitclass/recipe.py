@@ -263,6 +263,13 @@ class DecisionConfig(_Strict):
     cost_matrix: list[list[float]] | None = None
 
 
+class MlflowConfig(_Strict):
+    """Where MLflow tracking goes (used when `tracking` lists mlflow)."""
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
 class Recipe(_Strict):
     """A whole fitclass recipe."""
 
@@ -275,6 +282,8 @@ class Recipe(_Strict):
     noise: NoiseConfig = Field(default_factory=lambda: NoiseConfig())
     self_training: SelfTrainingConfig | None = None
     decision: DecisionConfig = Field(default_factory=lambda: DecisionConfig())
+    tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
+    mlflow: MlflowConfig = Field(default_factory=lambda: MlflowConfig())
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:

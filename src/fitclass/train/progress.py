@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -36,6 +37,8 @@ class Reporter:
         self.console = Console(stderr=True, highlight=False)
         self._progress: Progress | None = None
         self._task: Any = None
+        #: Called with every evaluation's history row (experiment trackers subscribe).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def log(self, message: str) -> None:
         if self.enabled:
@@ -58,6 +61,8 @@ class Reporter:
             self._progress.update(self._task, advance=1, info=info)
 
     def evaluated(self, row: dict[str, Any], metric: str, improved: bool) -> None:
+        for listener in self.listeners:
+            listener(row)
         keys = ["epoch", "step", "train_loss", "valid_loss", metric, "accuracy",
                 "train_samples_per_s"]
         mark = " *best*" if improved else ""
