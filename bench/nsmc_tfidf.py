@@ -34,6 +34,7 @@ import sklearn
 
 import fitclass
 from _holdout import markdown_table, scratch_dir
+from fitclass.environment import git_revision
 
 #: name -> model keys; the first is fitclass's TF-IDF default.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -131,7 +132,7 @@ def main() -> None:
             "settings": vars(args),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                         "python": platform.python_version(), "sklearn": sklearn.__version__,
-                        "fitclass": fitclass.__version__},
+                        "fitclass": fitclass.__version__, "git_revision": git_revision()},
             "raw_file_error": error, "dropped_lines": dropped, "results": rows,
         }, indent=2, ensure_ascii=False), encoding="utf-8")
     table = markdown_table(rows, COLUMNS)

@@ -102,6 +102,7 @@ from transformers import (  # noqa: E402
 )
 
 import fitclass  # noqa: E402
+from fitclass.environment import git_revision  # noqa: E402
 from fitclass.models.text import (  # noqa: E402
     TransformerBackbone,
     embedded_minilm_path,
@@ -388,6 +389,7 @@ def main(args: argparse.Namespace) -> None:
             else:
                 row = run_trainer(args, seed, train_path, dev, work, system == "trainer_grouped")
             row["padded_tokens"], row["real_tokens"] = padding[system], padding["real_tokens"]
+            row["torch_threads"] = torch.get_num_threads()
             print(json.dumps({k: v for k, v in row.items()
                               if k not in ("history", "step_end_s")}), flush=True)
             rows.append(row)
@@ -407,7 +409,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, An
                     "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
                     "python": platform.python_version(), "torch": torch.__version__,
                     "transformers": transformers.__version__,
-                    "fitclass": fitclass.__version__},
+                    "fitclass": fitclass.__version__, "git_revision": git_revision()},
         "results": rows,
         "summary": summary(rows),
     }
