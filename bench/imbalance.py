@@ -79,7 +79,9 @@ def unsmile(args: argparse.Namespace) -> list[dict[str, Any]]:
                                      "label": UNSMILE_LABELS},
                             "train": {"seed": args.seed}}
     tfidf = {"model": {"backbone": "tfidf"}}
-    minilm = {"model": {"backbone": "minilm", "max_length": args.max_length},
+    minilm_data = {**base["data"], "limit": args.minilm_rows}
+    minilm = {"data": minilm_data,
+              "model": {"backbone": "minilm", "max_length": args.max_length},
               "train": {"seed": args.seed, "epochs": args.epochs, "lr": 1e-4,
                         "batch_size": 32, "select": {"metric": "macro_f1"}}}
     configs: dict[str, dict[str, Any]] = {
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--minilm-rows", type=int, default=None,
+                        help="unsmile: first N training rows for the MiniLM runs (CPU budget)")
     args = parser.parse_args()
     rows = {"movie4": movie4, "unsmile": unsmile, "trec": trec}[args.benchmark](args)
     columns = [c for c in ("config", "accuracy", "balanced_accuracy", "macro_f1", "micro_f1",

@@ -160,6 +160,20 @@ class EvalEvery(_Strict):
         return raw
 
 
+class TopBlocks(_Strict):
+    """Train the head and the top `top_k_blocks` blocks of the backbone."""
+
+    top_k_blocks: int = Field(ge=0)
+
+
+class StageConfig(_Strict):
+    """One stage of the transfer schedule; the optimiser and schedule restart at each."""
+
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    trainable: Literal["head", "all"] | TopBlocks = "all"
+
+
 class TrainConfig(_Strict):
     """Optimisation, evaluation and checkpoint selection."""
 
@@ -177,6 +191,14 @@ class TrainConfig(_Strict):
     eval_every: EvalEvery = Field(default_factory=lambda: EvalEvery())
     select: SelectConfig = Field(default_factory=lambda: SelectConfig())
     early_stopping: EarlyStoppingConfig | None = None
+    stages: list[StageConfig] | None = None
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0)
+    cache_features: bool = True
+
+    @property
+    def total_epochs(self) -> int:
+        """`stages` replace `epochs` when given."""
+        return sum(s.epochs for s in self.stages) if self.stages else self.epochs
 
 
 class MinorityAugmentConfig(_Strict):
@@ -263,6 +285,37 @@ class DecisionConfig(_Strict):
     cost_matrix: list[list[float]] | None = None
 
 
+class SwaConfig(_Strict):
+    """Uniform average of `k` evaluated checkpoints: the `last` k or the `top` k by
+    `train.select`, optionally only from epoch `from_epoch` on; kept if `keep: better` finds
+    it better on validation than the best checkpoint, or always (`keep: always`)."""
+
+    k: int = Field(3, ge=2)
+    pick: Literal["last", "top"] = "last"
+    from_epoch: float | None = Field(None, ge=0.0)
+    keep: Literal["better", "always"] = "better"
+
+
+class EmaConfig(_Strict):
+    """Exponential moving average of the weights, updated every optimiser step; `warmup`
+    uses min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the start."""
+
+    decay: float = Field(0.999, gt=0.0, lt=1.0)
+    warmup: bool = True
+
+
+class AveragingConfig(_Strict):
+    """Weight averaging after (SWA, soup) or during (EMA) training."""
+
+    swa: SwaConfig | None = None
+    ema: EmaConfig | None = None
+    soup: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.swa is not None or self.ema is not None or self.soup
+
+
 class MlflowConfig(_Strict):
     """Where MLflow tracking goes (used when `tracking` lists mlflow)."""
 
@@ -282,6 +335,7 @@ class Recipe(_Strict):
     noise: NoiseConfig = Field(default_factory=lambda: NoiseConfig())
     self_training: SelfTrainingConfig | None = None
     decision: DecisionConfig = Field(default_factory=lambda: DecisionConfig())
+    averaging: AveragingConfig = Field(default_factory=lambda: AveragingConfig())
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
     mlflow: MlflowConfig = Field(default_factory=lambda: MlflowConfig())
 
@@ -344,6 +398,9 @@ def _backbone_problems(recipe: Recipe) -> list[str]:
     if recipe.imbalance.pos_weight != "none":
         problems.append("imbalance.pos_weight needs a neural backbone; with backbone: tfidf "
                         "use imbalance.class_weights")
+    if recipe.averaging.active or recipe.train.stages or recipe.train.layer_decay:
+        problems.append("averaging, train.stages and train.layer_decay need a neural backbone "
+                        "(backbone: tfidf has no checkpoints or layers)")
     noise = recipe.noise
     if noise.label_smoothing or noise.bootstrap or noise.coteaching:
         problems.append("noise.label_smoothing, noise.bootstrap and noise.coteaching need a "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,16 @@ from fitclass.metrics import headline
 from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import TrainConfig
 from fitclass.train import checkpoint
+from fitclass.train.averaging import Averager
 from fitclass.train.batching import Collator, rows_from_encoding
 from fitclass.train.context import FitContext, FitResult
 from fitclass.train.dynamics import DynamicsRecorder
 from fitclass.train.losses import Loss
 from fitclass.train.objective import build_loss
-from fitclass.train.optim import build_optimizer, build_scheduler
+from fitclass.train.optim import build_stage_optimizer, build_stage_scheduler
 from fitclass.train.samplers import make_sampler
 from fitclass.train.selection import Selector
+from fitclass.train.stages import Stage, resolve_stages, set_trainable, stage_at
 
 
 def resolve_precision(precision: str) -> str:
@@ -60,49 +63,75 @@ def evaluate(classifier: TransformerClassifier, context: FitContext, loss_fn: Lo
     return metrics, probs
 
 
+def _loader(classifier: TransformerClassifier, context: FitContext) -> tuple[Any, Any, int]:
+    """(DataLoader with the recipe's sampler, the sampler, number of training rows)."""
+    config = context.recipe.train
+    encoded = tokenize(classifier.tokenizer, context.train.texts, classifier.max_length)
+    targets = context.train_targets
+    sampler = make_sampler(context.recipe.imbalance.sampler,
+                           np.array([len(x) for x in encoded["input_ids"]]), targets,
+                           config.batch_size, config.seed)
+    rows: Any = rows_from_encoding(encoded, targets)  # a list is a map dataset
+    loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler,
+                                         collate_fn=Collator(classifier.tokenizer))
+    return loader, sampler, len(rows)
+
+
 def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> FitResult:
-    """Fine-tune `classifier` on `context.train`; return it with the best weights loaded."""
-    config, run = context.recipe.train, context.run
+    """Fine-tune `classifier` through the recipe's stages; return it with the final weights
+    (best checkpoint, or an average when `averaging` finds one better)."""
+    config, run, reporter = context.recipe.train, context.run, context.reporter
     set_seed(config.seed)
     accelerator = Accelerator(mixed_precision=resolve_precision(config.precision),
                               gradient_accumulation_steps=config.grad_accumulation)
-    context.reporter.enabled = context.reporter.enabled and accelerator.is_main_process
-    encoded = tokenize(classifier.tokenizer, context.train.texts, classifier.max_length)
-    train_targets = context.train_targets
-    sampler = make_sampler(context.recipe.imbalance.sampler,
-                           np.array([len(x) for x in encoded["input_ids"]]), train_targets,
-                           config.batch_size, config.seed)
-    rows: Any = rows_from_encoding(encoded, train_targets)  # a list is a map dataset
-    loader: Any = torch.utils.data.DataLoader(
-        rows, batch_sampler=sampler,
-        collate_fn=Collator(classifier.tokenizer))
-    total_steps = math.ceil(len(loader) / config.grad_accumulation) * config.epochs
-    optimizer = build_optimizer(classifier.module, config)
-    scheduler = build_scheduler(optimizer, config, total_steps)
+    reporter.enabled = reporter.enabled and accelerator.is_main_process
+    loader, sampler, num_rows = _loader(classifier, context)
+    schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
+    optimizer = build_stage_optimizer(classifier.module, config)
+    scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
     steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
-    total_steps = steps_per_epoch * config.epochs
+    stages, epochs = resolve_stages(config), config.total_epochs
+    total_steps = steps_per_epoch * epochs
     interval = eval_interval(config, steps_per_epoch)
-    loss_fn = build_loss(context.recipe, train_targets, context.class_names)
+    loss_fn = build_loss(context.recipe, context.train_targets, context.class_names)
     selector = Selector(config.select.metric, config.select.direction,
                         config.early_stopping.min_delta if config.early_stopping else 0.0)
+    averager = (Averager(context.recipe.averaging, run, config.select.direction)
+                if context.recipe.averaging.active else None)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [],
                              "train_seconds": 0.0, "train_samples": 0}
-    recorder = (DynamicsRecorder(len(rows), config.epochs, context.task.multilabel)
+    recorder = (DynamicsRecorder(num_rows, epochs, context.task.multilabel)
                 if context.recipe.noise.dynamics else None)
     if context.resume and checkpoint.has_training_state(run):
         state = checkpoint.load_training_state(run, accelerator)
         selector.restore(state["selector"])
         if recorder is not None:
             recorder.restore(checkpoint.load_arrays(run))
-        context.reporter.log(f"resumed at step {state['step']} of {total_steps}")
-    reporter = context.reporter
+        reporter.log(f"resumed at step {state['step']} of {total_steps}")
+    elif config.cache_features and stages[0].trainable == "head":
+        _cached_head_stages(classifier, context, stages, loss_fn, selector, state,
+                            accelerator, averager)
+        with warnings.catch_warnings():  # fast-forward the schedule past the cached stages
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(state["step"]):
+                scheduler.step()
     reporter.start(total_steps, done=state["step"])
     running_loss, running_batches, stop = 0.0, 0, False
+    entered: int | None = None  # the stage whose trainable set is applied in this process
     tick = time.perf_counter()
-    for epoch in range(state["epoch"], config.epochs):
-        sampler.set_epoch(epoch)  # type: ignore[attr-defined]  # all our samplers have it
+    for epoch in range(state["epoch"], epochs):
+        stage = stage_at(stages, epoch)
+        if stage.index != entered:
+            trainable = set_trainable(accelerator.unwrap_model(module), stage.trainable)
+            if entered is not None or (epoch == stage.first_epoch and epoch > 0):
+                optimizer.state.clear()  # each stage starts a fresh optimiser
+            entered = stage.index
+            reporter.log(f"stage {stage.index}: epochs {stage.first_epoch + 1}-"
+                         f"{stage.first_epoch + stage.epochs}, lr {stage.lr:g}, trains "
+                         f"{stage.trainable} ({len(trainable)} tensors)")
+        sampler.set_epoch(epoch)
         # accelerate's loader re-sets the sampler's epoch from its own counter, which starts
         # at 0 in a resumed process: align it, or resumed epochs replay earlier batch orders.
         loader.set_epoch(epoch)
@@ -129,18 +158,20 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
             if not accelerator.sync_gradients:
                 continue
             state["step"] += 1
+            if averager is not None:
+                averager.after_step(accelerator.unwrap_model(module))
             elapsed = state["train_seconds"] + time.perf_counter() - tick
             reporter.step(running_loss / running_batches, state["train_samples"] / elapsed)
             if state["step"] % interval and state["step"] != total_steps:
                 continue
             state["train_seconds"] = elapsed
             row = {"step": state["step"], "epoch": round(state["step"] / steps_per_epoch, 4),
-                   "train_loss": running_loss / running_batches,
+                   "stage": stage.index, "train_loss": running_loss / running_batches,
                    "lr": scheduler.get_last_lr()[0],
                    "train_samples_per_s": state["train_samples"] / elapsed}
             running_loss, running_batches = 0.0, 0
             stop = _evaluate_and_checkpoint(classifier, context, accelerator, loss_fn, selector,
-                                            state, row, recorder)
+                                            state, row, recorder, averager)
             module.train()
             tick = time.perf_counter()
             if stop:
@@ -149,23 +180,88 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
             break
     reporter.close()
     accelerator.wait_for_everyone()
-    checkpoint.load_best(run, accelerator.unwrap_model(module))
-    classifier.module = accelerator.unwrap_model(module)
+    final = accelerator.unwrap_model(module)
+    for parameter in final.parameters():
+        parameter.requires_grad_(True)
+    checkpoint.load_best(run, final)
+    classifier.module = final
+    best: dict[str, Any] = {"metric": selector.metric, "value": selector.best_value,
+                            "step": selector.best_step}
+    if averager is not None:
+        best["averaging"] = averager.finalize(
+            final, selector.best_value,
+            lambda _: evaluate(classifier, context, loss_fn,
+                               config.eval_batch_size)[0].get(config.select.metric),
+            lambda: _input_batches(loader))
+        reporter.log(f"averaging: final weights from {best['averaging']['final']}")
     samples_per_s = state["train_samples"] / max(state["train_seconds"], 1e-9)
     dynamics = None if recorder is None else recorder.summary(
         context.train.ids, [str(label) for label in context.train.labels or []],
         context.class_names)
-    return FitResult(classifier=classifier, history=state["history"],
-                     best={"metric": selector.metric, "value": selector.best_value,
-                           "step": selector.best_step},
+    return FitResult(classifier=classifier, history=state["history"], best=best,
                      train_seconds=state["train_seconds"], train_samples_per_second=samples_per_s,
                      dynamics=dynamics)
+
+
+def _input_batches(loader: Any, limit: int = 200) -> Any:
+    """Model inputs of up to `limit` training batches (BatchNorm recalibration)."""
+    for index, batch in enumerate(loader):
+        if index >= limit:
+            return
+        yield {k: v for k, v in batch.items() if k not in ("labels", "row")}
+
+
+def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
+                        stages: list[Stage], loss_fn: Loss, selector: Selector,
+                        state: dict[str, Any], accelerator: Accelerator,
+                        averager: Averager | None) -> None:
+    """Run the leading head-only stages on cached features; advance `state` past them."""
+    from fitclass.train.probe import train_head
+
+    source = context.recipe.model.backbone
+    if source == "minilm":
+        from fitclass.models.text import embedded_minilm_path
+
+        source = embedded_minilm_path()
+    config = context.recipe.train
+    steps_per_epoch = math.ceil(len(context.train) / config.batch_size /
+                                config.grad_accumulation)
+    for stage in stages:
+        if stage.trainable != "head":
+            break
+
+        def on_eval(row: dict[str, Any], valid_logits: np.ndarray) -> None:
+            state["epoch"] = int(row["epoch"])
+            state["step"] = state["epoch"] * steps_per_epoch
+            logits = torch.from_numpy(valid_logits)
+            probs = context.task.probabilities(logits).numpy()
+            metrics = context.task.metrics(context.valid_targets, probs)
+            metrics["loss"] = float(loss_fn(logits, torch.from_numpy(context.valid_targets)))
+            row = {"step": state["step"], **row, "valid_loss": metrics["loss"]}
+            row.update({k: v for k, v in metrics.items()
+                        if isinstance(v, float | int) and k != "n"})
+            improved = selector.update(metrics.get(config.select.metric), state["step"])
+            row["is_best"] = improved
+            state["history"].append(row)
+            if improved and accelerator.is_main_process:
+                checkpoint.save_best(context.run, classifier.module)
+            if averager is not None:
+                averager.after_eval(classifier.module, state["step"], row["epoch"],
+                                    metrics.get(config.select.metric), lambda _: None)
+            context.reporter.evaluated(row | headline(metrics, config.select.metric),
+                                       config.select.metric, improved)
+
+        seconds = train_head(classifier, context, stage, source, loss_fn, on_eval)
+        context.reporter.log(f"stage {stage.index} trained the head on cached features: "
+                             f"{seconds:.3f}s per epoch")
+    state["batches_in_epoch"] = 0
 
 
 def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitContext,
                              accelerator: Accelerator, loss_fn: Loss, selector: Selector,
                              state: dict[str, Any], row: dict[str, Any],
-                             recorder: DynamicsRecorder | None = None) -> bool:
+                             recorder: DynamicsRecorder | None = None,
+                             averager: Averager | None = None) -> bool:
     """Evaluate, update best and history, save state; True when early stopping says stop."""
     config, run = context.recipe.train, context.run
     classifier.module = accelerator.unwrap_model(classifier.module)
@@ -174,6 +270,13 @@ def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitCont
     row.update({k: v for k, v in metrics.items() if isinstance(v, float | int) and k != "n"})
     improved = selector.update(metrics.get(config.select.metric), state["step"])
     row["is_best"] = improved
+    if averager is not None:
+        extra = averager.after_eval(
+            classifier.module, state["step"], row["epoch"], metrics.get(config.select.metric),
+            lambda _: evaluate(classifier, context, loss_fn,
+                               config.eval_batch_size)[0].get(config.select.metric))
+        if "ema_value" in extra:
+            row[f"ema_{config.select.metric}"] = extra["ema_value"]
     state["history"].append(row)
     state["selector"] = selector.state()
     if accelerator.is_main_process:

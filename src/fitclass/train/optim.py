@@ -31,3 +31,21 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
     warmup = round(config.warmup_ratio * total_steps)
     return get_scheduler(SCHEDULERS[config.scheduler], optimizer, num_warmup_steps=warmup,
                          num_training_steps=total_steps)
+
+
+def build_stage_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over every parameter in per-depth groups (layer decay when set); frozen
+    parameters have no gradient and are skipped until a stage unfreezes them."""
+    from fitclass.train.stages import layer_decay_groups
+
+    return torch.optim.AdamW(layer_decay_groups(module, config.lr, config.weight_decay,
+                                                config.layer_decay), lr=config.lr)
+
+
+def build_stage_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                          steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Warmup and decay restarting at each stage, at the stage's peak learning rate."""
+    from fitclass.train.stages import resolve_stages, stage_schedule
+
+    multiplier = stage_schedule(resolve_stages(config), steps_per_epoch, config, config.lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)

@@ -1,0 +1,75 @@
+"""Head-only stages on cached features: while the backbone is frozen its pooled outputs do
+not change, so they are computed once (and cached on disk, `train/cache.py`) and the head
+trains on them, orders of magnitude faster than running the frozen backbone every epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from fitclass.models.text import TransformerClassifier
+from fitclass.train.cache import FeatureCache, feature_key
+from fitclass.train.context import FitContext
+from fitclass.train.losses import Loss
+from fitclass.train.stages import Stage, stage_schedule
+
+
+def cached_features(classifier: TransformerClassifier, source: str, texts: list[Any],
+                    batch_size: int) -> torch.Tensor:
+    key = feature_key(source, classifier.max_length, classifier.module.pooling, texts)
+    array = FeatureCache().get_or_compute(key, lambda: classifier.encode(texts, batch_size))
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
+
+
+def train_head(classifier: TransformerClassifier, context: FitContext, stage: Stage,
+               source: str, loss_fn: Loss,
+               on_eval: Callable[[dict[str, Any], np.ndarray], None]) -> float:
+    """Train `classifier.module.head` for `stage.epochs` on cached features; `on_eval` gets
+    each epoch's history row and validation logits. Returns the seconds per epoch."""
+    config = context.recipe.train
+    module = classifier.module
+    start = time.perf_counter()
+    train_x = cached_features(classifier, source, list(context.train.texts),
+                              config.eval_batch_size)
+    valid_x = cached_features(classifier, source, list(context.valid.texts),
+                              config.eval_batch_size)
+    extract_seconds = time.perf_counter() - start
+    targets = torch.as_tensor(context.train_targets)
+    head, dropout = module.head, module.dropout
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
+    local = Stage(0, stage.epochs, stage.lr, "head", 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, stage_schedule([local], steps_per_epoch, config, config.lr))
+    generator = torch.Generator().manual_seed(config.seed)
+    epoch_seconds = []
+    for epoch in range(stage.epochs):
+        tick = time.perf_counter()
+        head.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        total = 0.0
+        for begin in range(0, len(order), config.batch_size):
+            rows = order[begin:begin + config.batch_size]
+            loss = loss_fn(head(dropout(train_x[rows])), targets[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(rows)
+        epoch_seconds.append(time.perf_counter() - tick)
+        head.eval()
+        with torch.no_grad():
+            valid_logits = head(valid_x).numpy()
+        on_eval({"epoch": float(stage.first_epoch + epoch + 1), "stage": stage.index,
+                 "train_loss": total / len(train_x), "lr": scheduler.get_last_lr()[0],
+                 "cached_features": True, "feature_seconds": round(extract_seconds, 3),
+                 "epoch_seconds": epoch_seconds[-1],
+                 "train_samples_per_s": len(train_x) / max(epoch_seconds[-1], 1e-9)},
+                valid_logits)
+    return float(np.mean(epoch_seconds))
