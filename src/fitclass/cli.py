@@ -199,6 +199,24 @@ def audit(
 
 @app.command()
 @friendly_errors
+def pretrain(
+    recipe: Path = typer.Argument(..., help="Recipe whose backbone and texts to use."),
+    out: Path = typer.Option(..., help="Folder for the adapted backbone."),
+    epochs: int = typer.Option(1, help="Masked-LM epochs over the task's texts."),
+    lr: float = typer.Option(5e-5, help="Learning rate."),
+    unlabelled: Path | None = typer.Option(None, help="Extra unlabelled texts (same columns)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
+) -> None:
+    """Task-adaptive pretraining: continued masked-LM training on the task's texts."""
+    from fitclass.pretrain import pretrain as run_pretrain
+
+    quiet_libraries()
+    print(run_pretrain(recipe, out, epochs=epochs, lr=lr, unlabelled=unlabelled,
+                       overwrite=overwrite))
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the demo data and run."),
     rows: int = typer.Option(1000, help="Rows to generate."),

@@ -1,0 +1,125 @@
+"""`fitclass pretrain`: task-adaptive pretraining (Gururangan et al. 2020), continued
+masked-language-model training of the recipe's text backbone on the task's own texts
+(train, valid and an optional unlabelled file; never the labels). Whole-word masking where
+the tokenizer is a fast tokenizer with word ids. The output folder is a backbone that
+`model.backbone` accepts."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
+
+from fitclass.data.prepare import read_inputs, read_labelled
+from fitclass.errors import FitclassError, RecipeError
+from fitclass.models.registry import get_backbone
+from fitclass.models.text import TransformerBackbone
+from fitclass.recipe import load_recipe
+from fitclass.rundir import replace_dir
+from fitclass.train.loop import resolve_precision
+from fitclass.train.progress import Reporter
+
+
+def task_texts(recipe: Any, unlabelled: str | Path | None) -> list[str]:
+    """Every text of the task: train, valid, unlabelled (pairs contribute both sides)."""
+    tables = [read_labelled(recipe.data.train, recipe.data, recipe.data.limit)]
+    if recipe.data.valid is not None:
+        tables.append(read_inputs(recipe.data.valid, recipe.data))
+    if unlabelled is not None:
+        tables.append(read_inputs(unlabelled, recipe.data))
+    texts: list[str] = []
+    for table in tables:
+        for text in table.texts:
+            texts.extend([text] if isinstance(text, str) else list(text))
+    return texts
+
+
+def mask_batch(collator: DataCollatorForLanguageModeling,
+               rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Pad, then mask with transformers' own masking; offsets are padded here because the
+    tokenizer's `pad` cannot pad (start, end) pairs."""
+    plain = [{k: v for k, v in row.items() if k != "offset_mapping"} for row in rows]
+    batch = dict(collator.tokenizer.pad(plain, return_tensors="pt"))
+    special = batch.pop("special_tokens_mask")
+    offsets = None
+    if "offset_mapping" in rows[0]:
+        offsets = np.zeros((len(rows), batch["input_ids"].shape[1], 2), dtype=np.int64)
+        for i, row in enumerate(rows):
+            offsets[i, :len(row["offset_mapping"])] = row["offset_mapping"]
+    batch["input_ids"], batch["labels"] = collator.torch_mask_tokens(
+        batch["input_ids"], special_tokens_mask=special, offset_mapping=offsets)
+    return batch
+
+
+def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float = 5e-5,
+             batch_size: int = 32, mlm_probability: float = 0.15,
+             unlabelled: str | Path | None = None, overrides: list[str] | None = None,
+             overwrite: bool = False, reporter: Reporter | None = None) -> Path:
+    """Continue MLM training of the recipe's backbone; write it to `out`; return `out`."""
+    recipe = load_recipe(recipe_source, overrides)
+    backbone = get_backbone(recipe.model)
+    if not isinstance(backbone, TransformerBackbone):
+        raise RecipeError(f"fitclass pretrain needs a transformer backbone; model.backbone "
+                          f"is {recipe.model.backbone!r}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FitclassError(f"{out}: exists and is not empty; choose another --out or pass "
+                            f"--overwrite")
+    reporter = reporter or Reporter()
+    set_seed(recipe.train.seed)
+    tokenizer = AutoTokenizer.from_pretrained(backbone.source)
+    model = AutoModelForMaskedLM.from_pretrained(backbone.source)
+    texts = task_texts(recipe, unlabelled)
+    # whole-word masking groups sub-words by their character offsets (fast tokenizers only)
+    whole_word = bool(getattr(tokenizer, "is_fast", False))
+    encoded = tokenizer(texts, truncation=True, max_length=recipe.model.max_length,
+                        return_offsets_mapping=whole_word, return_special_tokens_mask=True)
+    rows: Any = [{k: encoded[k][i] for k in encoded} for i in range(len(texts))]
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability,
+                                               whole_word_mask=whole_word,
+                                               seed=recipe.train.seed)
+    loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=True,
+                                         collate_fn=lambda batch: mask_batch(collator, batch))
+    accelerator = Accelerator(mixed_precision=resolve_precision(recipe.train.precision))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    steps = math.ceil(len(loader)) * epochs
+    reporter.log(f"pretrain: {len(texts)} texts, {steps} steps, whole-word masking "
+                 f"{'on' if whole_word else 'off'}")
+    start, history = time.perf_counter(), []
+    for epoch in range(epochs):
+        model.train()
+        total, count = 0.0, 0
+        for batch in loader:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total, count = total + loss.item(), count + 1
+        history.append({"epoch": epoch + 1, "mlm_loss": total / max(count, 1)})
+        reporter.log(f"pretrain epoch {epoch + 1}: masked-LM loss {history[-1]['mlm_loss']:.4f}")
+    staged = out.with_name(f".{out.name}.staging")
+    if staged.exists():
+        shutil.rmtree(staged)
+    accelerator.unwrap_model(model).save_pretrained(staged)
+    tokenizer.save_pretrained(staged)
+    pooling = Path(backbone.source) / "1_Pooling"
+    if pooling.is_dir():  # keep sentence-transformers pooling, so `pooling: auto` still means it
+        shutil.copytree(pooling, staged / "1_Pooling")
+    (staged / "fitclass_pretrain.json").write_text(json.dumps({
+        "source": backbone.source, "texts": len(texts), "epochs": epochs, "lr": lr,
+        "whole_word_mask": whole_word, "history": history,
+        "seconds": round(time.perf_counter() - start, 2)}, indent=2), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    replace_dir(staged, out)
+    return out
