@@ -81,7 +81,7 @@ def movie4(args: argparse.Namespace) -> list[dict[str, Any]]:
 def sst2(args: argparse.Namespace) -> list[dict[str, Any]]:
     data = Path(args.data_dir).resolve() / "sst2"
     base = {"data": {"train": str(data / "train.tsv"), "text": "sentence", "label": "label",
-                     "split": {"valid_size": 0.1, "seed": args.seed}},
+                     "limit": args.rows, "split": {"valid_size": 0.1, "seed": args.seed}},
             "train": {"seed": args.seed}}
     out = Path(args.out) / "sst2"
     rows, paths = [], []
@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/ensembles")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=None,
+                        help="sst2: first N rows of train.tsv (CPU budget)")
     args = parser.parse_args()
     rows = {"movie4": movie4, "sst2": sst2}[args.benchmark](args)
     columns = ["model", "accuracy", "macro_f1", "predict_rows_per_s",
