@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from fitclass.data.augment import augment_minority
 from fitclass.data.prepare import PreparedData, prepare_data
 from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
-from fitclass.errors import RunError
+from fitclass.errors import Pruned, RunError
 from fitclass.models.base import Backbone
 from fitclass.models.registry import get_backbone
 from fitclass.noise.actions import apply_noise_action
@@ -115,8 +116,27 @@ def _apply_noise_action(run: rundir.RunDir, recipe: Recipe, prepared: PreparedDa
                  f"(score >= {recipe.noise.min_score}); see {NOISE_CHANGES}")
 
 
+def _process_state() -> Any:
+    """accelerate's process state, created the way the training loop creates it."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    return bool(_process_state().is_main_process)
+
+
+def process_count() -> int:
+    return int(_process_state().num_processes)
+
+
 def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
               overwrite: bool, resume: str | Path | None) -> tuple[Recipe, rundir.RunDir]:
+    if resume is not None and process_count() > 1:
+        raise RunError("--resume restores single-process runs; resume without "
+                       "accelerate launch / torchrun, or start the run again")
     if resume is not None:
         run = rundir.RunDir(resume)
         if run.file(rundir.RECIPE).is_file() and load_recipe(run.file(rundir.RECIPE)).self_training:
@@ -129,7 +149,12 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
             raise RunError(f"{run.path}: this run already finished; nothing to resume")
         return load_recipe(run.file(rundir.RECIPE), overrides), run
     recipe = load_recipe(recipe_source, overrides)
-    run = rundir.RunDir.create(out or default_run_path(recipe), overwrite=overwrite)
+    path = Path(out) if out else default_run_path(recipe)
+    if not is_main_process():
+        # Under DDP (`accelerate launch`, `torchrun`) every process trains; only the main
+        # process writes the real run directory, the others a private scratch folder.
+        path = Path(tempfile.mkdtemp(prefix="fitclass-rank-")) / "run"
+    run = rundir.RunDir.create(path, overwrite=overwrite)
     run.write_text(rundir.RECIPE, recipe.to_yaml())
     return recipe, run
 
@@ -180,12 +205,19 @@ def train(
         run.set_status("interrupted")
         _finish_trackers(trackers, "interrupted")
         raise
+    except Pruned as stopped:
+        run.set_status("pruned", reason=str(stopped))
+        _finish_trackers(trackers, "pruned")
+        raise
     except BaseException as error:
         run.set_status("failed", error=f"{type(error).__name__}: {error}")
         _finish_trackers(trackers, "failed")
         raise
     shutil.rmtree(run.path / rundir.CHECKPOINTS, ignore_errors=True)  # the best is in model/
     run.set_status("finished", wall_seconds=round(time.perf_counter() - started, 2))
+    if not is_main_process():  # the scratch copy of a non-main DDP process: drop the weights
+        shutil.rmtree(run.model_dir, ignore_errors=True)
+        return Run(run.path)
     write_report_safely(run.path, reporter)
     final = scalars({f"final/{k}": v for k, v in run.read_json(rundir.METRICS).items()})
     for tracker in trackers:

@@ -88,8 +88,11 @@ def train(
     else:
         run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
                              resume=resume)
-    print_summary(run)
-    print(run.path)
+    from fitclass.api import is_main_process
+
+    if is_main_process():  # under DDP the other processes stay quiet
+        print_summary(run)
+        print(run.path)
 
 
 @app.command("ensemble")

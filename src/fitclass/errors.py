@@ -17,3 +17,7 @@ class DataError(FitclassError):
 
 class RunError(FitclassError):
     """A run directory is missing, incomplete, or would be overwritten."""
+
+
+class Pruned(Exception):
+    """Raised inside training to stop a sweep trial that the pruner gave up on."""

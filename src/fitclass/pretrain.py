@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
@@ -25,7 +24,7 @@ from fitclass.models.registry import get_backbone
 from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
 from fitclass.rundir import replace_dir
-from fitclass.train.loop import resolve_precision
+from fitclass.train.loop import make_accelerator
 from fitclass.train.progress import Reporter
 
 
@@ -89,7 +88,7 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
                                                seed=recipe.train.seed)
     loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=True,
                                          collate_fn=lambda batch: mask_batch(collator, batch))
-    accelerator = Accelerator(mixed_precision=resolve_precision(recipe.train.precision))
+    accelerator = make_accelerator(recipe.train.precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps = math.ceil(len(loader)) * epochs

@@ -31,6 +31,10 @@ def save_best(run: RunDir, module: nn.Module) -> None:
     replace_dir(staged, run.checkpoint(BEST))
 
 
+def has_best(run: RunDir) -> bool:
+    return (run.checkpoint(BEST) / "model.safetensors").is_file()
+
+
 def load_best(run: RunDir, module: nn.Module) -> None:
     load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
 
@@ -40,6 +44,7 @@ def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[
     """Weights, optimiser, scheduler, RNG (accelerate), loop counters (JSON) and extra
     arrays such as training dynamics (safetensors)."""
     staged = run.checkpoint(f".{LAST}.staging")
+    staged.mkdir(parents=True, exist_ok=True)
     accelerator.save_state(str(staged))
     (staged / LOOP_STATE).write_text(json.dumps(loop_state, default=float), encoding="utf-8")
     if arrays:

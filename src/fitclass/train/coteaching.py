@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
 from torch.nn import functional as F
@@ -23,7 +22,7 @@ from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import CoteachingConfig
 from fitclass.train.batching import Collator, rows_from_encoding
 from fitclass.train.context import FitContext, FitResult
-from fitclass.train.loop import eval_interval, evaluate, resolve_precision
+from fitclass.train.loop import eval_interval, evaluate, make_accelerator
 from fitclass.train.objective import build_loss
 from fitclass.train.optim import build_optimizer, build_scheduler
 from fitclass.train.samplers import make_sampler
@@ -51,8 +50,7 @@ def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
     """Train two classifiers by co-teaching; return the better one with its best weights."""
     train_config, run = context.recipe.train, context.run
     set_seed(train_config.seed)
-    accelerator = Accelerator(mixed_precision=resolve_precision(train_config.precision),
-                              gradient_accumulation_steps=train_config.grad_accumulation)
+    accelerator = make_accelerator(train_config.precision, train_config.grad_accumulation)
     targets = context.train_targets
     encoded = tokenize(first.tokenizer, context.train.texts, first.max_length)
     sampler = make_sampler(context.recipe.imbalance.sampler,

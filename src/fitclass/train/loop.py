@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
+from fitclass.errors import FitclassError
 from fitclass.metrics import headline
 from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import TrainConfig
@@ -43,6 +44,16 @@ def resolve_precision(precision: str) -> str:
     if not torch.cuda.is_available():
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def make_accelerator(precision: str, accumulation: int = 1) -> Accelerator:
+    """accelerate for this machine: GPUs when present; on CPU-only machines `cpu=True`,
+    which is also what makes `torchrun`/`accelerate launch` start gloo DDP on CPUs."""
+    # Unused parameters are normal here: frozen stages, and encoders' unused poolers.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=resolve_precision(precision),
+                       gradient_accumulation_steps=accumulation,
+                       cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
 
 
 def eval_interval(config: TrainConfig, steps_per_epoch: int) -> int:
@@ -82,8 +93,7 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     (best checkpoint, or an average when `averaging` finds one better)."""
     config, run, reporter = context.recipe.train, context.run, context.reporter
     set_seed(config.seed)
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision),
-                              gradient_accumulation_steps=config.grad_accumulation)
+    accelerator = make_accelerator(config.precision, config.grad_accumulation)
     reporter.enabled = reporter.enabled and accelerator.is_main_process
     loader, sampler, num_rows = _loader(classifier, context)
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
@@ -154,7 +164,12 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
                 optimizer.zero_grad(set_to_none=True)
             state["batches_in_epoch"] += 1
             state["train_samples"] += len(labels) * accelerator.num_processes
-            running_loss, running_batches = running_loss + loss.item(), running_batches + 1
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise FitclassError(f"training diverged: loss is {loss_value} at step "
+                                    f"{state['step'] + 1}; lower train.lr or use "
+                                    f"train.grad_clip")
+            running_loss, running_batches = running_loss + loss_value, running_batches + 1
             if not accelerator.sync_gradients:
                 continue
             state["step"] += 1
@@ -183,7 +198,8 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     final = accelerator.unwrap_model(module)
     for parameter in final.parameters():
         parameter.requires_grad_(True)
-    checkpoint.load_best(run, final)
+    if checkpoint.has_best(run):  # under DDP only the main process keeps the best weights
+        checkpoint.load_best(run, final)
     classifier.module = final
     best: dict[str, Any] = {"metric": selector.metric, "value": selector.best_value,
                             "step": selector.best_step}
@@ -279,11 +295,11 @@ def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitCont
             row[f"ema_{config.select.metric}"] = extra["ema_value"]
     state["history"].append(row)
     state["selector"] = selector.state()
-    if accelerator.is_main_process:
-        if improved:
-            checkpoint.save_best(run, classifier.module)
-        checkpoint.save_training_state(run, accelerator, state,
-                                       recorder.state() if recorder is not None else None)
+    if improved and accelerator.is_main_process:
+        checkpoint.save_best(run, classifier.module)
+    # every process calls save_state (it synchronises); non-main ones write to scratch
+    checkpoint.save_training_state(run, accelerator, state,
+                                   recorder.state() if recorder is not None else None)
     accelerator.wait_for_everyone()
     context.reporter.evaluated(row | headline(metrics, config.select.metric),
                                config.select.metric, improved)

@@ -1,0 +1,224 @@
+"""`fitclass sweep`: hyperparameter search with Optuna. Each trial is a normal run directory;
+every evaluation feeds the pruner; the study lives in an Optuna storage (SQLite beside the
+trials by default, any RDB URL such as PostgreSQL for several workers), so a killed sweep
+resumes with the same command and several machines can join one study.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fitclass import rundir
+from fitclass.errors import FitclassError, Pruned, RecipeError
+from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overrides
+from fitclass.rundir import atomic_write_text
+from fitclass.train.progress import Reporter
+
+SWEEP_FILE = "sweep.json"
+LEADERBOARD = "leaderboard.csv"
+BEST_RECIPE = "best_recipe.yaml"
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise FitclassError("sweeps need optuna: pip install 'fitclass[sweep]'") from None
+    return optuna
+
+
+def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One value per dotted recipe key from its distribution."""
+    values = {}
+    for key, spec in params.items():
+        if "loguniform" in spec:
+            low, high = spec["loguniform"]
+            values[key] = trial.suggest_float(key, low, high, log=True)
+        elif "uniform" in spec:
+            low, high = spec["uniform"]
+            values[key] = trial.suggest_float(key, low, high, step=spec.get("step"))
+        elif "int" in spec:
+            low, high = spec["int"]
+            values[key] = trial.suggest_int(key, low, high, step=spec.get("step", 1),
+                                            log=bool(spec.get("log", False)))
+        elif "categorical" in spec:
+            values[key] = trial.suggest_categorical(key, spec["categorical"])
+    return values
+
+
+def make_sampler(config: SweepConfig, seed: int) -> Any:
+    optuna = _optuna()
+    if config.sampler == "grid":
+        grid = {k: v["categorical"] for k, v in config.params.items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(config: SweepConfig) -> Any:
+    optuna = _optuna()
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
+                                           n_warmup_steps=0)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def with_params(recipe: Recipe, values: dict[str, Any]) -> Recipe:
+    """The recipe with sampled values set at their dotted keys (validated again)."""
+    pairs = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    raw = recipe.to_dict()
+    raw.pop("sweep", None)
+    return load_recipe(merge(raw, parse_overrides(pairs)))
+
+
+def open_study(config: SweepConfig, storage: str, study_name: str, seed: int) -> Any:
+    optuna = _optuna()
+    rdb = optuna.storages.RDBStorage(
+        storage, heartbeat_interval=60, grace_period=120,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    return optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
+                               direction="maximize" if config.mode == "max" else "minimize",
+                               sampler=make_sampler(config, seed), pruner=make_pruner(config))
+
+
+def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter) -> Any:
+    from fitclass.api import train
+
+    optuna = _optuna()
+
+    metric = config.metric or recipe.train.select.metric
+
+    def run_trial(trial: Any) -> float:
+        values = sample(trial, config.params)
+        trial_dir = out / "trials" / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(trial_dir))
+        trial_reporter = Reporter(enabled=reporter.enabled)
+
+        def report(row: dict[str, Any]) -> None:
+            value = row.get(metric)
+            if value is None:
+                return
+            trial.report(float(value), int(row.get("step", 0)))
+            if trial.should_prune():
+                raise Pruned(f"trial {trial.number} pruned at step {row.get('step')}")
+
+        trial_reporter.listeners.append(report)
+        reporter.log(f"trial {trial.number}: {values}")
+        try:
+            run = train(with_params(recipe, values), out=trial_dir, overwrite=True,
+                        reporter=trial_reporter)
+        except Pruned:
+            raise optuna.TrialPruned() from None
+        value = run.metrics.get(metric)
+        if value is None:
+            raise FitclassError(f"trial {trial.number}: metric {metric!r} missing")
+        return float(value)
+
+    return run_trial
+
+
+def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
+          timeout: float | None = None, storage: str | None = None,
+          study_name: str | None = None, overrides: list[str] | None = None,
+          top: int = 0, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run (or resume, or join) a study; write leaderboard, best recipe, importances."""
+    recipe = load_recipe(recipe_source, overrides)
+    if recipe.sweep is None or not recipe.sweep.params:
+        raise RecipeError("fitclass sweep needs a `sweep.params` section in the recipe, e.g. "
+                          "sweep: {params: {train.lr: {loguniform: [1.0e-5, 1.0e-4]}}}")
+    config = recipe.sweep.resolved(recipe.train.select.metric, recipe.train.select.direction)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
+    study_name = study_name or recipe.name or "fitclass-sweep"
+    reporter = reporter or Reporter()
+    study = open_study(config, storage, study_name, recipe.train.seed)
+    optuna = _optuna()
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                   optuna.trial.TrialState.PRUNED)]
+    wanted = trials if trials is not None else config.trials
+    remaining = max(0, wanted - len(done))
+    reporter.log(f"study {study_name!r} in {storage}: {len(done)} trials done, "
+                 f"{remaining} to run")
+    started = time.perf_counter()
+    if remaining:
+        study.optimize(objective(recipe, config, out, reporter), n_trials=remaining,
+                       timeout=timeout, catch=(Exception,), gc_after_trial=True)
+    summary = write_outputs(study, recipe, config, out, top)
+    summary["wall_seconds_this_call"] = round(time.perf_counter() - started, 1)
+    atomic_write_text(out / SWEEP_FILE, json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def leaderboard(study: Any) -> pd.DataFrame:
+    rows = []
+    for trial in study.trials:
+        seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
+                   if trial.datetime_complete and trial.datetime_start else None)
+        rows.append({"trial": trial.number, "status": trial.state.name.lower(),
+                     "metric": trial.value, "wall_seconds": seconds,
+                     "last_step": trial.last_step, "run_dir": trial.user_attrs.get("run_dir"),
+                     "error": trial.system_attrs.get("fail_reason"),
+                     **{f"param:{k}": v for k, v in trial.params.items()}})
+    return pd.DataFrame(rows)
+
+
+def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
+                  top: int) -> dict[str, Any]:
+    optuna = _optuna()
+    board = leaderboard(study)
+    complete = board[board["status"] == "complete"] if len(board) else board
+    if len(complete):
+        complete = complete.sort_values("metric", ascending=config.mode == "min")
+    atomic_write_text(out / LEADERBOARD, pd.concat(
+        [complete, board.drop(complete.index)]).to_csv(index=False))
+    summary: dict[str, Any] = {"study": study.study_name, "metric": config.metric,
+                               "mode": config.mode, "trials": len(board),
+                               "complete": len(complete),
+                               "pruned": int((board["status"] == "pruned").sum())
+                               if len(board) else 0,
+                               "failed": int((board["status"] == "fail").sum())
+                               if len(board) else 0}
+    if len(complete):
+        best = study.best_trial
+        best_recipe = with_params(recipe, best.params)
+        atomic_write_text(out / BEST_RECIPE, best_recipe.to_yaml())
+        summary |= {"best_trial": best.number, "best_value": best.value,
+                    "best_params": best.params, "best_run": best.user_attrs.get("run_dir")}
+        summary["top_runs"] = [r for r in complete["run_dir"].head(max(top, 1)).tolist()
+                               if r and (Path(r) / rundir.STATUS).is_file()]
+    if len(complete) >= 2:
+        try:
+            importances = optuna.importance.get_param_importances(study)
+            summary["importance"] = {k: float(v) for k, v in importances.items()}
+        except (RuntimeError, ValueError) as error:  # e.g. a parameter that never varied
+            summary["importance_error"] = str(error)
+    atomic_write_text(out / "importance.csv", pd.DataFrame(
+        list(summary.get("importance", {}).items()),
+        columns=["param", "importance"]).to_csv(index=False))
+    return summary
+
+
+def sweep_members(path: Path) -> list[Path]:
+    """A sweep folder's top runs (for `fitclass ensemble SWEEP_DIR`)."""
+    summary = json.loads((path / SWEEP_FILE).read_text(encoding="utf-8"))
+    runs = [Path(p) for p in summary.get("top_runs", [])]
+    if not runs:
+        raise FitclassError(f"{path}: the sweep has no finished trials to ensemble; rerun "
+                            f"it with --top K")
+    return runs
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
