@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ from fitclass.models.linear_heads import fit_head, log_count_ratio
 FAST_METRIC = "log_loss"
 PROBE_TEXTS = ["football goal for the team", "my laptop runs new software",
                "pizza with cheese in the kitchen", "a story about the city"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_reports() -> Iterator[None]:
+    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
 
 
 # --- combiners on synthetic member probabilities ----------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,20 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import fitclass
+import fitclass.api
 from fitclass.errors import FitclassError, RunError
 from fitclass.export import OnnxClassifier, export_onnx
 
 TEXTS = ["football goal for the team today", "my laptop runs new software code",
          "pizza with cheese in the kitchen", "a story", "supercalifragilistic " * 12]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_reports() -> Iterator[None]:
+    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
 
 
 @pytest.fixture(scope="module")

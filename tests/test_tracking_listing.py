@@ -6,15 +6,28 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import fitclass
+import fitclass.api
 from fitclass.errors import DataError
 from fitclass.listing import find_runs, list_runs
 from fitclass.tracking import flatten, scalars
+
+_write_report = fitclass.api.write_report_safely
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_reports() -> Iterator[None]:
+    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
+
 
 # --- tracking ----------------------------------------------------------------------------
 
@@ -35,15 +48,20 @@ def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tensorboard_and_mlflow(tmp_path: Path, train_csv: Path, recipe_for,
-                                mlflow_db: Path) -> None:
+                                mlflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow = pytest.importorskip("mlflow")
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    monkeypatch.setattr(fitclass.api, "write_report_safely", _write_report)  # the artefact
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     uri = f"sqlite:///{mlflow_db}"
     recipe = recipe_for("tfidf", train_csv, name="tracked", tracking=["tensorboard", "mlflow"],
                         mlflow={"tracking_uri": uri, "experiment": "fitclass-tests"})
     run = fitclass.train(recipe, out=tmp_path / "runs" / "tracked")
+    assert (run.path / "report.html").is_file()
 
     events = list((run.path / "tensorboard").glob("events.out.tfevents.*"))
     assert events
@@ -64,6 +82,11 @@ def test_tensorboard_and_mlflow(tmp_path: Path, train_csv: Path, recipe_for,
     assert row["params.model.backbone"] == "tfidf"
     assert row["params.train.seed"] == "0"
     assert not (tmp_path / "runs" / "mlruns.db").exists()  # the given URI, not the default
+    # the report is an artefact, stored beside the database, not in the working directory
+    artifacts = Path(mlflow.get_run(row["run_id"]).info.artifact_uri.removeprefix("file://"))
+    assert (artifacts / "report.html").is_file()
+    assert artifacts.is_relative_to(mlflow_db.parent / "mlartifacts")
+    assert not any(workdir.iterdir())
 
 
 def test_failed_run_is_reported_to_mlflow(tmp_path: Path, train_csv: Path, recipe_for,

@@ -98,7 +98,8 @@ def train(
 @app.command("ensemble")
 @friendly_errors
 def ensemble_command(
-    run_dirs: list[Path] = typer.Argument(..., help="Finished member runs (2 or more)."),
+    run_dirs: list[Path] = typer.Argument(..., help="Finished member runs (2 or more), or "
+                                                    "sweep folders (their --top runs)."),
     out: Path = typer.Option(..., help="Ensemble run directory to write."),
     method: str = typer.Option("auto", help="auto, mean, weighted, greedy or stacking."),
     valid: Path | None = typer.Option(None, help="Score members on this labelled file "
@@ -109,9 +110,12 @@ def ensemble_command(
 ) -> None:
     """Combine finished runs into an ensemble run; prints its directory as the last line."""
     import fitclass
+    from fitclass.sweep import SWEEP_FILE, sweep_members
 
     quiet_libraries()
-    run = fitclass.ensemble(run_dirs, out, method=method, valid=valid, metric=metric,
+    members = [m for path in run_dirs for m in
+               (sweep_members(path) if (path / SWEEP_FILE).is_file() else [path])]
+    run = fitclass.ensemble(members, out, method=method, valid=valid, metric=metric,
                             overwrite=overwrite)
     summary = run.metrics["ensemble"]
     table = Table(title=f"held-out (cross-fitted) validation scores; chose {summary['method']}")
@@ -197,6 +201,31 @@ def audit(
     if rates:
         err.print("estimated noise rate per given class: " + ", ".join(
             f"{k}={v:.1%}" for k, v in rates.items() if v is not None))
+    print(out)
+
+
+@app.command()
+@friendly_errors
+def sweep(
+    recipe: Path = typer.Argument(..., help="Recipe with a sweep.params section."),
+    out: Path = typer.Option(Path("runs/sweep"), help="Sweep folder (trials, leaderboard)."),
+    trials: int | None = typer.Option(None, help="Total trials wanted (default sweep.trials)."),
+    timeout: float | None = typer.Option(None, help="Stop starting trials after S seconds."),
+    storage: str | None = typer.Option(None, help="Optuna storage URL (default SQLite in "
+                                                  "OUT); postgresql://... for many workers."),
+    study: str | None = typer.Option(None, help="Study name (default the recipe name)."),
+    top: int = typer.Option(0, help="Export the K best runs as ensemble members."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Override a recipe key."),
+) -> None:
+    """Search hyperparameters with pruning; resumable; workers join via --storage."""
+    from fitclass.sweep import sweep as run_sweep
+
+    quiet_libraries()
+    summary = run_sweep(recipe, out, trials=trials, timeout=timeout, storage=storage,
+                        study_name=study, overrides=set_, top=top)
+    err.print(f"trials: {summary['trials']} ({summary['complete']} complete, "
+              f"{summary['pruned']} pruned, {summary['failed']} failed); best "
+              f"{summary.get('best_value')} with {summary.get('best_params')}")
     print(out)
 
 

@@ -20,6 +20,7 @@ from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overr
 from fitclass.rundir import atomic_write_text
 from fitclass.train.progress import Reporter
 
+SCALARS = (str, int, float, bool, type(None))
 SWEEP_FILE = "sweep.json"
 LEADERBOARD = "leaderboard.csv"
 BEST_RECIPE = "best_recipe.yaml"
@@ -48,7 +49,11 @@ def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
             values[key] = trial.suggest_int(key, low, high, step=spec.get("step", 1),
                                             log=bool(spec.get("log", False)))
         elif "categorical" in spec:
-            values[key] = trial.suggest_categorical(key, spec["categorical"])
+            # Optuna stores scalars; lists such as an ngram_range travel as JSON text
+            choices = [c if isinstance(c, SCALARS) else json.dumps(c)
+                       for c in spec["categorical"]]
+            picked = trial.suggest_categorical(key, choices)
+            values[key] = picked if picked in spec["categorical"] else json.loads(picked)
     return values
 
 
@@ -138,7 +143,7 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
         raise RecipeError("fitclass sweep needs a `sweep.params` section in the recipe, e.g. "
                           "sweep: {params: {train.lr: {loguniform: [1.0e-5, 1.0e-4]}}}")
     config = recipe.sweep.resolved(recipe.train.select.metric, recipe.train.select.direction)
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     study_name = study_name or recipe.name or "fitclass-sweep"
@@ -158,7 +163,38 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
     summary = write_outputs(study, recipe, config, out, top)
     summary["wall_seconds_this_call"] = round(time.perf_counter() - started, 1)
     atomic_write_text(out / SWEEP_FILE, json.dumps(summary, indent=2, default=str))
+    write_sweep_report(study, summary, out, reporter)
     return summary
+
+
+def write_sweep_report(study: Any, summary: dict[str, Any], out: Path,
+                       reporter: Reporter) -> None:
+    """OUT/report.html: the best trial's report with the leaderboard, parameter importance
+    and optimisation history added."""
+    best = summary.get("best_run")
+    if not best or not (Path(best) / rundir.METRICS).is_file():
+        return
+    from fitclass.report import plots
+    from fitclass.report.build import gather, render
+
+    board = pd.read_csv(out / LEADERBOARD)
+    values = [(t.number, t.value) for t in study.trials if t.value is not None]
+    history = pd.DataFrame(values, columns=["trial", "value"])
+    html = board.head(50).to_html(index=False, classes="scroll", border=0, na_rep="")
+    parts = [f"<p>{summary['trials']} trials: {summary['complete']} complete, "
+             f"{summary['pruned']} pruned, {summary['failed']} failed; best "
+             f"{summary['metric']} {summary.get('best_value')}.</p>",
+             f'<div class="scroll">{html}</div>']
+    if summary.get("importance"):
+        parts.append(plots.bar_chart(summary["importance"], "parameter importance"))
+    if len(history):
+        parts.append(plots.optimisation_history(history, summary["metric"], summary["mode"]))
+    context = gather(best) | {"title": f"sweep {summary['study']} (best trial)",
+                              "sweep": {"html": "".join(parts)}}
+    try:
+        atomic_write_text(out / rundir.REPORT, render(context))
+    except Exception as error:
+        reporter.log(f"warning: sweep report not written ({error})")
 
 
 def leaderboard(study: Any) -> pd.DataFrame:
@@ -192,7 +228,7 @@ def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
                                if len(board) else 0}
     if len(complete):
         best = study.best_trial
-        best_recipe = with_params(recipe, best.params)
+        best_recipe = with_params(recipe, decoded(best.params, config))
         atomic_write_text(out / BEST_RECIPE, best_recipe.to_yaml())
         summary |= {"best_trial": best.number, "best_value": best.value,
                     "best_params": best.params, "best_run": best.user_attrs.get("run_dir")}
@@ -202,12 +238,22 @@ def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
         try:
             importances = optuna.importance.get_param_importances(study)
             summary["importance"] = {k: float(v) for k, v in importances.items()}
-        except (RuntimeError, ValueError) as error:  # e.g. a parameter that never varied
+        except (RuntimeError, ValueError, TypeError) as error:  # e.g. a constant parameter
             summary["importance_error"] = str(error)
     atomic_write_text(out / "importance.csv", pd.DataFrame(
         list(summary.get("importance", {}).items()),
         columns=["param", "importance"]).to_csv(index=False))
     return summary
+
+
+def decoded(params: dict[str, Any], config: SweepConfig) -> dict[str, Any]:
+    """Trial parameters with JSON-encoded categorical choices turned back into values."""
+    out = {}
+    for key, value in params.items():
+        choices = config.params.get(key, {}).get("categorical")
+        out[key] = (json.loads(value) if choices is not None and isinstance(value, str)
+                    and value not in choices else value)
+    return out
 
 
 def sweep_members(path: Path) -> list[Path]:

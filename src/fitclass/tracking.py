@@ -77,7 +77,14 @@ class MlflowTracker:
         self.mlflow = mlflow
         uri = recipe.mlflow.tracking_uri or f"sqlite:///{run_dir.resolve().parent / 'mlruns.db'}"
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(recipe.mlflow.experiment or recipe.name or "fitclass")
+        experiment = recipe.mlflow.experiment or recipe.name or "fitclass"
+        if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+            # MLflow's default artifact root is ./mlruns in the working directory: keep a
+            # SQLite store's artefacts beside its database instead.
+            database = Path(uri.removeprefix("sqlite:///")).resolve()
+            mlflow.create_experiment(experiment, artifact_location=(
+                database.parent / "mlartifacts").as_uri())
+        mlflow.set_experiment(experiment)
         self.run = mlflow.start_run(run_name=run_dir.name)
 
     def log_params(self, params: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from fitclass.noise.audit import audit
 
 CLASSES = ["food", "sports", "tech"]
 COLUMNS = ["id", "text", "given_label", "suggested_label", "score", "methods"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_reports() -> Iterator[None]:
+    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
 
 
 def _flip(label: str) -> str:

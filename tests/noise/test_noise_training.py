@@ -4,6 +4,7 @@ self-training and co-teaching."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 import fitclass
+import fitclass.api
 from fitclass.errors import RecipeError
 from fitclass.noise import selftrain
 from fitclass.recipe import CoteachingConfig, load_recipe
@@ -25,6 +27,14 @@ LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0]])
 TARGETS = torch.tensor([0, 0, 1])  # row 1 and 2 disagree with the model
 ML_LOGITS = torch.tensor([[1.0, -2.0, 0.3], [-0.5, 2.0, -1.0]])
 ML_TARGETS = torch.tensor([[1, 0, 0], [0, 0, 1]])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_reports() -> Iterator[None]:
+    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
 
 
 def spec(multilabel: bool = False, **kwargs: Any) -> LossSpec:
@@ -193,8 +203,8 @@ def test_tiny_bert_run_writes_dynamics(tmp_path: Path, train_csv: Path, recipe_f
     assert margins == sorted(margins)
     assert dynamics["p_given_mean"].between(0, 1).all()
     assert {"loss_mean", "last_predicted", "text", "given_label"} <= set(dynamics.columns)
-    texts = dict(zip(*pd.read_csv(train_csv, dtype={"id": str})[["id", "text"]].T.values,
-                     strict=True))
+    source = pd.read_csv(train_csv, dtype={"id": str})
+    texts = dict(zip(source["id"], source["text"], strict=True))
     assert all(texts[i] == t for i, t in zip(dynamics["id"], dynamics["text"], strict=True))
 
 

@@ -124,3 +124,15 @@ def bar_chart(values: dict[str, float], xlabel: str) -> str:
     axis.set_xlabel(xlabel)
     axis.invert_yaxis()
     return to_svg(figure)
+
+
+def optimisation_history(history: pd.DataFrame, metric: str, mode: str) -> str:
+    """Each trial's value and the best so far."""
+    figure, axis = subplots(figsize=(6, 3.6))
+    axis.plot(history["trial"], history["value"], "o", label=metric)
+    best = history["value"].cummax() if mode == "max" else history["value"].cummin()
+    axis.plot(history["trial"], best, "-", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(metric)
+    axis.legend(fontsize=8)
+    return to_svg(figure)
