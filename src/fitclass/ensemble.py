@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 
 from fitclass import rundir
 from fitclass.data.table import Label
@@ -81,11 +82,21 @@ def file_validation(members: Sequence[Run],
     return table.ids, table.id_column, table.labels, probs
 
 
+#: Metrics computed from predictions alone, fast enough for greedy selection's inner loop.
+FAST = {"accuracy": lambda t, p: skm.accuracy_score(t, p),
+        "macro_f1": lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0),
+        "micro_f1": lambda t, p: skm.f1_score(t, p, average="micro", zero_division=0),
+        "weighted_f1": lambda t, p: skm.f1_score(t, p, average="weighted", zero_division=0)}
+
+
 def make_score(task: Task, metric: str) -> combiners.Score:
     """Higher is better: losses are negated."""
     sign = -1.0 if SELECTABLE_METRICS[metric] == "min" else 1.0
     if metric in ("loss", "log_loss"):
         return lambda targets, probs: -combiners.log_loss(targets, probs)
+    if metric in FAST:
+        fast = FAST[metric]
+        return lambda targets, probs: float(fast(targets, task.decide(probs)))
     return lambda targets, probs: sign * float(task.metrics(targets, probs)[metric] or 0.0)
 
 

@@ -20,7 +20,7 @@ from fitclass import rundir
 from fitclass.data.table import TextInput
 from fitclass.errors import FitclassError, RunError
 from fitclass.models.base import Classifier
-from fitclass.models.text import TransformerClassifier, tokenize
+from fitclass.models.text import TransformerClassifier, over_batches, probabilities
 from fitclass.run import Run, load_run
 
 ONNX_DIR = "onnx"
@@ -66,20 +66,15 @@ class OnnxClassifier(Classifier):
         self.multilabel = source.multilabel
 
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        from fitclass.train.batching import iter_sorted_batches
-
-        encoded = tokenize(self.tokenizer, texts, self.max_length)
-        out = np.zeros((len(texts), len(self.class_names)), dtype=np.float32)
-        for rows, batch in iter_sorted_batches(self.tokenizer, encoded, batch_size):
+        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
             feed = {name: batch[name].numpy().astype(np.int64) for name in self.inputs}
-            out[rows] = self.session.run(None, feed)[0]
-        return out
+            return np.asarray(self.session.run(None, feed)[0])
+
+        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                            len(self.class_names), run)
 
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        logits = torch.from_numpy(self.logits(texts, batch_size))
-        if self.multilabel:
-            return torch.sigmoid(logits).numpy()
-        return torch.softmax(logits, dim=-1).numpy()
+        return probabilities(self.logits(texts, batch_size), self.multilabel)
 
     def save(self, model_dir: Path) -> None:
         raise RunError("an ONNX classifier is saved by `fitclass export`, not by a run")

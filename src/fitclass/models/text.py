@@ -8,7 +8,7 @@ the same module serves fine-tuning, frozen-feature probes and the HF `Trainer` b
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,25 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
     return {key: list(value) for key, value in encoded.items()}
 
 
+def over_batches(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
+                 max_length: int, batch_size: int, width: int,
+                 run: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
+    """`run` on length-sorted, dynamically padded batches; rows back in input order."""
+    from fitclass.train.batching import iter_sorted_batches
+
+    encoded = tokenize(tokenizer, texts, max_length)
+    out = np.zeros((len(texts), width), dtype=np.float32)
+    for rows, batch in iter_sorted_batches(tokenizer, encoded, batch_size):
+        out[rows] = run(batch)
+    return out
+
+
+def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Sigmoid per label (multi-label) or softmax over classes."""
+    tensor = torch.from_numpy(logits)
+    return (torch.sigmoid(tensor) if multilabel else torch.softmax(tensor, dim=-1)).numpy()
+
+
 class TransformerClassifier(Classifier):
     """A tokenizer plus a `SequenceClassifier`, with batched, length-sorted prediction."""
 
@@ -110,37 +129,32 @@ class TransformerClassifier(Classifier):
 
     @torch.inference_mode()
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        from fitclass.train.batching import iter_sorted_batches
-
         device = next(self.module.parameters()).device
         self.module.eval()
-        encoded = tokenize(self.tokenizer, texts, self.max_length)
-        out = np.zeros((len(texts), len(self.class_names)), dtype=np.float32)
-        for rows, batch in iter_sorted_batches(self.tokenizer, encoded, batch_size):
+
+        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
             batch = {k: v.to(device) for k, v in batch.items()}
-            out[rows] = self.module(**batch)["logits"].float().cpu().numpy()
-        return out
+            return self.module(**batch)["logits"].float().cpu().numpy()
+
+        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                            len(self.class_names), run)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         """Pooled encoder features (the head's input), for probes and feature caches."""
-        from fitclass.train.batching import iter_sorted_batches
-
         device = next(self.module.parameters()).device
         self.module.eval()
-        encoded = tokenize(self.tokenizer, texts, self.max_length)
-        out = np.zeros((len(texts), self.module.head.in_features), dtype=np.float32)
-        for rows, batch in iter_sorted_batches(self.tokenizer, encoded, batch_size):
+
+        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
             batch = {k: v.to(device) for k, v in batch.items()}
             hidden = self.module.encoder(**batch).last_hidden_state
-            out[rows] = self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
-        return out
+            return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+
+        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                            self.module.head.in_features, run)
 
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        logits = torch.from_numpy(self.logits(texts, batch_size))
-        if self.multilabel:
-            return torch.sigmoid(logits).numpy()
-        return torch.softmax(logits, dim=-1).numpy()
+        return probabilities(self.logits(texts, batch_size), self.multilabel)
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
