@@ -116,6 +116,7 @@ class TfidfBackbone(Backbone):
         context.reporter.log(f"tfidf+{self.config.classifier}: {features.shape[1]} features, "
                              f"fitted in {seconds:.1f}s")
         metric = context.recipe.train.select.metric
+        context.reporter.evaluated(row, metric, True)  # trackers hear the one evaluation
         return FitResult(classifier=classifier, history=[row],
                          best={"metric": metric, "value": metrics.get(metric), "step": 1},
                          train_seconds=seconds,

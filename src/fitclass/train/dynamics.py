@@ -8,6 +8,7 @@ model grows confident in another class; `dynamics.csv` ranks them for the audit 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,7 +62,8 @@ class DynamicsRecorder:
         seen = ~np.isnan(self.arrays["loss"])
         last_epoch = np.where(seen.any(0), seen.shape[0] - 1 - np.argmax(seen[::-1], 0), 0)
         last_predicted = self.arrays["predicted"][last_epoch, np.arange(seen.shape[1])]
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows never seen: NaN, no noise
             frame = pd.DataFrame({
                 "id": list(ids), "given_label": list(given),
                 "loss_mean": np.nanmean(self.arrays["loss"], 0),

@@ -1,0 +1,53 @@
+"""Recipe sections: `data` (files, columns, splits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from fitclass.recipe.base import Strict
+
+
+class SplitConfig(Strict):
+    """How to carve a validation set out of `data.train` when `data.valid` is not given."""
+
+    method: Literal["stratified", "group"] = "stratified"
+    valid_size: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class DataConfig(Strict):
+    """Where the rows come from and which columns mean what."""
+
+    train: Path
+    valid: Path | None = None
+    text: str | list[str] = "text"
+    label: str | list[str] = "label"
+    label_sep: str | None = None
+    id: str | None = None
+    group: str | None = None
+    split: SplitConfig = Field(default_factory=lambda: SplitConfig())
+    limit: int | None = Field(None, ge=1)
+    quoting: Literal["csv", "none"] = "csv"
+
+    @field_validator("text")
+    @classmethod
+    def _one_or_two_text_columns(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) not in (1, 2):
+            raise ValueError("give one text column, or a pair [first, second] for sentence pairs")
+        return value
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+    @property
+    def label_columns(self) -> list[str]:
+        return [self.label] if isinstance(self.label, str) else list(self.label)
+
+    @property
+    def multilabel(self) -> bool:
+        """Labels are 0/1 columns (a list) or delimited names (`label_sep`)."""
+        return isinstance(self.label, list) or self.label_sep is not None
