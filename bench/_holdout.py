@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,3 +44,18 @@ def markdown_table(rows: list[dict[str, object]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def train_or_reuse(recipe: dict[str, Any], out: Path) -> Any:
+    """Train, unless `out` already holds a finished run of this exact recipe (so a
+    benchmark interrupted half-way resumes instead of starting again)."""
+    import fitclass
+    from fitclass import rundir
+
+    run_dir = rundir.RunDir(out)
+    if run_dir.status() == "finished" and run_dir.file(rundir.RECIPE).is_file():
+        wanted = fitclass.load_recipe(recipe).to_yaml()
+        if fitclass.load_recipe(run_dir.file(rundir.RECIPE)).to_yaml() == wanted:
+            print(f"reusing finished run {out}", flush=True)
+            return fitclass.load_run(out)
+    return fitclass.train(recipe, out=out, overwrite=True)

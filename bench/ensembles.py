@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 import fitclass
-from _holdout import holdout, markdown_table, scratch_dir
+from _holdout import holdout, markdown_table, scratch_dir, train_or_reuse
 
 
 def measure(run: fitclass.Run, test: Path, name: str) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def movie4(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows, paths = [], []
     for name, model in members.items():
         path = out / name.replace(" ", "-")
-        run = fitclass.train({**base, "model": model}, out=path, overwrite=True)
+        run = train_or_reuse({**base, "model": model}, path)
         rows.append(measure(run, work / "test.csv", name))
         paths.append(path)
     return rows + ensembles(paths, out, work / "test.csv")
@@ -91,7 +91,7 @@ def sst2(args: argparse.Namespace) -> list[dict[str, Any]]:
                              "classifier": "nbsvm"},
     }.items():
         path = out / name.replace(" ", "-")
-        run = fitclass.train({**base, "model": model}, out=path, overwrite=True)
+        run = train_or_reuse({**base, "model": model}, path)
         rows.append(measure(run, data / "dev.tsv", name))
         paths.append(path)
     minilm = {**base, "model": {"backbone": "minilm", "max_length": 64},

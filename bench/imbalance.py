@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 import fitclass
-from _holdout import holdout, markdown_table, scratch_dir
+from _holdout import holdout, markdown_table, scratch_dir, train_or_reuse
 
 UNSMILE_LABELS = ["여성/가족", "남성", "성소수자", "인종/국적", "연령", "지역", "종교",
                   "기타 혐오", "악플/욕설", "clean"]
@@ -37,7 +37,7 @@ def score(run: fitclass.Run, test: Path) -> tuple[dict[str, Any], dict[str, Any]
 
 def train_and_score(name: str, recipe: dict[str, Any], test: Path, out: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    run = fitclass.train(recipe, out=out / name, overwrite=True)
+    run = train_or_reuse(recipe, out / name)
     seconds = time.perf_counter() - start
     tuned, plain = score(run, test)
     row = {"config": name, "train_s": round(seconds, 1)}

@@ -29,8 +29,7 @@ from cleanlab.filter import find_label_issues
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import cross_val_predict
 
-import fitclass
-from _holdout import holdout, markdown_table, scratch_dir
+from _holdout import holdout, markdown_table, scratch_dir, train_or_reuse
 from fitclass.noise.audit import audit
 
 
@@ -148,8 +147,7 @@ def train_case(name: str, train: pd.DataFrame, test: Path, text: str, label: str
     rows = []
     for config, extra in configs.items():
         start = time.perf_counter()
-        run = fitclass.train(base | extra, out=Path(args.out) / name / config.replace(" ", "-"),
-                             overwrite=True)
+        run = train_or_reuse(base | extra, Path(args.out) / name / config.replace(" ", "-"))
         metrics = run.evaluate(test, batch_size=128)
         row = {"data": name, "method": config, "accuracy": metrics["accuracy"],
                "macro_f1": metrics["macro_f1"], "train_s": round(time.perf_counter() - start, 1),

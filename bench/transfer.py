@@ -22,13 +22,13 @@ from typing import Any
 import pandas as pd
 
 import fitclass
-from _holdout import markdown_table, scratch_dir
+from _holdout import markdown_table, scratch_dir, train_or_reuse
 from fitclass.pretrain import pretrain
 
 
 def run(name: str, recipe: dict[str, Any], out: Path) -> tuple[fitclass.Run, dict[str, Any]]:
     start = time.perf_counter()
-    result = fitclass.train(recipe, out=out / name.replace(" ", "-"), overwrite=True)
+    result = train_or_reuse(recipe, out / name.replace(" ", "-"))
     row = {"config": name, "accuracy": result.metrics["accuracy"],
            "macro_f1": result.metrics["macro_f1"],
            "wall_s": round(time.perf_counter() - start, 1)}
