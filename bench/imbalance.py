@@ -40,7 +40,8 @@ def train_and_score(name: str, recipe: dict[str, Any], test: Path, out: Path) ->
     run = train_or_reuse(recipe, out / name)
     seconds = time.perf_counter() - start
     tuned, plain = score(run, test)
-    row = {"config": name, "train_s": round(seconds, 1)}
+    # the run's own training time (a reused run took no time in this call)
+    row = {"config": name, "train_s": round(run.metrics.get("train_seconds") or seconds, 1)}
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1"):
         if key in tuned:
             row[key] = tuned[key]

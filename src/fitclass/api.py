@@ -174,6 +174,7 @@ def train(
     """
     recipe_obj, run = _open_run(recipe, overrides, out, overwrite, resume)
     reporter = reporter or Reporter()
+    reporter.enabled = reporter.enabled and is_main_process()  # under DDP rank 0 prints
     run.set_status("running", resumed=resume is not None)
     started = time.perf_counter()
     trackers = start_trackers(run.path, recipe_obj)

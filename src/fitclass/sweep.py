@@ -7,6 +7,8 @@ resumes with the same command and several machines can join one study.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -107,7 +109,7 @@ def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter
     def run_trial(trial: Any) -> float:
         values = sample(trial, config.params)
         trial_dir = out / "trials" / f"trial-{trial.number:04d}"
-        trial.set_user_attr("run_dir", str(trial_dir))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial_reporter = Reporter(enabled=reporter.enabled)
 
         def report(row: dict[str, Any]) -> None:
@@ -121,13 +123,18 @@ def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter
         trial_reporter.listeners.append(report)
         reporter.log(f"trial {trial.number}: {values}")
         try:
-            run = train(with_params(recipe, values), out=trial_dir, overwrite=True,
-                        reporter=trial_reporter)
+            trial_recipe = with_params(recipe, values)
+            trial.set_user_attr("run_dir", str(trial_dir))  # only once it will exist
+            run = train(trial_recipe, out=trial_dir, overwrite=True, reporter=trial_reporter)
+            value = run.metrics.get(metric)
+            if value is None:
+                raise FitclassError(f"trial {trial.number}: metric {metric!r} missing")
         except Pruned:
             raise optuna.TrialPruned() from None
-        value = run.metrics.get(metric)
-        if value is None:
-            raise FitclassError(f"trial {trial.number}: metric {metric!r} missing")
+        except Exception as error:
+            # Optuna only logs a failed trial's exception: keep it for the leaderboard
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            raise
         return float(value)
 
     return run_trial
@@ -205,7 +212,8 @@ def leaderboard(study: Any) -> pd.DataFrame:
         rows.append({"trial": trial.number, "status": trial.state.name.lower(),
                      "metric": trial.value, "wall_seconds": seconds,
                      "last_step": trial.last_step, "run_dir": trial.user_attrs.get("run_dir"),
-                     "error": trial.system_attrs.get("fail_reason"),
+                     "error": (trial.user_attrs.get("error")
+                               or trial.system_attrs.get("fail_reason")),
                      **{f"param:{k}": v for k, v in trial.params.items()}})
     return pd.DataFrame(rows)
 

@@ -35,6 +35,9 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self.row_order = row_order or (lambda rng: rng.permutation(len(self.lengths)))
+        #: Yield the one short batch last (set under DDP: accelerate's shards skip a round
+        #: of batches whose last batch is short, which loses rows and steps mid-epoch).
+        self.short_batch_last = False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -52,7 +55,11 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
             batches.extend(chunk[i:i + self.batch_size].tolist()
                            for i in range(0, len(chunk), self.batch_size))
-        for index in rng.permutation(len(batches)):
+        order = rng.permutation(len(batches)).tolist()
+        if self.short_batch_last and batches and len(batches[-1]) < self.batch_size:
+            order.remove(len(batches) - 1)  # only the final chunk can end in a short batch
+            order.append(len(batches) - 1)
+        for index in order:
             yield batches[index]
 
 

@@ -24,7 +24,7 @@ from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import TrainConfig
 from fitclass.train import checkpoint
 from fitclass.train.averaging import Averager
-from fitclass.train.batching import Collator, rows_from_encoding
+from fitclass.train.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
 from fitclass.train.context import FitContext, FitResult
 from fitclass.train.dynamics import DynamicsRecorder
 from fitclass.train.losses import Loss
@@ -96,6 +96,8 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
     accelerator = make_accelerator(config.precision, config.grad_accumulation)
     reporter.enabled = reporter.enabled and accelerator.is_main_process
     loader, sampler, num_rows = _loader(classifier, context)
+    if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
+        sampler.short_batch_last = True
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
     optimizer = build_stage_optimizer(classifier.module, config)
     scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
