@@ -30,8 +30,8 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from _holdout import markdown_table
 from fitclass.models.text import TransformerBackbone, embedded_minilm_path, tokenize
 from fitclass.recipe import ModelConfig
-from fitclass.train.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
-from fitclass.train.optim import parameter_groups
+from fitclass.training.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
+from fitclass.training.optim import parameter_groups
 
 
 def main() -> None:

@@ -109,7 +109,7 @@ from fitclass.models.text import (  # noqa: E402
     tokenize,
 )
 from fitclass.recipe import ModelConfig  # noqa: E402
-from fitclass.train.progress import Reporter  # noqa: E402
+from fitclass.training.progress import Reporter  # noqa: E402
 
 CLASS_NAMES = ["0", "1"]
 
@@ -352,7 +352,7 @@ def padding_stats(args: argparse.Namespace, train_path: Path, seed: int) -> dict
     from transformers import AutoTokenizer
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
-    from fitclass.train.batching import LengthGroupedBatchSampler
+    from fitclass.training.batching import LengthGroupedBatchSampler
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_path())
     frame = read_tsv(train_path)

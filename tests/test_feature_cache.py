@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitclass.train.cache import FeatureCache, cache_root, feature_key
+from fitclass.training.cache import FeatureCache, cache_root, feature_key
 
 TEXTS = ["a football match", "new laptop software", ("a pair", "of texts")]
 

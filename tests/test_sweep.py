@@ -77,12 +77,14 @@ def test_tfidf_sweep_writes_leaderboard_best_recipe_and_trials(
     if len(complete) >= 2:
         assert set(importance["param"]) == {"model.C", "model.ngram_range"}
     html = (out / "report.html").read_text()
-    assert "leaderboard" in html.lower() or "trials:" in html
+    assert (f"4 trials: {summary['complete']} complete, {summary['pruned']} pruned, 0 failed"
+            in html)
+    assert "(best trial)" in html
 
     # the best recipe is a plain recipe: the sampled values in place, list choices decoded
     best = fitclass.load_recipe(out / "best_recipe.yaml")
     assert best.sweep is None
-    assert best.model.C == pytest.approx(saved["best_params"]["model.C"])
+    assert pytest.approx(saved["best_params"]["model.C"]) == best.model.C
     assert list(best.model.ngram_range) == json.loads(saved["best_params"]["model.ngram_range"])
     run = fitclass.train(best, out=tmp_path / "best-run")
     assert run.metrics["macro_f1"] == pytest.approx(saved["best_value"])
@@ -138,11 +140,12 @@ def test_median_pruner_stops_a_bad_trial(tmp_path: Path, recipe_for: Any,
     assert board.loc[0, "status"] == "complete"
     assert board.loc[0, "last_step"] == 48  # 12 steps per epoch x 4 epochs
     good = pd.read_csv(out / "trials" / "trial-0000" / "history.csv")
-    assert len(good) == 8 and good["macro_f1"].iloc[-1] > 0.9
+    assert len(good) == 8 and good["macro_f1"].iloc[-1] > 0.4  # majority class: 0.22
     assert summary["pruned"] >= 1
     for number in (1, 2):
         assert board.loc[number, "status"] == "pruned"
         assert board.loc[number, "last_step"] < 48
+        assert board.loc[number, "metric"] < 0.3
         assert board.loc[number, "param:train.lr"] == pytest.approx(1e-7)
         state = status(out / "trials" / f"trial-{number:04d}")
         assert state["status"] == "pruned"
@@ -216,6 +219,7 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           env=env, timeout=300)
 
 
+@pytest.mark.slow  # two console-script processes: ~30 s on 2 busy cores
 def test_cli_sweep_top_then_ensemble_of_the_sweep(tmp_path: Path, recipe_for: Any,
                                                   train_csv: Path) -> None:
     recipe_path = tmp_path / "recipe.yaml"

@@ -2,15 +2,26 @@
 
 The public surface is small: `train`, `train_seeds`, `ensemble`, `load_run`, `Run`,
 `Recipe`, `load_recipe` and the error types. Everything else is an implementation detail
-that may change.
+that may change. Names load on first use, so `fitclass --help` does not import torch.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from fitclass._version import __version__
-from fitclass.api import train
-from fitclass.ensemble import ensemble, train_seeds
 from fitclass.errors import DataError, FitclassError, RecipeError, RunError
-from fitclass.recipe import Recipe, load_recipe
-from fitclass.run import Run, load_run
+
+if TYPE_CHECKING:
+    from fitclass.api import train
+    from fitclass.ensembling import ensemble, train_seeds
+    from fitclass.recipe import Recipe, load_recipe
+    from fitclass.run import Run, load_run
+
+_LAZY = {"train": "fitclass.api", "ensemble": "fitclass.ensembling",
+         "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
+         "load_recipe": "fitclass.recipe", "Run": "fitclass.run", "load_run": "fitclass.run"}
 
 __all__ = [
     "DataError",
@@ -26,3 +37,11 @@ __all__ = [
     "train",
     "train_seeds",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fitclass' has no attribute {name!r}")

@@ -28,10 +28,10 @@ from fitclass.recipe import Recipe, load_recipe
 from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
-from fitclass.train.class_weights import class_counts
-from fitclass.train.context import FitContext, FitResult
-from fitclass.train.objective import class_priors, stacked_remedies
-from fitclass.train.progress import Reporter
+from fitclass.training.class_weights import class_counts
+from fitclass.training.context import FitContext, FitResult
+from fitclass.training.objective import class_priors, stacked_remedies
+from fitclass.training.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
 SELF_TRAINING = "self_training.json"

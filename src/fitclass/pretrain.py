@@ -24,8 +24,8 @@ from fitclass.models.registry import get_backbone
 from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
 from fitclass.rundir import replace_dir
-from fitclass.train.loop import make_accelerator
-from fitclass.train.progress import Reporter
+from fitclass.training.loop import make_accelerator
+from fitclass.training.progress import Reporter
 
 
 def task_texts(recipe: Any, unlabelled: str | Path | None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from fitclass import rundir
 from fitclass.errors import FitclassError, Pruned, RecipeError
 from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overrides
 from fitclass.rundir import atomic_write_text
-from fitclass.train.progress import Reporter
+from fitclass.training.progress import Reporter
 
 SCALARS = (str, int, float, bool, type(None))
 SWEEP_FILE = "sweep.json"
@@ -59,6 +60,11 @@ def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
+def hide_password(url: str) -> str:
+    """A storage URL fit for logs: `postgresql://user:***@host/db`."""
+    return re.sub(r"^([A-Za-z0-9+.-]+://[^:/@]*:)[^/]*@", r"\1***@", url)
+
+
 def make_sampler(config: SweepConfig, seed: int) -> Any:
     optuna = _optuna()
     if config.sampler == "grid":
@@ -91,9 +97,15 @@ def with_params(recipe: Recipe, values: dict[str, Any]) -> Recipe:
 
 def open_study(config: SweepConfig, storage: str, study_name: str, seed: int) -> Any:
     optuna = _optuna()
-    rdb = optuna.storages.RDBStorage(
-        storage, heartbeat_interval=60, grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    try:
+        rdb = optuna.storages.RDBStorage(
+            storage, heartbeat_interval=60, grace_period=120,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    except ImportError as error:  # the URL's database driver is not installed
+        raise FitclassError(
+            f"--storage {hide_password(storage)}: no database driver for this URL "
+            f"({error.__cause__ or error}); install one, e.g. pip install 'psycopg[binary]' "
+            f"for postgresql:// (or name the driver: postgresql+psycopg2://...)") from None
     return optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
                                direction="maximize" if config.mode == "max" else "minimize",
                                sampler=make_sampler(config, seed), pruner=make_pruner(config))
@@ -161,7 +173,7 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
                                                    optuna.trial.TrialState.PRUNED)]
     wanted = trials if trials is not None else config.trials
     remaining = max(0, wanted - len(done))
-    reporter.log(f"study {study_name!r} in {storage}: {len(done)} trials done, "
+    reporter.log(f"study {study_name!r} in {hide_password(storage)}: {len(done)} trials done, "
                  f"{remaining} to run")
     started = time.perf_counter()
     if remaining:

@@ -19,9 +19,9 @@ import fitclass.api
 from fitclass.errors import RecipeError
 from fitclass.noise import selftrain
 from fitclass.recipe import CoteachingConfig, load_recipe
-from fitclass.train.coteaching import forget_rate, small_loss_rows
-from fitclass.train.dynamics import DynamicsRecorder
-from fitclass.train.losses import LossSpec, make_loss, with_bootstrap
+from fitclass.training.coteaching import forget_rate, small_loss_rows
+from fitclass.training.dynamics import DynamicsRecorder
+from fitclass.training.losses import LossSpec, make_loss, with_bootstrap
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0]])
 TARGETS = torch.tensor([0, 0, 1])  # row 1 and 2 disagree with the model

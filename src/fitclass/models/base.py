@@ -12,7 +12,7 @@ import numpy as np
 from fitclass.data.table import TextInput
 
 if TYPE_CHECKING:
-    from fitclass.train.context import FitContext, FitResult
+    from fitclass.training.context import FitContext, FitResult
 
 #: File in every saved model folder naming its kind, so `load_classifier` finds the loader.
 MODEL_INFO = "fitclass_model.json"

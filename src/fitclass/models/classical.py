@@ -22,8 +22,8 @@ from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.linear_heads import LinearHead, fit_head
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.train.class_weights import class_counts, class_weights
-from fitclass.train.context import FitContext, FitResult
+from fitclass.training.class_weights import class_counts, class_weights
+from fitclass.training.context import FitContext, FitResult
 
 PAIR_SEPARATOR = " [SEP] "
 VECTORIZER_SETTINGS = ("analyzer", "ngram_range", "max_features", "sublinear_tf", "lowercase",

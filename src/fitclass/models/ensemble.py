@@ -20,7 +20,7 @@ from fitclass.errors import RecipeError, RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.train.context import FitContext, FitResult
+from fitclass.training.context import FitContext, FitResult
 
 
 def resolve_member(model_dir: Path, member: dict[str, str]) -> Path:

@@ -29,7 +29,7 @@ from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.train.context import FitContext, FitResult
+from fitclass.training.context import FitContext, FitResult
 
 
 def embedded_minilm_path() -> str:
@@ -99,7 +99,7 @@ def over_batches(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
                  max_length: int, batch_size: int, width: int,
                  run: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
     """`run` on length-sorted, dynamically padded batches; rows back in input order."""
-    from fitclass.train.batching import iter_sorted_batches
+    from fitclass.training.batching import iter_sorted_batches
 
     encoded = tokenize(tokenizer, texts, max_length)
     out = np.zeros((len(texts), width), dtype=np.float32)
@@ -169,7 +169,7 @@ class TransformerClassifier(Classifier):
 
 @register_kind
 class TransformerBackbone(Backbone):
-    """Fine-tunes a Hugging Face encoder with fitclass's own loop (see `train/loop.py`)."""
+    """Fine-tunes a Hugging Face encoder with fitclass's own loop (see `training/loop.py`)."""
 
     kind = "transformer"
 
@@ -220,13 +220,13 @@ class TransformerBackbone(Backbone):
     def fit(self, context: FitContext) -> FitResult:
         from accelerate.utils import set_seed
 
-        from fitclass.train.loop import fit_transformer
+        from fitclass.training.loop import fit_transformer
 
         seed, multilabel = context.recipe.train.seed, context.task.multilabel
         set_seed(seed)  # the new head's initial weights follow the seed
         coteaching = context.recipe.noise.coteaching
         if coteaching is not None:
-            from fitclass.train.coteaching import fit_coteaching
+            from fitclass.training.coteaching import fit_coteaching
 
             first = self.build(context.class_names, multilabel)
             set_seed(seed + 1)  # the peer network starts from a different head

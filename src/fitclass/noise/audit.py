@@ -27,7 +27,7 @@ from fitclass.errors import FitclassError, RecipeError
 from fitclass.noise import scoring
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.rundir import atomic_write_text
-from fitclass.train.cache import FeatureCache, feature_key
+from fitclass.training.cache import FeatureCache, feature_key
 
 PROXIES = ("tfidf", "linear_probe")
 

@@ -13,8 +13,8 @@ from fitclass.data.prepare import read_inputs
 from fitclass.data.table import TextTable
 from fitclass.errors import RecipeError
 from fitclass.recipe import SelfTrainingConfig
-from fitclass.train.class_weights import class_counts
-from fitclass.train.context import FitContext, FitResult
+from fitclass.training.class_weights import class_counts
+from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:
     from fitclass.models.base import Backbone

@@ -1,4 +1,4 @@
-"""`fitclass.ensemble`: a run made of runs, combined on their common validation rows.
+"""`fitclass.ensemble` (module `ensembling`): a run made of runs, combined on validation rows.
 
 Every combiner (mean, weighted, greedy, stacking) is scored by cross-fitting on the
 validation rows, so the reported numbers never come from rows a combiner was fitted on; the
@@ -185,7 +185,7 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
     run.write_arrays(rundir.VALID_PROBS, {"raw": held_out, "targets": targets})
     run.set_status("finished")
     from fitclass.api import write_report_safely
-    from fitclass.train.progress import Reporter
+    from fitclass.training.progress import Reporter
 
     write_report_safely(run.path, Reporter())
 

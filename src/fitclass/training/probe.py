@@ -1,5 +1,5 @@
 """Head-only stages on cached features: while the backbone is frozen its pooled outputs do
-not change, so they are computed once (and cached on disk, `train/cache.py`) and the head
+not change, so they are computed once (and cached on disk, `training/cache.py`) and the head
 trains on them, orders of magnitude faster than running the frozen backbone every epoch."""
 
 from __future__ import annotations
@@ -13,21 +13,26 @@ import numpy as np
 import torch
 
 from fitclass.models.text import TransformerClassifier
-from fitclass.train.cache import FeatureCache, feature_key
-from fitclass.train.context import FitContext
-from fitclass.train.losses import Loss
-from fitclass.train.stages import Stage, stage_schedule
+from fitclass.training.cache import FeatureCache, feature_key
+from fitclass.training.context import FitContext
+from fitclass.training.losses import Loss
+from fitclass.training.stages import Stage, stage_schedule
 
 
-def cached_features(classifier: TransformerClassifier, source: str, texts: list[Any],
+def cached_features(classifier: TransformerClassifier, source: str | None, texts: list[Any],
                     batch_size: int) -> torch.Tensor:
-    key = feature_key(source, classifier.max_length, classifier.module.pooling, texts)
-    array = FeatureCache().get_or_compute(key, lambda: classifier.encode(texts, batch_size))
+    """Pooled features of `texts`, from the disk cache keyed by `source`'s weights; with
+    `source` None (weights not loaded from it, e.g. `pretrained: false`) never cached."""
+    if source is None:
+        array = classifier.encode(texts, batch_size)
+    else:
+        key = feature_key(source, classifier.max_length, classifier.module.pooling, texts)
+        array = FeatureCache().get_or_compute(key, lambda: classifier.encode(texts, batch_size))
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
 def train_head(classifier: TransformerClassifier, context: FitContext, stage: Stage,
-               source: str, loss_fn: Loss,
+               source: str | None, loss_fn: Loss,
                on_eval: Callable[[dict[str, Any], np.ndarray], None]) -> float:
     """Train `classifier.module.head` for `stage.epochs` on cached features; `on_eval` gets
     each epoch's history row and validation logits. Returns the seconds per epoch."""
@@ -39,8 +44,10 @@ def train_head(classifier: TransformerClassifier, context: FitContext, stage: St
     valid_x = cached_features(classifier, source, list(context.valid.texts),
                               config.eval_batch_size)
     extract_seconds = time.perf_counter() - start
-    targets = torch.as_tensor(context.train_targets)
     head, dropout = module.head, module.dropout
+    device = next(head.parameters()).device  # the prepared module may be on a GPU
+    train_x, valid_x = train_x.to(device), valid_x.to(device)
+    targets = torch.as_tensor(context.train_targets, device=device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
@@ -65,7 +72,7 @@ def train_head(classifier: TransformerClassifier, context: FitContext, stage: St
         epoch_seconds.append(time.perf_counter() - tick)
         head.eval()
         with torch.no_grad():
-            valid_logits = head(valid_x).numpy()
+            valid_logits = head(valid_x).float().cpu().numpy()
         on_eval({"epoch": float(stage.first_epoch + epoch + 1), "stage": stage.index,
                  "train_loss": total / len(train_x), "lr": scheduler.get_last_lr()[0],
                  "cached_features": True, "feature_seconds": round(extract_seconds, 3),

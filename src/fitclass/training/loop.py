@@ -22,17 +22,17 @@ from fitclass.errors import FitclassError
 from fitclass.metrics import headline
 from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import TrainConfig
-from fitclass.train import checkpoint
-from fitclass.train.averaging import Averager
-from fitclass.train.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
-from fitclass.train.context import FitContext, FitResult
-from fitclass.train.dynamics import DynamicsRecorder
-from fitclass.train.losses import Loss
-from fitclass.train.objective import build_loss
-from fitclass.train.optim import build_stage_optimizer, build_stage_scheduler
-from fitclass.train.samplers import make_sampler
-from fitclass.train.selection import Selector
-from fitclass.train.stages import Stage, resolve_stages, set_trainable, stage_at
+from fitclass.training import checkpoint
+from fitclass.training.averaging import Averager
+from fitclass.training.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
+from fitclass.training.context import FitContext, FitResult
+from fitclass.training.dynamics import DynamicsRecorder
+from fitclass.training.losses import Loss
+from fitclass.training.objective import build_loss
+from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
+from fitclass.training.samplers import make_sampler
+from fitclass.training.selection import Selector
+from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
 
 
 def resolve_precision(precision: str) -> str:
@@ -234,13 +234,15 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
                         state: dict[str, Any], accelerator: Accelerator,
                         averager: Averager | None) -> None:
     """Run the leading head-only stages on cached features; advance `state` past them."""
-    from fitclass.train.probe import train_head
+    from fitclass.training.probe import train_head
 
-    source = context.recipe.model.backbone
+    source: str | None = context.recipe.model.backbone
     if source == "minilm":
         from fitclass.models.text import embedded_minilm_path
 
         source = embedded_minilm_path()
+    if not context.recipe.model.pretrained:  # random weights: the source's features are not
+        source = None  # these weights' features, so nothing is cached
     config = context.recipe.train
     steps_per_epoch = math.ceil(len(context.train) / config.batch_size /
                                 config.grad_accumulation)

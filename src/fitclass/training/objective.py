@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fitclass.recipe import Recipe
-from fitclass.train.class_weights import class_counts, class_weights, positive_weights
-from fitclass.train.losses import Loss, LossSpec, make_loss, with_bootstrap
+from fitclass.training.class_weights import class_counts, class_weights, positive_weights
+from fitclass.training.losses import Loss, LossSpec, make_loss, with_bootstrap
 
 
 def class_priors(targets: np.ndarray, num_labels: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from transformers import BertConfig
 
 import fitclass
 from fitclass.errors import RunError
-from fitclass.train import loop
+from fitclass.training import loop
 
 # 90 training rows (120 minus a 25% validation split), batch 16: 6 batches per epoch.
 STEPS_PER_EPOCH = 6

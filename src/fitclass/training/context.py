@@ -12,7 +12,7 @@ from fitclass.data.table import TextTable
 from fitclass.recipe import Recipe
 from fitclass.rundir import RunDir
 from fitclass.tasks import Task
-from fitclass.train.progress import Reporter
+from fitclass.training.progress import Reporter
 
 if TYPE_CHECKING:
     from fitclass.models.base import Classifier
@@ -52,5 +52,5 @@ class FitResult:
     best: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     train_samples_per_second: float | None = None
-    #: Per-row training dynamics (`train/dynamics.py`), when recorded.
+    #: Per-row training dynamics (`training/dynamics.py`), when recorded.
     dynamics: pd.DataFrame | None = None

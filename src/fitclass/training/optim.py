@@ -36,7 +36,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
 def build_stage_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over every parameter in per-depth groups (layer decay when set); frozen
     parameters have no gradient and are skipped until a stage unfreezes them."""
-    from fitclass.train.stages import layer_decay_groups
+    from fitclass.training.stages import layer_decay_groups
 
     return torch.optim.AdamW(layer_decay_groups(module, config.lr, config.weight_decay,
                                                 config.layer_decay), lr=config.lr)
@@ -45,7 +45,7 @@ def build_stage_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim
 def build_stage_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
                           steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     """Warmup and decay restarting at each stage, at the stage's peak learning rate."""
-    from fitclass.train.stages import resolve_stages, stage_schedule
+    from fitclass.training.stages import resolve_stages, stage_schedule
 
     multiplier = stage_schedule(resolve_stages(config), steps_per_epoch, config, config.lr)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)

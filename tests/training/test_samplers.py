@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fitclass.errors import RecipeError
-from fitclass.train.samplers import make_sampler, row_weights
+from fitclass.training.samplers import make_sampler, row_weights
 
 #: 90 / 9 / 1 rows of classes 0 / 1 / 2.
 TARGETS = np.array([0] * 90 + [1] * 9 + [2])

@@ -20,13 +20,13 @@ from torch.nn import functional as F
 
 from fitclass.models.text import TransformerClassifier, tokenize
 from fitclass.recipe import CoteachingConfig
-from fitclass.train.batching import Collator, rows_from_encoding
-from fitclass.train.context import FitContext, FitResult
-from fitclass.train.loop import eval_interval, evaluate, make_accelerator
-from fitclass.train.objective import build_loss
-from fitclass.train.optim import build_optimizer, build_scheduler
-from fitclass.train.samplers import make_sampler
-from fitclass.train.selection import Selector
+from fitclass.training.batching import Collator, rows_from_encoding
+from fitclass.training.context import FitContext, FitResult
+from fitclass.training.loop import eval_interval, evaluate, make_accelerator
+from fitclass.training.objective import build_loss
+from fitclass.training.optim import build_optimizer, build_scheduler
+from fitclass.training.samplers import make_sampler
+from fitclass.training.selection import Selector
 
 
 def per_row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fitclass.errors import RecipeError
-from fitclass.train.batching import LengthGroupedBatchSampler
+from fitclass.training.batching import LengthGroupedBatchSampler
 
 BatchSampler = torch.utils.data.Sampler[list[int]]
 SamplerFactory = Callable[[np.ndarray, np.ndarray, int, int], BatchSampler]

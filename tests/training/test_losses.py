@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from fitclass.errors import RecipeError
-from fitclass.train.losses import LossSpec, focal_alpha, loss_names, make_loss
+from fitclass.training.losses import LossSpec, focal_alpha, loss_names, make_loss
 
 LOGITS = np.array([[2.0, 0.5, -1.0],
                    [0.1, 0.3, 0.2],
