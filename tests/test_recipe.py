@@ -325,3 +325,19 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_recipe(path)
     assert str(path) in str(info.value)
     assert "train.epoch: unknown key" in str(info.value)
+
+
+def test_numeric_override_key_addresses_a_stage() -> None:
+    base = {"data": {"train": "t.csv"},
+            "train": {"stages": [{"epochs": 2, "lr": 1e-3, "trainable": "head"},
+                                 {"epochs": 1, "lr": 1e-4, "trainable": "all"}]}}
+    recipe = load_recipe(base, ["train.stages.0.lr=0.05", "train.stages.1.epochs=4"])
+    assert recipe.train.stages is not None
+    assert [(s.epochs, s.lr) for s in recipe.train.stages] == [(2, 0.05), (4, 1e-4)]
+
+
+def test_override_of_a_missing_stage_names_the_valid_positions() -> None:
+    base = {"data": {"train": "t.csv"},
+            "train": {"stages": [{"epochs": 2, "lr": 1e-3, "trainable": "head"}]}}
+    with pytest.raises(RecipeError, match=r"list of 1 items.*position 0-0"):
+        merge(base, parse_overrides(["train.stages.3.lr=0.1"]))

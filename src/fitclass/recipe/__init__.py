@@ -161,8 +161,27 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), list):
+            merged[key] = _merge_items(key, merged[key], value)
         else:
             merged[key] = value
+    return merged
+
+
+def _merge_items(key: str, items: list[Any], overrides: dict[str, Any]) -> list[Any]:
+    """`train.stages.0.lr=...`: a numeric key addresses an item of a list (sweeps over a
+    stage's learning rate or epochs)."""
+    merged = list(items)
+    for index, value in overrides.items():
+        if not index.isdigit() or int(index) >= len(merged):
+            raise RecipeError(f"--set {key}.{index}...: {key} is a list of {len(merged)} "
+                              f"items; address one by its position 0-{len(merged) - 1}, "
+                              f"e.g. {key}.0.lr=1e-3")
+        position = int(index)
+        if isinstance(value, dict) and isinstance(merged[position], dict):
+            merged[position] = merge(merged[position], value)
+        else:
+            merged[position] = value
     return merged
 
 
