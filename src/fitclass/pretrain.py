@@ -25,6 +25,7 @@ from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
 from fitclass.rundir import replace_dir
 from fitclass.training.loop import make_accelerator
+from fitclass.training.optim import adamw
 from fitclass.training.progress import Reporter
 
 
@@ -89,7 +90,7 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=True,
                                          collate_fn=lambda batch: mask_batch(collator, batch))
     accelerator = make_accelerator(recipe.train.precision)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = adamw(model.parameters(), lr=lr)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps = math.ceil(len(loader)) * epochs
     reporter.log(f"pretrain: {len(texts)} texts, {steps} steps, whole-word masking "

@@ -16,6 +16,7 @@ from fitclass.models.text import TransformerClassifier
 from fitclass.training.cache import FeatureCache, feature_key
 from fitclass.training.context import FitContext
 from fitclass.training.losses import Loss
+from fitclass.training.optim import adamw
 from fitclass.training.stages import Stage, stage_schedule
 
 
@@ -48,8 +49,7 @@ def train_head(classifier: TransformerClassifier, context: FitContext, stage: St
     device = next(head.parameters()).device  # the prepared module may be on a GPU
     train_x, valid_x = train_x.to(device), valid_x.to(device)
     targets = torch.as_tensor(context.train_targets, device=device)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = adamw(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
     local = Stage(0, stage.epochs, stage.lr, "head", 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
