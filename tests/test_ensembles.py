@@ -73,7 +73,7 @@ def test_mean_is_the_hand_average(synthetic: tuple[np.ndarray, np.ndarray]) -> N
                                                            + members[2]) / 3, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["weighted", "greedy"])
+@pytest.mark.parametrize("method", ["weighted", "greedy", "best"])
 def test_weights_on_the_simplex(synthetic: tuple[np.ndarray, np.ndarray], method: str) -> None:
     members, targets = synthetic
     combiner = combiners.METHODS[method](members, targets, accuracy)
@@ -196,7 +196,7 @@ def test_ensemble_run_predicts(mean_ensemble: fitclass.Run, members: dict[str, P
     summary = json.loads((run.path / "ensemble.json").read_text())
     assert summary["method"] == "mean"
     assert summary["combiner"]["weights"] == pytest.approx([0.5, 0.5])
-    assert set(summary["methods"]) == {"mean", "weighted", "greedy", "stacking"}
+    assert set(summary["methods"]) == {"mean", "weighted", "greedy", "stacking", "best"}
     assert [Path(m["path"]) for m in summary["members"]] == [members["char_wb"],
                                                              members["word"]]
     assert run.metrics["select"]["held_out"] is True
@@ -386,3 +386,19 @@ def test_log_count_ratio_by_hand() -> None:
     p, q = np.array([4.0, 0.0, 2.0]) + alpha, np.array([0.0, 1.0, 0.0]) + alpha
     np.testing.assert_allclose(log_count_ratio(features, positive, alpha),
                                np.log((p / p.sum()) / (q / q.sum())))
+
+
+def test_best_member_is_the_floor_that_averaging_can_fall_below() -> None:
+    """One good member among three useless ones: the mean is dragged down, while the
+    cross-fitted `best` combiner returns the good member's probabilities on every fold."""
+    rng = np.random.default_rng(1)
+    targets = rng.integers(0, 3, size=300)
+    members = np.stack([_peaked(targets, 2.0, rng)] + [_peaked(targets, 0.0, rng)
+                                                       for _ in range(3)])
+    best = combiners.cross_fit("best", members, targets, accuracy, k=5, seed=0)
+    np.testing.assert_allclose(best, members[0])
+    mean = combiners.cross_fit("mean", members, targets, accuracy, k=5, seed=0)
+    assert accuracy(targets, mean) < accuracy(targets, best)
+    fitted = combiners.fit_best(members, targets, accuracy)
+    assert fitted.weights.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert len(fitted.details["member_scores"]) == 4

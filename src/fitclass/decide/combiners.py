@@ -100,6 +100,16 @@ def fit_greedy(member_probs: np.ndarray, targets: np.ndarray, score: Score,
     return Combiner("greedy", picks / picks.sum(), details={"score_by_round": history})
 
 
+def fit_best(member_probs: np.ndarray, targets: np.ndarray, score: Score) -> Combiner:
+    """The single member that scores best on the fitting rows (weight 1). Cross-fitted like
+    every combiner, it is the floor `method: auto` compares the real ensembles against, so
+    an automatic ensemble never scores below its best member on held-out rows."""
+    scores = [score(targets, probs) for probs in member_probs]
+    weights = np.zeros(member_probs.shape[0])
+    weights[int(np.argmax(scores))] = 1.0
+    return Combiner("best", weights, details={"member_scores": [float(s) for s in scores]})
+
+
 def stacked_probs(combiner: Combiner, member_probs: np.ndarray) -> np.ndarray:
     features = _stack_features(member_probs)
     assert combiner.meta_coef is not None and combiner.meta_intercept is not None
@@ -156,6 +166,7 @@ def _expand(coef: np.ndarray, intercept: np.ndarray, seen: np.ndarray,
 
 METHODS: dict[str, Callable[..., Combiner]] = {
     "mean": fit_mean, "weighted": fit_weighted, "greedy": fit_greedy, "stacking": fit_stacking,
+    "best": fit_best,
 }
 
 
