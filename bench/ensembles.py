@@ -43,10 +43,12 @@ def measure(run: fitclass.Run, test: Path, name: str) -> dict[str, Any]:
 def ensembles(members: list[Path], out: Path, test: Path,
               label: str = "ensemble") -> list[dict[str, Any]]:
     rows = []
-    for method in ("mean", "weighted", "greedy", "stacking"):
+    for method in ("mean", "weighted", "greedy", "stacking", "auto"):
         run = fitclass.ensemble(members, out / f"ensemble-{method}", method=method,
                                 overwrite=True)
-        rows.append(measure(run, test, f"{label}: {method}"))
+        chosen = run.metrics["ensemble"].get("method", method)
+        name = f"{label}: auto (chose {chosen})" if method == "auto" else f"{label}: {method}"
+        rows.append(measure(run, test, name))
     return rows
 
 
