@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 torch.set_num_threads(1)
 
@@ -181,3 +183,37 @@ def recipe_for(tiny_bert_dir: Path) -> Callable[..., dict[str, Any]]:
         return recipe
 
     return build
+
+
+def make_pattern_image(label: str, seed: int, size: int = 16) -> Image.Image:
+    """An RGB image whose pattern decides its class: stripes across, stripes down, or a
+    checkerboard, with a random colour, phase and noise (so no two images are alike)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    phase = int(rng.integers(0, 4))
+    wave = {"across": (y + phase) // 2 % 2, "down": (x + phase) // 2 % 2,
+            "checks": ((x + phase) // 3 + (y + phase) // 3) % 2}[label]
+    colour = rng.integers(60, 255, size=3)
+    pixels = wave[..., None] * colour + rng.normal(0, 12, size=(size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def write_image_folder(root: Path, per_class: int, seed: int = 0,
+                       size: int = 16) -> Path:
+    """`root/<class>/<n>.png` for the classes across, down and checks."""
+    for c, label in enumerate(IMAGE_CLASSES):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            make_pattern_image(label, seed * 100_000 + c * 1000 + n, size).save(
+                root / label / f"{n:03d}.png")
+    return root
+
+
+#: Classes of the pattern images.
+IMAGE_CLASSES = ("across", "checks", "down")
+
+
+@pytest.fixture(scope="session")
+def image_folder_writer() -> Callable[..., Path]:
+    """`write(root, per_class, seed=0, size=16)`: class folders of pattern PNGs."""
+    return write_image_folder

@@ -156,7 +156,8 @@ def evaluate(
 @friendly_errors
 def predict(
     run_dir: Path = typer.Argument(..., help="A finished run directory."),
-    file: Path = typer.Argument(..., help="Table with the recipe's text column(s)."),
+    file: Path = typer.Argument(..., help="Table with the recipe's text column(s); for image "
+                                          "runs, an image folder or a table of paths."),
     out: Path = typer.Option(..., help="CSV to write: id, label, prob:<class>..."),
     batch_size: int = typer.Option(64, help="Rows per inference batch."),
     engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
@@ -251,22 +252,38 @@ def pretrain(
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the demo data and run."),
-    rows: int = typer.Option(1000, help="Rows to generate."),
-    epochs: int = typer.Option(3, help="Training epochs."),
-    backbone: str = typer.Option("minilm", help="Backbone to fine-tune."),
+    rows: int = typer.Option(1000, help="Rows to generate (text demo)."),
+    epochs: int | None = typer.Option(None, help="Training epochs (default 3; 20 with "
+                                                 "--images)."),
+    backbone: str = typer.Option("minilm", help="Backbone to fine-tune (text demo)."),
+    images: bool = typer.Option(False, "--images", help="The image demo instead: digits as "
+                                                        "PNG folders, a small ResNet from "
+                                                        "config."),
 ) -> None:
     """Generate a small imbalanced, noisy dataset and fine-tune the default backbone on it."""
     import fitclass
-    from fitclass.data.demo import write_demo_data
 
     quiet_libraries()
+    if images:
+        from fitclass.data.demo_images import digits_recipe, write_digits_demo
+
+        root = write_digits_demo(out / "data")
+        err.print(f"demo images: {root} (digits 5-9 thinned to 40%, 8% of training labels "
+                  f"moved on purpose; see {out / 'data' / 'digits_noise.csv'})")
+        run = fitclass.train(digits_recipe(root, epochs or 20), out=out / "run",
+                             overwrite=True)
+        print_summary(run)
+        print(run.path)
+        return
+    from fitclass.data.demo import write_demo_data
+
     train_file = write_demo_data(out / "data", rows=rows)
     recipe = {
         "name": "demo",
         "data": {"train": str(train_file.resolve()), "text": "text", "label": "label",
                  "id": "id", "split": {"valid_size": 0.2}},
         "model": {"backbone": backbone, "max_length": 48},
-        "train": {"epochs": epochs, "batch_size": 16, "lr": 1e-4,
+        "train": {"epochs": epochs or 3, "batch_size": 16, "lr": 1e-4,
                   "select": {"metric": "macro_f1"}},
     }
     err.print(f"demo data: {train_file} (8% of labels flipped on purpose; see demo_noise.csv)")

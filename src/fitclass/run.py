@@ -60,6 +60,9 @@ class Run:
             path = Path(inputs)
             read = read_labelled if need_labels else read_inputs
             return read(path, self.recipe.data)
+        if isinstance(inputs, pd.DataFrame) and self.recipe.data.images is not None:
+            raise RunError(f"{self.path}: an image run predicts on an image folder, a table "
+                           f"file of image paths, or a list of image paths; not a DataFrame")
         if isinstance(inputs, pd.DataFrame):
             config = self.recipe.data
             checks.check_columns(inputs, "frame", config, need_labels=need_labels)

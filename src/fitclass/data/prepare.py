@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ class PreparedData:
 
 def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *,
                    need_labels: bool, limit: int | None) -> TextTable:
+    if config.images is not None:
+        from fitclass.data.image_tables import read_image_table
+
+        return read_image_table(path, config, report, need_labels=need_labels, limit=limit)
     frame = read_table(path, limit=limit, quoting=config.quoting)
     checks.check_columns(frame, path, config, need_labels=need_labels)
     report.add(checks.check_texts(frame, path, config.text_columns))
@@ -42,6 +47,13 @@ def read_labelled(path: str | Path, config: DataConfig, limit: int | None = None
 
 def read_inputs(path: str | Path, config: DataConfig) -> TextTable:
     """Read and check a file to predict on; a label column is used when present."""
+    if config.images is not None:  # a folder or table of images; labels used when present
+        report = checks.CheckReport()
+        table = _checked_table(Path(path), config, report, need_labels=False, limit=None)
+        for finding in report.warnings:  # skipped files must not vanish from output unsaid
+            if finding.check == "bad_image":
+                warnings.warn(finding.message, UserWarning, stacklevel=2)
+        return table
     frame = read_table(path, quoting=config.quoting)
     has_labels = all(column in frame.columns for column in config.label_columns)
     return _checked_table(Path(path), config, checks.CheckReport(), need_labels=has_labels,
@@ -58,10 +70,18 @@ def class_names_of(train: TextTable, config: DataConfig) -> list[str]:
 def prepare_data(config: DataConfig) -> PreparedData:
     """Read train (and valid), run every check, split when needed; raise on any error."""
     report = checks.CheckReport()
+    if config.images is not None:
+        from fitclass.data import image_checks
+        from fitclass.data.image_tables import resolve_layout
+
+        config = resolve_layout(config)
     train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
     assert train.labels is not None  # need_labels=True guarantees them
     # Duplicates are looked for in the whole training file, so row numbers are the file's.
-    for finding in checks.check_duplicates(train.texts, train.labels, train.source):
+    duplicates = (checks.check_duplicates(train.texts, train.labels, train.source)
+                  if config.images is None else
+                  image_checks.check_image_duplicates(train, config.images))
+    for finding in duplicates:
         report.add(finding)
     if config.valid is None:
         if not config.multilabel:  # iterative stratification copes with rare labels
@@ -78,7 +98,9 @@ def prepare_data(config: DataConfig) -> PreparedData:
     assert train.labels is not None and valid.labels is not None
     report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
     report.raise_errors()
-    report.add(checks.check_leakage(train.texts, valid.texts, valid.source, valid.positions))
+    report.add(checks.check_leakage(train.texts, valid.texts, valid.source, valid.positions)
+               if config.images is None else
+               image_checks.check_image_leakage(train, valid, config.images))
     report.class_counts = {
         "train": checks.class_distribution(train.labels),
         "valid": checks.class_distribution(valid.labels),

@@ -31,6 +31,9 @@ def read_table(
     `quoting="none"` reads raw TSV files whose texts contain unbalanced quote characters.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a table; for a folder of images set "
+                        f"data.images: true (see docs/recipe.md)")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check data.train / data.valid in the recipe")
     kind = FORMATS.get(path.suffix.lower())

@@ -1,7 +1,8 @@
 """The backbone registry: a recipe's `model.backbone` name to the `Backbone` that fits it.
 
 `register_backbone("name")` decorates a factory taking the `ModelConfig`. A name that is not
-registered is treated as a Hugging Face model id or a local model folder.
+registered is offered to the `register_source` factories (image models, `timm:<name>`) and
+otherwise treated as a Hugging Face text model id or a local model folder.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ BackboneFactory = Callable[[ModelConfig], Backbone]
 
 _BACKBONES: dict[str, BackboneFactory] = {}
 _KINDS: dict[str, type[Backbone]] = {}
+SourceFactory = Callable[[str, ModelConfig], Backbone]
 #: Builds the backbone for any name that is not registered (a hub id or a model folder).
-_FALLBACK: list[Callable[[str, ModelConfig], Backbone]] = []
+_FALLBACK: list[SourceFactory] = []
+#: (claims, factory): factories for the unregistered names that `claims(name)` accepts.
+_SOURCES: list[tuple[Callable[[str], bool], SourceFactory]] = []
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
@@ -46,9 +50,22 @@ def register_fallback(
     return factory
 
 
+def register_source(
+    claims: Callable[[str], bool],
+) -> Callable[[SourceFactory], SourceFactory]:
+    """Register a factory for unregistered names that `claims(name)` accepts, tried in
+    registration order before the fallback (e.g. HF image model folders, `timm:<name>`)."""
+
+    def decorate(factory: SourceFactory) -> SourceFactory:
+        _SOURCES.append((claims, factory))
+        return factory
+
+    return decorate
+
+
 def _ensure_builtins() -> None:
     # Importing the modules runs their registrations; done lazily to keep import time small.
-    from fitclass.models import classical, ensemble, text  # noqa: F401
+    from fitclass.models import classical, ensemble, image, text  # noqa: F401
 
 
 def backbone_names() -> list[str]:
@@ -61,6 +78,9 @@ def get_backbone(config: ModelConfig) -> Backbone:
     _ensure_builtins()
     factory = _BACKBONES.get(config.backbone)
     if factory is None:
+        for claims, source_factory in _SOURCES:
+            if claims(config.backbone):
+                return source_factory(config.backbone, config)
         return _FALLBACK[0](config.backbone, config)
     return factory(config)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,10 +26,17 @@ from transformers import (
 
 from fitclass.data.table import TextInput
 from fitclass.errors import RecipeError
-from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.models.base import MODEL_INFO, Backbone
+from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.recipe import ModelConfig
 from fitclass.training.context import FitContext, FitResult
+
+if TYPE_CHECKING:
+    from fitclass.recipe import Recipe
+
+__all__ = ["SequenceClassifier", "TransformerBackbone", "TransformerClassifier", "over_batches",
+           "probabilities", "tokenize"]
 
 
 def embedded_minilm_path() -> str:
@@ -108,16 +115,11 @@ def over_batches(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
     return out
 
 
-def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
-    """Sigmoid per label (multi-label) or softmax over classes."""
-    tensor = torch.from_numpy(logits)
-    return (torch.sigmoid(tensor) if multilabel else torch.softmax(tensor, dim=-1)).numpy()
-
-
-class TransformerClassifier(Classifier):
+class TransformerClassifier(NeuralClassifier):
     """A tokenizer plus a `SequenceClassifier`, with batched, length-sorted prediction."""
 
     kind = "transformer"
+    module: SequenceClassifier
 
     def __init__(self, class_names: Sequence[str], tokenizer: PreTrainedTokenizerBase,
                  module: SequenceClassifier, max_length: int, multilabel: bool = False) -> None:
@@ -153,8 +155,15 @@ class TransformerClassifier(Classifier):
         return over_batches(self.tokenizer, texts, self.max_length, batch_size,
                             self.module.head.in_features, run)
 
-    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        return probabilities(self.logits(texts, batch_size), self.multilabel)
+    def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
+                      recipe: Recipe) -> TrainingData:
+        """Tokenized rows (no padding), padded per batch by the collator."""
+        from fitclass.training.batching import Collator, rows_from_encoding
+
+        encoded = tokenize(self.tokenizer, inputs, self.max_length)
+        return TrainingData(rows=rows_from_encoding(encoded, targets),
+                            lengths=np.array([len(x) for x in encoded["input_ids"]]),
+                            collate=Collator(self.tokenizer))
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +231,9 @@ class TransformerBackbone(Backbone):
 
         from fitclass.training.loop import fit_transformer
 
+        if context.recipe.data.images is not None:
+            raise RecipeError(f"model.backbone {self.source!r} is a text model but data.images "
+                              f"is set; use resnet-tiny or a Hugging Face image model")
         seed, multilabel = context.recipe.train.seed, context.task.multilabel
         set_seed(seed)  # the new head's initial weights follow the seed
         coteaching = context.recipe.noise.coteaching

@@ -77,6 +77,8 @@ def _fold_recipe(recipe: Recipe, train_csv: Path, table: TextTable) -> dict[str,
                  "text": ["text", "text_b"] if pair else "text", "label": "label",
                  "label_sep": "|" if recipe.task == "multilabel" else None,
                  "group": "group" if table.groups is not None else None, "quoting": "csv"})
+    if recipe.data.images is not None:  # the fold table's text column holds absolute paths
+        data["images"] = {**data["images"], "column": "text"}
     raw["noise"] = {**raw["noise"], "action": "none", "suspects": None}
     raw["self_training"] = None
     return raw
@@ -206,7 +208,12 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     if folds < 2:
         raise FitclassError("--folds must be at least 2")
     config = load_recipe(recipe, overrides)
-    table = read_labelled(config.data.train, config.data, config.data.limit)
+    data = config.data
+    if data.images is not None:  # an image root holding train/ (and valid/) audits train/
+        from fitclass.data.image_tables import resolve_layout
+
+        data = resolve_layout(data)
+    table = read_labelled(data.train, data, data.limit)
     class_names = class_names_of(table, config.data)
     targets = table.targets(class_names)
     groups = table.groups if config.data.split.method == "group" else None

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from fitclass.errors import RecipeError
 from fitclass.recipe.base import SELECTABLE_METRICS, TASK_METRICS, TFIDF_KEYS, Strict
 from fitclass.recipe.data import DataConfig, SplitConfig
+from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
 from fitclass.recipe.model import ModelConfig
 from fitclass.recipe.remedies import (
     BootstrapConfig,
@@ -39,12 +40,38 @@ from fitclass.recipe.training import (
 )
 
 __all__ = [
-    "SELECTABLE_METRICS", "TASK_METRICS", "TFIDF_KEYS", "AveragingConfig", "BootstrapConfig",
-    "CoteachingConfig", "DataConfig", "DecisionConfig", "EarlyStoppingConfig", "EmaConfig",
-    "EvalEvery", "ImbalanceConfig", "MinorityAugmentConfig", "MlflowConfig", "ModelConfig",
-    "NoiseConfig", "Recipe", "SelectConfig", "SelfTrainingConfig", "SplitConfig",
-    "StageConfig", "SwaConfig", "SweepConfig", "TopBlocks", "TrainConfig", "build_recipe",
-    "load_recipe", "merge", "parse_overrides",
+    "SELECTABLE_METRICS",
+    "TASK_METRICS",
+    "TFIDF_KEYS",
+    "AugmentConfig",
+    "AveragingConfig",
+    "BootstrapConfig",
+    "CoteachingConfig",
+    "DataConfig",
+    "DecisionConfig",
+    "EarlyStoppingConfig",
+    "EmaConfig",
+    "EvalEvery",
+    "ImagesConfig",
+    "ImbalanceConfig",
+    "MinorityAugmentConfig",
+    "MixConfig",
+    "MlflowConfig",
+    "ModelConfig",
+    "NoiseConfig",
+    "Recipe",
+    "SelectConfig",
+    "SelfTrainingConfig",
+    "SplitConfig",
+    "StageConfig",
+    "SwaConfig",
+    "SweepConfig",
+    "TopBlocks",
+    "TrainConfig",
+    "build_recipe",
+    "load_recipe",
+    "merge",
+    "parse_overrides",
 ]
 
 
@@ -64,10 +91,12 @@ class Recipe(Strict):
     sweep: SweepConfig | None = None
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
     mlflow: MlflowConfig = Field(default_factory=lambda: MlflowConfig())
+    augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
-        for problem in _task_problems(self) + _backbone_problems(self):
+        for problem in (_task_problems(self) + _backbone_problems(self)
+                        + _image_problems(self)):
             raise ValueError(problem)
         return self
 
@@ -76,6 +105,11 @@ class Recipe(Strict):
         raw = self.model_dump(mode="json")
         if self.model.backbone != "tfidf":
             raw["model"] = {k: v for k, v in raw["model"].items() if k not in TFIDF_KEYS}
+        if self.data.images is None:  # image-only keys stay out of text recipes
+            raw.pop("augment")
+            raw["model"].pop("image_size", None)
+            raw["data"] = {k: v for k, v in raw["data"].items()
+                           if k not in ("images", "on_bad_image")}
         return raw
 
     def to_yaml(self) -> str:
@@ -131,6 +165,28 @@ def _backbone_problems(recipe: Recipe) -> list[str]:
     if noise.label_smoothing or noise.bootstrap or noise.coteaching:
         problems.append("noise.label_smoothing, noise.bootstrap and noise.coteaching need a "
                         "neural backbone (backbone: tfidf fits a logistic regression)")
+    return problems
+
+
+#: Registered backbones that read text only.
+TEXT_BACKBONES = ("minilm", "tfidf")
+
+
+def _image_problems(recipe: Recipe) -> list[str]:
+    """Keys that need image inputs, and text-only features asked of image runs."""
+    if recipe.data.images is None:
+        if "augment" in recipe.model_fields_set:
+            return ["augment applies to image inputs; set data.images (see docs/recipe.md) "
+                    "or remove the augment section"]
+        return []
+    problems = []
+    if recipe.model.backbone in TEXT_BACKBONES:
+        problems.append(f"model.backbone {recipe.model.backbone!r} reads text; with "
+                        f"data.images use resnet-tiny, a Hugging Face image model id or "
+                        f"folder, or timm:<name>")
+    if recipe.noise.coteaching or recipe.self_training or recipe.imbalance.minority_augment:
+        problems.append("noise.coteaching, self_training and imbalance.minority_augment are "
+                        "text-only for now; remove them for data.images")
     return problems
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from fitclass.recipe.base import Strict
+from fitclass.recipe.images import ImagesConfig
 
 
 class SplitConfig(Strict):
@@ -31,6 +32,17 @@ class DataConfig(Strict):
     split: SplitConfig = Field(default_factory=lambda: SplitConfig())
     limit: int | None = Field(None, ge=1)
     quoting: Literal["csv", "none"] = "csv"
+    #: Image inputs (see `recipe/images.py`); `true` takes the defaults.
+    images: ImagesConfig | None = None
+    #: Unreadable or truncated images: stop with the list (`fail`) or drop them (`skip`).
+    on_bad_image: Literal["fail", "skip"] = "fail"
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images_shorthand(cls, value: object) -> object:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("text")
     @classmethod

@@ -17,6 +17,8 @@ class ModelConfig(Strict):
     max_length: int = Field(128, ge=8, le=8192)
     pooling: Literal["auto", "mean", "cls"] = "auto"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    #: Image side in pixels; null takes the backbone's own preprocessing size.
+    image_size: int | None = Field(None, ge=8, le=4096)
     # TF-IDF backbone only.
     analyzer: Literal["char_wb", "char", "word"] = "char_wb"
     ngram_range: tuple[int, int] = (1, 3)

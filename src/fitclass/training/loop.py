@@ -20,11 +20,12 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from fitclass.errors import FitclassError
 from fitclass.metrics import headline
-from fitclass.models.text import TransformerClassifier, tokenize
+from fitclass.models.neural import BatchTransform, NeuralClassifier
+from fitclass.models.text import TransformerClassifier
 from fitclass.recipe import TrainConfig
 from fitclass.training import checkpoint
 from fitclass.training.averaging import Averager
-from fitclass.training.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
+from fitclass.training.batching import LengthGroupedBatchSampler
 from fitclass.training.context import FitContext, FitResult
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.losses import Loss
@@ -63,7 +64,7 @@ def eval_interval(config: TrainConfig, steps_per_epoch: int) -> int:
     return max(1, round(steps))
 
 
-def evaluate(classifier: TransformerClassifier, context: FitContext, loss_fn: Loss,
+def evaluate(classifier: NeuralClassifier, context: FitContext, loss_fn: Loss,
              batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Validation metrics (plus `loss`, the training criterion) and probabilities."""
     logits = torch.from_numpy(classifier.logits(context.valid.texts, batch_size))
@@ -74,28 +75,30 @@ def evaluate(classifier: TransformerClassifier, context: FitContext, loss_fn: Lo
     return metrics, probs
 
 
-def _loader(classifier: TransformerClassifier, context: FitContext) -> tuple[Any, Any, int]:
-    """(DataLoader with the recipe's sampler, the sampler, number of training rows)."""
+def _loader(classifier: NeuralClassifier,
+            context: FitContext) -> tuple[Any, Any, int, BatchTransform | None]:
+    """(DataLoader with the recipe's sampler, the sampler, number of training rows, the
+    classifier's on-device batch transform)."""
     config = context.recipe.train
-    encoded = tokenize(classifier.tokenizer, context.train.texts, classifier.max_length)
     targets = context.train_targets
-    sampler = make_sampler(context.recipe.imbalance.sampler,
-                           np.array([len(x) for x in encoded["input_ids"]]), targets,
+    data = classifier.training_data(context.train.texts, targets, context.recipe)
+    sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
                            config.batch_size, config.seed)
-    rows: Any = rows_from_encoding(encoded, targets)  # a list is a map dataset
-    loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler,
-                                         collate_fn=Collator(classifier.tokenizer))
-    return loader, sampler, len(rows)
+    loader = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
+                                         collate_fn=data.collate, num_workers=data.workers,
+                                         pin_memory=data.pin_memory,
+                                         persistent_workers=data.workers > 0)
+    return loader, sampler, len(data.rows), data.transform
 
 
-def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> FitResult:
-    """Fine-tune `classifier` through the recipe's stages; return it with the final weights
-    (best checkpoint, or an average when `averaging` finds one better)."""
+def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitResult:
+    """Fine-tune `classifier` (text or image) through the recipe's stages; return it with the
+    final weights (best checkpoint, or an average when `averaging` finds one better)."""
     config, run, reporter = context.recipe.train, context.run, context.reporter
     set_seed(config.seed)
     accelerator = make_accelerator(config.precision, config.grad_accumulation)
     reporter.enabled = reporter.enabled and accelerator.is_main_process
-    loader, sampler, num_rows = _loader(classifier, context)
+    loader, sampler, num_rows, transform = _loader(classifier, context)
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
@@ -122,7 +125,8 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
         if recorder is not None:
             recorder.restore(checkpoint.load_arrays(run))
         reporter.log(f"resumed at step {state['step']} of {total_steps}")
-    elif config.cache_features and stages[0].trainable == "head":
+    elif (config.cache_features and stages[0].trainable == "head"
+          and isinstance(classifier, TransformerClassifier)):
         _cached_head_stages(classifier, context, stages, loss_fn, selector, state,
                             accelerator, averager)
         with warnings.catch_warnings():  # fast-forward the schedule past the cached stages
@@ -153,9 +157,11 @@ def fit_transformer(classifier: TransformerClassifier, context: FitContext) -> F
         module.train()
         for batch in batches:
             labels, positions = batch.pop("labels"), batch.pop("row")
+            # augmentation, MixUp/CutMix (soft targets); dynamics keep the given labels
+            batch, targets = (batch, labels) if transform is None else transform(batch, labels)
             with accelerator.accumulate(module):
                 logits = module(**batch)["logits"]
-                loss = loss_fn(logits, labels)
+                loss = loss_fn(logits, targets)
                 if recorder is not None:
                     recorder.record(epoch, positions, logits.detach(), labels)
                 accelerator.backward(loss)
@@ -277,7 +283,7 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
     state["batches_in_epoch"] = 0
 
 
-def _evaluate_and_checkpoint(classifier: TransformerClassifier, context: FitContext,
+def _evaluate_and_checkpoint(classifier: NeuralClassifier, context: FitContext,
                              accelerator: Accelerator, loss_fn: Loss, selector: Selector,
                              state: dict[str, Any], row: dict[str, Any],
                              recorder: DynamicsRecorder | None = None,

@@ -1,0 +1,159 @@
+"""Image inputs as a `TextTable` whose inputs are absolute image paths.
+
+Two layouts: a folder of class folders (`<folder>/<class>/*.png`, ImageFolder style; a root
+holding `train/` and `valid/` stands for both), or a table whose `data.images.column` holds
+paths relative to the table file, with the recipe's label column(s) (multi-class or
+multi-label). Every file is decoded once here; the scan results (hashes, size, mode) ride
+along in the frame so the duplicate and leakage checks survive the train/valid split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fitclass.data import checks, image_checks
+from fitclass.data.image_io import IMAGE_SUFFIXES, ImageInfo, scan_images
+from fitclass.data.readers import read_table
+from fitclass.data.table import Label, TextTable, read_labels
+from fitclass.errors import DataError
+from fitclass.recipe import DataConfig, ImagesConfig
+
+#: The path and label columns of a folder layout's frame.
+FOLDER_PATH, FOLDER_LABEL = "path", "label"
+
+
+def resolve_layout(config: DataConfig) -> DataConfig:
+    """`data.train` naming a root that holds `train/` (and `valid/`) means those folders."""
+    root = config.train
+    if not (root.is_dir() and (root / "train").is_dir()):
+        return config
+    valid = config.valid
+    if valid is None and (root / "valid").is_dir():
+        valid = root / "valid"
+    return config.model_copy(update={"train": root / "train", "valid": valid})
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*")
+                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder_frame(folder: Path, need_labels: bool) -> tuple[pd.DataFrame, bool]:
+    """(rows `path` relative to `folder` and `label`, whether labelled): class folders give
+    labels; images lying directly in `folder` are unlabelled (prediction input)."""
+    classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    loose = sorted(f.name for f in folder.iterdir()
+                   if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if classes and loose:
+        raise DataError(f"{folder}: holds both class folders and loose images "
+                        f"({', '.join(loose[:5])}); move the loose images into a class folder "
+                        f"or elsewhere")
+    if not classes:
+        if need_labels:
+            raise DataError(f"{folder}: no class folders; expected {folder}/<class>/<image> "
+                            f"(suffixes {', '.join(IMAGE_SUFFIXES)}), or a table with paths")
+        if not loose:
+            raise DataError(f"{folder}: no images found (suffixes {', '.join(IMAGE_SUFFIXES)})")
+        return pd.DataFrame({FOLDER_PATH: loose}), False
+    rows: list[tuple[str, str]] = []
+    empty = []
+    for class_dir in classes:
+        files = _images_in(class_dir)
+        empty.extend([] if files else [class_dir.name])
+        rows.extend((f.relative_to(folder).as_posix(), class_dir.name) for f in files)
+    if empty:
+        raise DataError(f"{folder}: class folders {empty[:8]} hold no images (suffixes "
+                        f"{', '.join(IMAGE_SUFFIXES)}); add images or remove the folders")
+    return pd.DataFrame(rows, columns=[FOLDER_PATH, FOLDER_LABEL]), True
+
+
+def _table_frame(path: Path, config: DataConfig, images: ImagesConfig, need_labels: bool,
+                 limit: int | None, report: checks.CheckReport) -> tuple[pd.DataFrame, bool]:
+    frame = read_table(path, limit=limit, quoting=config.quoting)
+    columns = list(frame.columns)
+    labelled = all(c in columns for c in config.label_columns)
+    wanted = {"data.images.column": [images.column], "data.id": [config.id] if config.id else []}
+    if need_labels:
+        wanted["data.label"] = config.label_columns
+    for key, names in wanted.items():
+        for name in names:
+            if name not in columns:
+                raise DataError(f"{path}: column {name!r} not found; columns are {columns}; "
+                                f"set {key} to one of them")
+    empty = np.flatnonzero([not str(v).strip() for v in frame[images.column]]).tolist()
+    if empty:
+        report.add(checks.Finding(
+            "error", "empty_path", f"{path}: {checks.where(path, empty)}: column "
+            f"{images.column!r} has no image path; fill or delete these rows",
+            count=len(empty), rows=empty[:100]))
+    if labelled and isinstance(config.label, list):
+        report.add(checks.check_binary_labels(frame, path, config.label))
+    elif labelled:
+        report.add(checks.check_labels(frame, path, config.label_columns[0]))
+    return frame, labelled
+
+
+def _sample(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """At most `limit` rows of a folder listing, spread over all classes (seeded)."""
+    if limit is None or limit >= len(frame):
+        return frame
+    keep = np.sort(np.random.default_rng(0).choice(len(frame), size=limit, replace=False))
+    return frame.iloc[keep].reset_index(drop=True)
+
+
+def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckReport, *,
+                     need_labels: bool, limit: int | None = None) -> TextTable:
+    """Read a folder or table of images, decode every file once, record the image checks
+    in `report` and raise on errors; bad files are dropped under `on_bad_image: skip`."""
+    path, images = Path(path), config.images or ImagesConfig()
+    if not path.exists():
+        raise DataError(f"{path}: not found; data.train / data.valid must name an image "
+                        f"folder or a table of image paths")
+    if path.is_dir():
+        if isinstance(config.label, list) or config.label_sep is not None:
+            raise DataError(f"{path}: a folder layout gives one class per image; for "
+                            f"multi-label images use a table with data.label columns")
+        frame, labelled = folder_frame(path, need_labels)
+        frame, column, base = _sample(frame, limit), FOLDER_PATH, path
+    else:
+        frame, labelled = _table_frame(path, config, images, need_labels, limit, report)
+        column, base = images.column, path.parent
+    report.raise_errors()
+    files = [str(p if p.is_absolute() else (base / p).resolve())
+             for p in (Path(str(v).strip()) for v in frame[column])]
+    infos = scan_images(files, images.threads)
+    report.add(image_checks.check_bad_images(infos, str(path), config.on_bad_image))
+    report.raise_errors()
+    keep = [i for i, info in enumerate(infos) if info.error is None]
+    if not keep:
+        raise DataError(f"{path}: none of the {len(infos)} images could be read")
+    good = [infos[i] for i in keep]
+    for finding in (image_checks.check_modes(good, str(path)),
+                    image_checks.check_orientation(good, str(path)),
+                    image_checks.check_sizes(good, str(path), images)):
+        report.add(finding)
+    frame = _with_scan(frame.iloc[keep].reset_index(drop=True), good)
+    labels: list[Label] | None = None
+    if labelled:
+        labels = (list(map(str, frame[FOLDER_LABEL])) if path.is_dir()
+                  else read_labels(frame, config))
+    table_ids = config.id is not None and not path.is_dir()
+    return TextTable(
+        source=str(path), frame=frame, texts=[files[i] for i in keep], labels=labels,
+        ids=[str(v) for v in frame[config.id if table_ids and config.id else column]],
+        groups=(frame[config.group].astype(str).to_numpy()
+                if config.group and config.group in frame.columns else None),
+        id_column=config.id if table_ids and config.id else column, positions=keep)
+
+
+def _with_scan(frame: pd.DataFrame, infos: list[ImageInfo]) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["_sha256"] = [i.sha256 for i in infos]
+    frame["_dhash"] = [i.dhash for i in infos]
+    frame["_width"] = [i.width for i in infos]
+    frame["_height"] = [i.height for i in infos]
+    frame["_mode"] = [i.mode for i in infos]
+    return frame

@@ -1,0 +1,332 @@
+"""Image classifiers: a Hugging Face vision encoder with our pooled linear head.
+
+`model.backbone` is a Hugging Face image-classification model id or folder (ResNet, ConvNeXt,
+ViT...; its `preprocessor_config.json` gives size, mean and std), `resnet-tiny` (a small
+ResNet built from `ResNetConfig` with random weights, for offline use; needs
+`model.pretrained: false`), or `timm:<name>` (refused with an explanation: not wired up yet).
+Normalisation lives inside the module (buffers), so training, averaging's BatchNorm
+recalibration and prediction all feed it uint8 or [0, 1] pixels and cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForImageClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from fitclass.data.image_io import Preprocess, decode_many
+from fitclass.data.table import TextInput
+from fitclass.errors import DataError, RecipeError
+from fitclass.models.base import MODEL_INFO, Backbone
+from fitclass.models.neural import NeuralClassifier, TrainingData
+from fitclass.models.registry import register_backbone, register_kind, register_source
+from fitclass.recipe import ModelConfig
+from fitclass.training.context import FitContext, FitResult
+
+if TYPE_CHECKING:
+    from fitclass.recipe import Recipe
+
+PROCESSOR_CONFIG = "preprocessor_config.json"
+#: The `resnet-tiny` architecture: four basic-block stages, about 0.3M parameters.
+RESNET_TINY: dict[str, Any] = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128],
+                               "depths": [1, 1, 1, 1], "layer_type": "basic",
+                               "downsample_in_first_stage": False}
+#: Side for random-weight models when the recipe gives no `model.image_size`.
+RANDOM_SIZE = 32
+#: Decoded training images up to this many bytes are kept in memory (decoded once).
+CACHE_BYTES = 2 * 1024**3
+
+
+class ImageModule(nn.Module):
+    """Normalise, encode, pool, dropout, linear head. Returns logits (and loss)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float,
+                 preprocess: Preprocess) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(preprocess.std).view(1, 3, 1, 1))
+        self.dropout = nn.Dropout(dropout)
+        with torch.no_grad():  # the pooled width, whatever the architecture
+            was_training = encoder.training
+            encoder.eval()
+            try:
+                width = self.pool(torch.zeros(1, 3, preprocess.size, preprocess.size)).shape[1]
+            except RuntimeError as error:
+                raise RecipeError(
+                    f"the image encoder cannot take {preprocess.size}x{preprocess.size} images "
+                    f"({error}); raise model.image_size") from None
+            encoder.train(was_training)
+        self.head = nn.Linear(int(width), num_labels)
+
+    def pool(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pooled features of uint8 pixels or floats in [0, 1]."""
+        x = pixel_values.float() / 255.0 if pixel_values.dtype == torch.uint8 else pixel_values
+        x = (x - self.mean) / self.std
+        out = self.encoder(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:  # ViT-style encoders: the class token of the last layer
+            pooled = out.last_hidden_state[:, 0]
+        return torch.as_tensor(pooled).flatten(1)
+
+    def forward(self, pixel_values: torch.Tensor,
+                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.head(self.dropout(self.pool(pixel_values)))
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
+        return out
+
+
+class ImageRows(torch.utils.data.Dataset[dict[str, Any]]):
+    """Training rows: decoded pixels (from memory when cached, else decoded here, in the
+    DataLoader's workers), the target and the row position."""
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray, preprocess: Preprocess,
+                 decoded: np.ndarray | None) -> None:
+        self.paths, self.targets = list(paths), targets
+        self.preprocess, self.decoded = preprocess, decoded
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pixels = (self.decoded[index] if self.decoded is not None
+                  else decode_many([self.paths[index]], self.preprocess, threads=1)[0])
+        return {"pixel_values": torch.from_numpy(pixels), "labels": self.targets[index],
+                "row": index}
+
+
+def collate_images(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {"pixel_values": torch.stack([row["pixel_values"] for row in rows]),
+            "labels": torch.as_tensor(np.asarray([row["labels"] for row in rows])),
+            "row": torch.as_tensor([row["row"] for row in rows])}
+
+
+class ImageClassifier(NeuralClassifier):
+    """An `ImageModule` and its preprocessing; inputs are image file paths."""
+
+    kind = "image"
+    module: ImageModule
+
+    def __init__(self, class_names: Sequence[str], module: ImageModule, preprocess: Preprocess,
+                 multilabel: bool = False) -> None:
+        super().__init__(class_names)
+        self.module, self.preprocess, self.multilabel = module, preprocess, multilabel
+        #: Decoded validation images (evaluated every few steps) while they fit in memory.
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _pixels(self, paths: Sequence[str]) -> np.ndarray:
+        missing = [p for p in dict.fromkeys(paths) if p not in self._cache]
+        decoded = dict(zip(missing, decode_many(missing, self.preprocess), strict=True))
+        image_bytes = 3 * self.preprocess.size ** 2
+        if (len(self._cache) + len(missing)) * image_bytes <= CACHE_BYTES // 4:
+            self._cache.update(decoded)
+        return np.stack([self._cache[p] if p in self._cache else decoded[p] for p in paths])
+
+    @torch.inference_mode()
+    def logits(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        paths = [_path(value) for value in inputs]
+        device = next(self.module.parameters()).device
+        self.module.eval()
+        out = np.zeros((len(paths), len(self.class_names)), dtype=np.float32)
+        for start in range(0, len(paths), batch_size):
+            pixels = torch.from_numpy(self._pixels(paths[start:start + batch_size]))
+            logits = self.module(pixel_values=pixels.to(device))["logits"]
+            out[start:start + len(pixels)] = logits.float().cpu().numpy()
+        return out
+
+    def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
+                      recipe: Recipe) -> TrainingData:
+        """Rows decoded once into memory when they fit (else decoded by DataLoader workers
+        into pinned memory), augmented per batch on the model's device."""
+        from fitclass.data.image_augment import BatchAugmenter
+
+        paths = [_path(value) for value in inputs]
+        size = self.preprocess.size
+        fits = len(paths) * 3 * size * size <= CACHE_BYTES
+        decoded = decode_many(paths, self.preprocess) if fits else None
+        workers = 0 if fits else max(1, min(4, (os.cpu_count() or 2) - 1))
+        augment = BatchAugmenter(recipe.augment, size, len(self.class_names), recipe.train.seed)
+        return TrainingData(rows=ImageRows(paths, targets, self.preprocess, decoded),
+                            lengths=np.ones(len(paths), dtype=int), collate=collate_images,
+                            transform=augment, workers=workers,
+                            pin_memory=torch.cuda.is_available())
+
+    def save(self, model_dir: Path) -> None:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.module.encoder.config.save_pretrained(model_dir)
+        (model_dir / PROCESSOR_CONFIG).write_text(
+            json.dumps(self.preprocess.to_processor_config(), indent=2), encoding="utf-8")
+        save_model(self.module, str(model_dir / "model.safetensors"))
+        info = {"kind": self.kind, "class_names": self.class_names,
+                "dropout": self.module.dropout.p, "multilabel": self.multilabel}
+        (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def _path(value: TextInput) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"image inputs are file paths; got a text pair {value!r}")
+    return value
+
+
+def read_processor_config(source: str) -> dict[str, Any]:
+    """The model's `preprocessor_config.json` from its folder or the hub cache."""
+    folder = Path(source)
+    if folder.is_dir():
+        path: str | None = str(folder / PROCESSOR_CONFIG)
+        if not Path(str(path)).is_file():
+            raise RecipeError(f"{folder}: no {PROCESSOR_CONFIG}; an image model folder needs "
+                              f"one with image_mean, image_std and size (save the model's "
+                              f"image processor with it)")
+    else:
+        from transformers.utils import cached_file
+
+        try:
+            path = cached_file(source, PROCESSOR_CONFIG)
+        except (OSError, ValueError) as error:
+            raise RecipeError(f"model.backbone {source!r}: its {PROCESSOR_CONFIG} could not be "
+                              f"loaded ({error}); give a local model folder") from None
+    config: dict[str, Any] = json.loads(Path(str(path)).read_text(encoding="utf-8"))
+    return config
+
+
+@register_kind
+class ImageBackbone(Backbone):
+    """Fine-tunes an image encoder with fitclass's loop (`training/loop.py`)."""
+
+    kind = "image"
+
+    def __init__(self, source: str, config: ModelConfig,
+                 architecture: PretrainedConfig | None = None) -> None:
+        self.source, self.config = source, config
+        self.architecture = architecture  # set: built from this config with random weights
+
+    def preprocess(self) -> Preprocess:
+        size = self.config.image_size
+        if self.architecture is not None:  # no pretrained statistics to match
+            return Preprocess(size=size or RANDOM_SIZE, mean=(0.5,) * 3, std=(0.5,) * 3)
+        return Preprocess.from_processor_config(read_processor_config(self.source),
+                                                self.source, size)
+
+    def build(self, class_names: Sequence[str], multilabel: bool = False) -> ImageClassifier:
+        """A fresh classifier: the encoder (pretrained unless `pretrained: false`) + new head."""
+        preprocess = self.preprocess()
+        try:
+            if self.architecture is not None:
+                model = AutoModelForImageClassification.from_config(self.architecture)
+            elif self.config.pretrained:
+                model = AutoModelForImageClassification.from_pretrained(self.source)
+            else:
+                model = AutoModelForImageClassification.from_config(
+                    AutoConfig.from_pretrained(self.source))
+        except OSError as error:
+            raise RecipeError(
+                f"model.backbone {self.source!r}: could not load it as a Hugging Face image "
+                f"model folder or hub id ({error}); give a folder with config.json, "
+                f"{PROCESSOR_CONFIG} and weights (or set model.pretrained: false)") from None
+        module = ImageModule(cast(PreTrainedModel, model.base_model), len(class_names),
+                             self.config.dropout, preprocess)
+        return ImageClassifier(class_names, module, preprocess, multilabel)
+
+    def fit(self, context: FitContext) -> FitResult:
+        from accelerate.utils import set_seed
+
+        from fitclass.training.loop import fit_transformer
+
+        if context.recipe.data.images is None:
+            raise RecipeError(f"model.backbone {self.source!r} is an image model; set "
+                              f"data.images (see docs/recipe.md) to train it on images")
+        set_seed(context.recipe.train.seed)  # the new head's initial weights follow the seed
+        classifier = self.build(context.class_names, context.task.multilabel)
+        if torch.cuda.is_available():  # convolutions run faster channels-last with AMP
+            classifier.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return fit_transformer(classifier, context)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ImageClassifier:
+        info: dict[str, Any] = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
+        preprocess = Preprocess.from_processor_config(
+            read_processor_config(str(model_dir)), str(model_dir))
+        model = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(model_dir))
+        module = ImageModule(cast(PreTrainedModel, model.base_model), len(info["class_names"]),
+                             info["dropout"], preprocess)
+        load_model(module, str(model_dir / "model.safetensors"))
+        module.eval()
+        return ImageClassifier(info["class_names"], module, preprocess,
+                               bool(info.get("multilabel", False)))
+
+
+def model_type(source: str) -> str | None:
+    """`model_type` from a model folder's (or the hub cache's) config.json, if there is one."""
+    folder = Path(source)
+    try:
+        if folder.is_dir():
+            path: str | None = str(folder / "config.json")
+        else:
+            from transformers.utils import cached_file
+
+            path = cached_file(source, "config.json")
+        if path is None or not Path(path).is_file():
+            return None
+        value = json.loads(Path(path).read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError):
+        return None
+    return str(value) if value else None
+
+
+def is_image_model(source: str) -> bool:
+    """An HF id or folder whose architecture has an image-classification model."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    kind = model_type(source)
+    return kind is not None and kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+
+@register_source(is_image_model)
+def hf_image_model(source: str, config: ModelConfig) -> Backbone:
+    return ImageBackbone(source, config)
+
+
+@register_source(lambda name: name.startswith("timm:"))
+def timm_model(source: str, config: ModelConfig) -> Backbone:
+    """timm backbones are named `timm:<name>`; refused clearly until they are wired up."""
+    try:
+        import timm  # noqa: F401
+    except Exception as error:  # timm fails with ImportError or torchvision's RuntimeError
+        raise RecipeError(
+            f"model.backbone {source!r}: timm does not import here ({type(error).__name__}: "
+            f"{error}); install timm and a matching torchvision, or use a Hugging Face image "
+            f"model id/folder or resnet-tiny") from None
+    raise RecipeError(f"model.backbone {source!r}: timm backbones are not supported yet; "
+                      f"use a Hugging Face image model id/folder (AutoModelForImageClassification)"
+                      f" or resnet-tiny")
+
+
+@register_backbone("resnet-tiny")
+def resnet_tiny(config: ModelConfig) -> Backbone:
+    """A small ResNet from `ResNetConfig` with random weights (no download, CPU-friendly)."""
+    if config.pretrained:
+        raise RecipeError("model.backbone 'resnet-tiny' has no pretrained weights (it is built "
+                          "from a config); set model.pretrained: false")
+    from transformers import ResNetConfig
+
+    return ImageBackbone("resnet-tiny", config, ResNetConfig(**RESNET_TINY))
