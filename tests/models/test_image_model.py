@@ -4,6 +4,7 @@ reloaded and predicting like a text run; HF image model folders; clear refusals.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,8 @@ def test_hf_image_folder_reads_its_preprocessing(tmp_path: Path) -> None:
     assert isinstance(resized, ImageBackbone) and resized.preprocess().size == 32
 
 
-def test_refusals_name_the_fix(tmp_path: Path) -> None:
+def test_refusals_name_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "timm", None)  # as here, where torchvision cannot import
     with pytest.raises(RecipeError, match="timm does not import"):
         get_backbone(ModelConfig(backbone="timm:resnet18"))
     with pytest.raises(RecipeError, match=r"set model\.pretrained: false"):

@@ -3,7 +3,7 @@
 `model.backbone` is a Hugging Face image-classification model id or folder (ResNet, ConvNeXt,
 ViT...; its `preprocessor_config.json` gives size, mean and std), `resnet-tiny` (a small
 ResNet built from `ResNetConfig` with random weights, for offline use; needs
-`model.pretrained: false`), or `timm:<name>` (refused with an explanation: not wired up yet).
+`model.pretrained: false`); `timm:<name>` lives in `models/timm_image.py`.
 Normalisation lives inside the module (buffers), so training, averaging's BatchNorm
 recalibration and prediction all feed it uint8 or [0, 1] pixels and cannot disagree.
 """
@@ -304,21 +304,6 @@ def is_image_model(source: str) -> bool:
 @register_source(is_image_model)
 def hf_image_model(source: str, config: ModelConfig) -> Backbone:
     return ImageBackbone(source, config)
-
-
-@register_source(lambda name: name.startswith("timm:"))
-def timm_model(source: str, config: ModelConfig) -> Backbone:
-    """timm backbones are named `timm:<name>`; refused clearly until they are wired up."""
-    try:
-        import timm  # noqa: F401
-    except Exception as error:  # timm fails with ImportError or torchvision's RuntimeError
-        raise RecipeError(
-            f"model.backbone {source!r}: timm does not import here ({type(error).__name__}: "
-            f"{error}); install timm and a matching torchvision, or use a Hugging Face image "
-            f"model id/folder or resnet-tiny") from None
-    raise RecipeError(f"model.backbone {source!r}: timm backbones are not supported yet; "
-                      f"use a Hugging Face image model id/folder (AutoModelForImageClassification)"
-                      f" or resnet-tiny")
 
 
 @register_backbone("resnet-tiny")

@@ -65,7 +65,7 @@ def register_source(
 
 def _ensure_builtins() -> None:
     # Importing the modules runs their registrations; done lazily to keep import time small.
-    from fitclass.models import classical, ensemble, image, text  # noqa: F401
+    from fitclass.models import classical, ensemble, image, text, timm_image  # noqa: F401
 
 
 def backbone_names() -> list[str]:

@@ -60,7 +60,12 @@ def find_blocks(module: nn.Module) -> tuple[str, int]:
 
 
 def parameter_depths(module: nn.Module) -> tuple[dict[str, int], int]:
-    """Depth of every parameter (0 = input side), and the top depth (head and after)."""
+    """Depth of every parameter (0 = input side), and the top depth (head and after).
+    A module that knows its own blocks (`block_depths()`, e.g. timm's) answers itself."""
+    own = getattr(module, "block_depths", None)
+    if callable(own):
+        depths_and_top: tuple[dict[str, int], int] = own()
+        return depths_and_top
     blocks, count = find_blocks(module)
     top = count + 1
     depths, seen_blocks = {}, False
