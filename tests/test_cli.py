@@ -204,3 +204,27 @@ def test_tiny_bert_train_and_predict(tmp_path: Path, tiny_bert_dir: Path, train_
     # no id column in the recipe: rows are numbered
     assert list(frame.columns) == ["row", "label", *(f"prob:{c}" for c in CLASSES)]
     assert frame["row"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_files_without_the_id_column_are_scored_by_row_index(tfidf_run, tmp_path: Path,
+                                                             project: Path) -> None:
+    """The recipe names an id column; a file (or frame) to score that lacks it still
+    predicts and evaluates, its rows identified by 0-based row index."""
+    import fitclass
+
+    out, _ = tfidf_run
+    run = fitclass.load_run(out)
+    source = pd.read_csv(project / "data" / "train.csv", dtype=str).head(9)
+    without_id = tmp_path / "no_id.csv"
+    source.drop(columns=["id"]).to_csv(without_id, index=False)
+    predicted = run.predict(without_id)
+    assert predicted.columns[0] == "row" and "label" in predicted.columns
+    assert predicted["row"].astype(int).tolist() == list(range(9))
+    with_id = run.predict(source)
+    columns = [c for c in predicted.columns if c.startswith("prob:")]
+    assert (predicted[columns].to_numpy() == with_id[columns].to_numpy()).all()
+    assert run.evaluate(without_id)["n"] == 9
+    assert run.evaluate(source.drop(columns=["id"]))["n"] == 9
+    done = cli("predict", out, without_id, "--out", tmp_path / "p.csv")
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(tmp_path / "p.csv").columns[0] == "row"

@@ -11,7 +11,7 @@ import pandas as pd
 
 from fitclass import rundir
 from fitclass.data import checks
-from fitclass.data.prepare import read_inputs, read_labelled
+from fitclass.data.prepare import read_inputs, read_labelled, scoring_config
 from fitclass.data.table import Label, TextInput, TextTable, build_table
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
@@ -58,13 +58,14 @@ class Run:
     def _table(self, inputs: Inputs, *, need_labels: bool) -> TextTable:
         if isinstance(inputs, str | Path):
             path = Path(inputs)
+            # a file to score need not carry the recipe's id column (row index instead)
             read = read_labelled if need_labels else read_inputs
-            return read(path, self.recipe.data)
+            return read(path, self.recipe.data, optional_id=True)
         if isinstance(inputs, pd.DataFrame) and self.recipe.data.images is not None:
             raise RunError(f"{self.path}: an image run predicts on an image folder, a table "
                            f"file of image paths, or a list of image paths; not a DataFrame")
         if isinstance(inputs, pd.DataFrame):
-            config = self.recipe.data
+            config = scoring_config(list(inputs.columns), self.recipe.data)
             checks.check_columns(inputs, "frame", config, need_labels=need_labels)
             report = checks.CheckReport()
             report.add(checks.check_texts(inputs, "frame", config.text_columns))

@@ -23,13 +23,24 @@ class PreparedData:
     report: checks.CheckReport
 
 
+def scoring_config(columns: list[str], config: DataConfig) -> DataConfig:
+    """A file scored by a finished run (evaluate, predict) may lack the recipe's id column:
+    its rows are then identified by 0-based row index, as when a recipe names no id."""
+    if config.id and config.id not in columns:
+        return config.model_copy(update={"id": None})
+    return config
+
+
 def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *,
-                   need_labels: bool, limit: int | None) -> TextTable:
+                   need_labels: bool, limit: int | None, optional_id: bool = False
+                   ) -> TextTable:
     if config.images is not None:
         from fitclass.data.image_tables import read_image_table
 
         return read_image_table(path, config, report, need_labels=need_labels, limit=limit)
     frame = read_table(path, limit=limit, quoting=config.quoting)
+    if optional_id:
+        config = scoring_config(list(frame.columns), config)
     checks.check_columns(frame, path, config, need_labels=need_labels)
     report.add(checks.check_texts(frame, path, config.text_columns))
     if need_labels and isinstance(config.label, list):
@@ -40,13 +51,17 @@ def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *
     return build_table(frame, path, config, with_labels=need_labels)
 
 
-def read_labelled(path: str | Path, config: DataConfig, limit: int | None = None) -> TextTable:
-    """Read and check a labelled file (for `evaluate`), raising on broken rows."""
-    return _checked_table(Path(path), config, checks.CheckReport(), need_labels=True, limit=limit)
+def read_labelled(path: str | Path, config: DataConfig, limit: int | None = None, *,
+                  optional_id: bool = False) -> TextTable:
+    """Read and check a labelled file (for `evaluate`), raising on broken rows.
+    `optional_id`: rows of a file without the id column are identified by row index."""
+    return _checked_table(Path(path), config, checks.CheckReport(), need_labels=True, limit=limit,
+                          optional_id=optional_id)
 
 
-def read_inputs(path: str | Path, config: DataConfig) -> TextTable:
-    """Read and check a file to predict on; a label column is used when present."""
+def read_inputs(path: str | Path, config: DataConfig, *, optional_id: bool = False) -> TextTable:
+    """Read and check a file to predict on; a label column is used when present.
+    `optional_id`: rows of a file without the id column are identified by row index."""
     if config.images is not None:  # a folder or table of images; labels used when present
         report = checks.CheckReport()
         table = _checked_table(Path(path), config, report, need_labels=False, limit=None)
@@ -57,7 +72,7 @@ def read_inputs(path: str | Path, config: DataConfig) -> TextTable:
     frame = read_table(path, quoting=config.quoting)
     has_labels = all(column in frame.columns for column in config.label_columns)
     return _checked_table(Path(path), config, checks.CheckReport(), need_labels=has_labels,
-                          limit=None)
+                          limit=None, optional_id=optional_id)
 
 
 def class_names_of(train: TextTable, config: DataConfig) -> list[str]:
