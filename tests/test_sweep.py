@@ -240,3 +240,34 @@ def test_cli_sweep_top_then_ensemble_of_the_sweep(tmp_path: Path, recipe_for: An
     members = [Path(m["path"]).name for m in run.metrics["ensemble"]["members"]]
     assert sorted(members) == sorted(Path(p).name for p in top)
     assert run.metrics["accuracy"] > 0.8
+
+
+def test_workers_racing_to_create_the_schema_connect_again(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    """A worker that loses the race to create optuna's tables on an empty database (a unique
+    violation on alembic_version) waits and connects again instead of failing."""
+    from sqlalchemy.exc import IntegrityError
+
+    from fitclass import sweep as sweep_module
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(url: str, **kwargs: Any) -> Any:
+        calls.append(url)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("duplicate key"))
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    storage = sweep_module.rdb_storage(f"sqlite:///{tmp_path / 'race.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+    def always_losing(url: str, **kwargs: Any) -> Any:
+        calls.append(url)
+        raise IntegrityError("INSERT INTO alembic_version", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", always_losing)
+    with pytest.raises(IntegrityError):  # a real integrity problem still surfaces, bounded
+        sweep_module.rdb_storage("sqlite:///unused.db", attempts=3)
+    assert len(calls) == 2 + 3

@@ -95,17 +95,37 @@ def with_params(recipe: Recipe, values: dict[str, Any]) -> Recipe:
     return load_recipe(merge(raw, parse_overrides(pairs)))
 
 
+def rdb_storage(storage: str, attempts: int = 5) -> Any:
+    """Optuna's RDB storage. Workers started together on an empty database all try to create
+    its schema and all but one fail on a unique or duplicate-table error: they wait for the
+    winner and connect again, finding the schema there."""
+    import random
+    import time
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    optuna = _optuna()
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                storage, heartbeat_interval=60, grace_period=120,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+        except ImportError as error:  # the URL's database driver is not installed
+            raise FitclassError(
+                f"--storage {hide_password(storage)}: no database driver for this URL "
+                f"({error.__cause__ or error}); install one, e.g. pip install "
+                f"'psycopg[binary]' for postgresql:// (or name the driver: "
+                f"postgresql+psycopg2://...)") from None
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
 def open_study(config: SweepConfig, storage: str, study_name: str, seed: int) -> Any:
     optuna = _optuna()
-    try:
-        rdb = optuna.storages.RDBStorage(
-            storage, heartbeat_interval=60, grace_period=120,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
-    except ImportError as error:  # the URL's database driver is not installed
-        raise FitclassError(
-            f"--storage {hide_password(storage)}: no database driver for this URL "
-            f"({error.__cause__ or error}); install one, e.g. pip install 'psycopg[binary]' "
-            f"for postgresql:// (or name the driver: postgresql+psycopg2://...)") from None
+    rdb = rdb_storage(storage)
     return optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
                                direction="maximize" if config.mode == "max" else "minimize",
                                sampler=make_sampler(config, seed), pruner=make_pruner(config))
