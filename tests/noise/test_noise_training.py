@@ -19,7 +19,12 @@ import fitclass.api
 from fitclass.errors import RecipeError
 from fitclass.noise import selftrain
 from fitclass.recipe import CoteachingConfig, load_recipe
-from fitclass.training.coteaching import forget_rate, small_loss_rows
+from fitclass.training.coteaching import (
+    class_wise_small_loss_rows,
+    forget_rate,
+    pick_rows,
+    small_loss_rows,
+)
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.losses import LossSpec, make_loss, with_bootstrap
 
@@ -392,6 +397,20 @@ def test_small_loss_rows() -> None:
     losses = torch.tensor([0.5, 0.1, 2.0, 0.3])
     assert small_loss_rows(losses, 2).tolist() == [1, 3]
     assert small_loss_rows(losses, 4).tolist() == [1, 3, 0, 2]
+
+
+def test_class_wise_selection_keeps_a_rare_class() -> None:
+    """Class 1 is rare and high-loss: a batch-wide cut at rate 0.5 drops both its rows,
+    the class-wise cut keeps its smaller-loss row and half of class 0."""
+    losses = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 3.0, 2.0])
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    batch_wide = pick_rows(losses, labels, 0.5, CoteachingConfig(per_class=False))
+    assert batch_wide.tolist() == [0, 1, 2, 3, 4]  # 5 of 10 rows, none of class 1
+    class_wise = pick_rows(losses, labels, 0.5, CoteachingConfig())
+    assert class_wise.tolist() == [0, 1, 2, 3, 9]  # 4 of 8 class-0 rows, 1 of 2 rare
+    assert class_wise_small_loss_rows(losses, labels, 0.0).tolist() == list(range(10))
+    multilabel = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
+    assert pick_rows(losses[:4], multilabel, 0.5, CoteachingConfig()).tolist() == [0, 1]
 
 
 def test_coteaching_run(tmp_path: Path, train_csv: Path, recipe_for) -> None:

@@ -52,6 +52,9 @@ class CoteachingConfig(Strict):
 
     forget_rate: float = Field(0.2, ge=0.0, lt=1.0)
     ramp_epochs: float = Field(1.0, gt=0.0)
+    #: Drop the forget share within each class of a batch (multi-class), not batch-wide: a
+    #: rare class's rows have large losses early on and a batch-wide cut discards them all.
+    per_class: bool = True
 
 
 class NoiseConfig(Strict):

@@ -45,6 +45,27 @@ def small_loss_rows(losses: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.argsort(losses.detach())[:keep]
 
 
+def class_wise_small_loss_rows(losses: torch.Tensor, labels: torch.Tensor,
+                               rate: float) -> torch.Tensor:
+    """The `1 - rate` share of smallest-loss rows within each class of the batch, at least
+    one per class present."""
+    picks = []
+    for label in labels.unique():
+        rows = torch.nonzero(labels == label).flatten()
+        keep = max(1, round((1.0 - rate) * len(rows)))
+        picks.append(rows[small_loss_rows(losses[rows], keep)])
+    return torch.sort(torch.cat(picks)).values
+
+
+def pick_rows(losses: torch.Tensor, labels: torch.Tensor, rate: float,
+              config: CoteachingConfig) -> torch.Tensor:
+    """The rows one network passes to its peer: class-wise for multi-class targets when
+    `per_class` (the default), else the smallest-loss share of the whole batch."""
+    if config.per_class and labels.ndim == 1:
+        return class_wise_small_loss_rows(losses, labels, rate)
+    return small_loss_rows(losses, max(1, round((1.0 - rate) * len(labels))))
+
+
 def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
                    context: FitContext, config: CoteachingConfig) -> FitResult:
     """Train two classifiers by co-teaching; return the better one with its best weights."""
@@ -79,10 +100,10 @@ def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
             labels = batch.pop("labels")
             batch.pop("row")
             rate = forget_rate(config, epoch + batch_index / max(len(loader), 1))
-            keep = max(1, round((1.0 - rate) * len(labels)))
             with accelerator.accumulate(pair):
                 logits = [model(**batch)["logits"] for model in accelerator.unwrap_model(pair)]
-                picks = [small_loss_rows(per_row_loss(lg, labels), keep) for lg in logits]
+                picks = [pick_rows(per_row_loss(lg, labels), labels, rate, config)
+                         for lg in logits]
                 # each network learns from the rows its peer found clean
                 loss = (loss_fn(logits[0][picks[1]], labels[picks[1]])
                         + loss_fn(logits[1][picks[0]], labels[picks[0]]))
