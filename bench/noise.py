@@ -136,11 +136,6 @@ def train_case(name: str, train: pd.DataFrame, test: Path, text: str, label: str
             "model": {"backbone": "minilm", "max_length": 64},
             "train": {"epochs": args.epochs, "lr": 1e-4, "batch_size": 32, "seed": args.seed}}
     audit(base, work / "suspects.csv", proxy="linear_probe", work_dir=work / "folds")
-    # the recipe names an id column; give the clean test rows one too
-    scored = pd.read_csv(test, sep="\t" if test.suffix == ".tsv" else ",", dtype=str,
-                         keep_default_na=False)
-    test = work / "test.csv"
-    scored.assign(id=[f"test-{i}" for i in range(len(scored))]).to_csv(test, index=False)
     configs = {
         "plain CE": {},
         "label smoothing 0.1": {"noise": {"label_smoothing": 0.1}},

@@ -105,7 +105,8 @@ def rdb_storage(storage: str, attempts: int = 5) -> Any:
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     optuna = _optuna()
-    for attempt in range(attempts):
+
+    def connect() -> Any:
         try:
             return optuna.storages.RDBStorage(
                 storage, heartbeat_interval=60, grace_period=120,
@@ -116,11 +117,13 @@ def rdb_storage(storage: str, attempts: int = 5) -> Any:
                 f"({error.__cause__ or error}); install one, e.g. pip install "
                 f"'psycopg[binary]' for postgresql:// (or name the driver: "
                 f"postgresql+psycopg2://...)") from None
+
+    for _ in range(attempts - 1):
+        try:
+            return connect()
         except (IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
-                raise
             time.sleep(0.5 + random.random())
-    raise AssertionError("unreachable")
+    return connect()  # the last attempt's error, if any, is the caller's
 
 
 def open_study(config: SweepConfig, storage: str, study_name: str, seed: int) -> Any:

@@ -78,12 +78,15 @@ class ImageModule(nn.Module):
     def pool(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Pooled features of uint8 pixels or floats in [0, 1]."""
         x = pixel_values.float() / 255.0 if pixel_values.dtype == torch.uint8 else pixel_values
-        x = (x - self.mean) / self.std
+        return self.encode((x - self.mean) / self.std).flatten(1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of normalised pixels (the HF encoder's pooler output)."""
         out = self.encoder(pixel_values=x)
         pooled = getattr(out, "pooler_output", None)
         if pooled is None:  # ViT-style encoders: the class token of the last layer
             pooled = out.last_hidden_state[:, 0]
-        return torch.as_tensor(pooled).flatten(1)
+        return torch.as_tensor(pooled)
 
     def forward(self, pixel_values: torch.Tensor,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -171,13 +174,20 @@ class ImageClassifier(NeuralClassifier):
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
-        self.module.encoder.config.save_pretrained(model_dir)
+        self.save_architecture(model_dir)
         (model_dir / PROCESSOR_CONFIG).write_text(
             json.dumps(self.preprocess.to_processor_config(), indent=2), encoding="utf-8")
         save_model(self.module, str(model_dir / "model.safetensors"))
-        info = {"kind": self.kind, "class_names": self.class_names,
+        (model_dir / MODEL_INFO).write_text(json.dumps(self.model_info(), indent=2),
+                                            encoding="utf-8")
+
+    def save_architecture(self, model_dir: Path) -> None:
+        """What rebuilds the encoder without weights: the HF config."""
+        self.module.encoder.config.save_pretrained(model_dir)
+
+    def model_info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "class_names": self.class_names,
                 "dropout": self.module.dropout.p, "multilabel": self.multilabel}
-        (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
 def _path(value: TextInput) -> str:

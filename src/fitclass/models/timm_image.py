@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -32,7 +32,6 @@ from fitclass.data.image_io import Preprocess
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO
 from fitclass.models.image import (
-    PROCESSOR_CONFIG,
     ImageBackbone,
     ImageClassifier,
     ImageModule,
@@ -68,9 +67,9 @@ def timm_preprocess(timm: ModuleType, encoder: nn.Module, size: int | None) -> P
 class TimmModule(ImageModule):
     """Normalise, timm encoder (pooled features), dropout, linear head."""
 
-    def pool(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = pixel_values.float() / 255.0 if pixel_values.dtype == torch.uint8 else pixel_values
-        return torch.as_tensor(self.encoder((x - self.mean) / self.std)).flatten(1)
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """timm models built with `num_classes=0` return pooled features directly."""
+        return torch.as_tensor(self.encoder(x))
 
     def block_depths(self) -> tuple[dict[str, int], int]:
         """Depth of every parameter (0 = stem) from the encoder's `group_matcher`, and the
@@ -101,15 +100,11 @@ class TimmClassifier(ImageClassifier):
         super().__init__(class_names, module, preprocess, multilabel)
         self.architecture = architecture
 
-    def save(self, model_dir: Path) -> None:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / PROCESSOR_CONFIG).write_text(
-            json.dumps(self.preprocess.to_processor_config(), indent=2), encoding="utf-8")
-        save_model(self.module, str(model_dir / "model.safetensors"))
-        info = {"kind": self.kind, "class_names": self.class_names,
-                "dropout": self.module.dropout.p, "multilabel": self.multilabel,
-                "timm_architecture": self.architecture}
-        (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    def save_architecture(self, model_dir: Path) -> None:
+        """Nothing to write: timm rebuilds the encoder from its name (in `model_info`)."""
+
+    def model_info(self) -> dict[str, Any]:
+        return super().model_info() | {"timm_architecture": self.architecture}
 
 
 @register_kind
