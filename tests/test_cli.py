@@ -228,3 +228,17 @@ def test_files_without_the_id_column_are_scored_by_row_index(tfidf_run, tmp_path
     done = cli("predict", out, without_id, "--out", tmp_path / "p.csv")
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(tmp_path / "p.csv").columns[0] == "row"
+
+
+def test_scoring_files_need_neither_id_nor_group_columns() -> None:
+    """Only a training file must carry the recipe's id and group columns; a file to score
+    without them keeps everything else (found on movie4, grouped by movie_id)."""
+    from fitclass.data.prepare import scoring_config
+    from fitclass.recipe import load_recipe
+
+    data = load_recipe({"data": {"train": "t.csv", "text": "review", "id": "id",
+                                 "group": "movie_id", "split": {"method": "group"}}}).data
+    assert scoring_config(["review", "label", "id", "movie_id"], data) is data
+    trimmed = scoring_config(["review", "label"], data)
+    assert (trimmed.id, trimmed.group, trimmed.text) == (None, None, "review")
+    assert scoring_config(["review", "id"], data).id == "id"

@@ -24,11 +24,12 @@ class PreparedData:
 
 
 def scoring_config(columns: list[str], config: DataConfig) -> DataConfig:
-    """A file scored by a finished run (evaluate, predict) may lack the recipe's id column:
-    its rows are then identified by 0-based row index, as when a recipe names no id."""
-    if config.id and config.id not in columns:
-        return config.model_copy(update={"id": None})
-    return config
+    """A file scored by a finished run (evaluate, predict) may lack the recipe's id column
+    (its rows are then identified by 0-based row index, as when a recipe names no id) and
+    its group column (groups only matter for splitting training data)."""
+    missing = {key: None for key in ("id", "group")
+               if getattr(config, key) and getattr(config, key) not in columns}
+    return config.model_copy(update=missing) if missing else config
 
 
 def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *,
