@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,23 +134,55 @@ def ensemble_command(
     print(run.path)
 
 
+@contextmanager
+def printed_warnings() -> Iterator[None]:
+    """fitclass's input warnings (empty texts, skipped images) as `warning: ...` lines on
+    stderr; other libraries' warnings as Python shows them."""
+    from fitclass.data.scoring import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, DataWarning):
+                    err.print(f"warning: {warning.message}", markup=False, soft_wrap=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename,
+                                         warning.lineno)
+
+
+TEXT_COLUMN_HELP = "The file's text column, when it differs from training."
+LAYOUT_HELP = ("The file's layout, as train's --set: data.text=..., data.id=..., "
+               "data.label=..., data.quoting=none")
+
+
 @app.command()
 @friendly_errors
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A finished run directory."),
     file: Path = typer.Argument(..., help="Labelled table with the recipe's columns."),
     out: Path | None = typer.Option(None, help="Write the metrics as JSON here."),
+    text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
 ) -> None:
     """Score a labelled file with a trained run; prints the metrics as JSON."""
     import fitclass
+    from fitclass.data.writers import atomic_write_bytes, check_output
 
+    if out is not None:
+        check_output(out)
     quiet_libraries()
-    metrics = fitclass.load_run(run_dir).evaluate(file)
+    with printed_warnings():
+        metrics = fitclass.load_run(run_dir).evaluate(file, text_column=text_column,
+                                                      overrides=set_)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
     if out is not None:
-        from fitclass.rundir import atomic_write_text
-
-        atomic_write_text(out, text)
+        atomic_write_bytes(out, text.encode("utf-8"))
+    if metrics["skipped_rows"]:
+        err.print(f"{len(metrics['skipped_rows'])} rows without a prediction were not scored "
+                  f"(skipped_rows)")
     print(text)
 
 
@@ -157,20 +191,43 @@ def evaluate(
 def predict(
     run_dir: Path = typer.Argument(..., help="A finished run directory."),
     file: Path = typer.Argument(..., help="Table with the recipe's text column(s); for image "
-                                          "runs, an image folder or a table of paths."),
-    out: Path = typer.Option(..., help="CSV to write: id, label, prob:<class>..."),
+                                          "runs, an image folder or a table of paths; - reads "
+                                          "one text per line from standard input."),
+    out: Path | None = typer.Option(None, help="File to write (.csv, .tsv, .jsonl, .parquet): "
+                                               "id, label, prob:<class>...; omitted or -: "
+                                               "standard output."),
+    format_: str | None = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet "
+                                                              "(default: --out's extension, "
+                                                              "else csv)."),
+    text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
     batch_size: int = typer.Option(64, help="Rows per inference batch."),
     engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
 ) -> None:
-    """Predict labels and class probabilities for every row of a file."""
+    """Predict labels and class probabilities for every row of a file (or of stdin)."""
     import fitclass
+    from fitclass.data import scoring, writers
 
+    target = None if out is None or str(out) == "-" else out
+    if target is not None:
+        writers.check_output(target)
+    kind = writers.output_format(target, format_)
     quiet_libraries()
-    frame = fitclass.load_run(run_dir).predict(file, batch_size=batch_size, engine=engine)
-    from fitclass.rundir import atomic_write_text
-
-    atomic_write_text(out, frame.to_csv(index=False))
-    err.print(f"{len(frame)} predictions written to {out}")
+    run = fitclass.load_run(run_dir)
+    inputs: Path | list[str] = file
+    if str(file) == "-":
+        scoring.check_line_inputs(run.scoring_data(text_column, set_), "standard input")
+        inputs = scoring.lines_of(sys.stdin.buffer.read())
+    # the table may go to stdout: anything a library prints goes to stderr instead
+    with printed_warnings(), redirect_stdout(sys.stderr):
+        frame = run.predict(inputs, batch_size=batch_size, engine=engine,
+                            text_column=text_column, overrides=set_)
+    if target is None:
+        sys.stdout.buffer.write(writers.table_bytes(frame, kind))
+        sys.stdout.flush()
+    else:
+        writers.write_table(frame, target)
+    err.print(f"{len(frame)} predictions written to {target or 'standard output'}")
 
 
 @app.command()

@@ -10,17 +10,16 @@ import numpy as np
 import pandas as pd
 
 from fitclass import rundir
-from fitclass.data import checks
-from fitclass.data.prepare import read_inputs, read_labelled, scoring_config
-from fitclass.data.table import Label, TextInput, TextTable, build_table
+from fitclass.data import scoring
+from fitclass.data.table import Label, TextInput, TextTable
 from fitclass.decide.decision import Decision
-from fitclass.errors import RunError
+from fitclass.errors import DataError, RunError
 from fitclass.models.base import Classifier
 from fitclass.models.registry import load_classifier
-from fitclass.recipe import Recipe, load_recipe
+from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.tasks import Task, make_task
 
-Inputs = Sequence[TextInput] | pd.DataFrame | str | Path
+Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
 
 
 class Run:
@@ -55,36 +54,43 @@ class Run:
         metrics: dict[str, Any] = self.dir.read_json(rundir.METRICS)
         return metrics
 
-    def _table(self, inputs: Inputs, *, need_labels: bool) -> TextTable:
-        if isinstance(inputs, str | Path):
-            path = Path(inputs)
-            # a file to score need not carry the recipe's id column (row index instead)
-            read = read_labelled if need_labels else read_inputs
-            return read(path, self.recipe.data, optional_id=True)
-        if isinstance(inputs, pd.DataFrame) and self.recipe.data.images is not None:
-            raise RunError(f"{self.path}: an image run predicts on an image folder, a table "
-                           f"file of image paths, or a list of image paths; not a DataFrame")
-        if isinstance(inputs, pd.DataFrame):
-            config = scoring_config(list(inputs.columns), self.recipe.data)
-            checks.check_columns(inputs, "frame", config, need_labels=need_labels)
-            report = checks.CheckReport()
-            report.add(checks.check_texts(inputs, "frame", config.text_columns))
-            if need_labels and isinstance(config.label, list):
-                report.add(checks.check_binary_labels(inputs, "frame", config.label))
-            elif need_labels and not config.multilabel:
-                report.add(checks.check_labels(inputs, "frame", config.label_columns[0]))
-            report.raise_errors()
-            with_labels = all(c in inputs.columns for c in config.label_columns)
-            return build_table(inputs.reset_index(drop=True), "frame", config,
-                               with_labels=with_labels)
-        texts = list(inputs)
-        return TextTable(source="texts", frame=pd.DataFrame({"text": texts}), texts=texts,
-                         labels=None, ids=[str(i) for i in range(len(texts))])
+    def scoring_data(self, text_column: str | list[str] | None = None,
+                     overrides: Sequence[str] | None = None) -> DataConfig:
+        """The recipe's `data` section adapted to a scored file's layout (see `predict`)."""
+        if text_column is None and not overrides:
+            return self.recipe.data
+        return scoring.scoring_data(self.recipe.data, text_column=text_column,
+                                    overrides=overrides)
 
-    def predict_proba(self, inputs: Inputs, batch_size: int = 64) -> np.ndarray:
-        """Calibrated probabilities (the run's temperature and prior correction applied)."""
-        texts = self._table(inputs, need_labels=False).texts
-        return self.decision.calibrate(self.classifier.predict_proba(texts, batch_size))
+    def _table(self, inputs: Inputs, *, need_labels: bool, keep_unusable: bool = False,
+               data: DataConfig | None = None) -> TextTable:
+        """Every input row (empty texts included); rows that cannot be predicted (bad images
+        under `on_bad_image: skip`) only with `keep_unusable`."""
+        table = scoring.scoring_table(inputs, data or self.recipe.data, need_labels=need_labels)
+        if keep_unusable:
+            return table
+        return rows_of(table, scoring.usable_rows(table))
+
+    def _probabilities(self, table: TextTable, classifier: Classifier,
+                       batch_size: int) -> np.ndarray:
+        """Uncalibrated probabilities, NaN for rows that cannot be predicted."""
+        rows = scoring.usable_rows(table)
+        probs = np.full((len(table), len(self.class_names)), np.nan)
+        if rows:
+            probs[rows] = classifier.predict_proba([table.texts[i] for i in rows], batch_size)
+        return probs
+
+    def predict_proba(self, inputs: Inputs, batch_size: int = 64, *,
+                      text_column: str | list[str] | None = None,
+                      overrides: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated probabilities (the run's temperature and prior correction applied), one
+        row per input; NaN for an input that cannot be predicted (see `predict`)."""
+        data = self.scoring_data(text_column, overrides)
+        table = self._table(inputs, need_labels=False, keep_unusable=True, data=data)
+        probs = self._probabilities(table, self.classifier, batch_size)
+        rows = scoring.usable_rows(table)
+        probs[rows] = self.decision.calibrate(probs[rows])
+        return probs
 
     def engine(self, name: str = "torch") -> Classifier:
         """The model for `name`: `torch` (the saved run) or `onnx` (its exported graph, int8
@@ -98,22 +104,67 @@ class Run:
             return onnx_classifier(self, quantized)
         raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
 
-    def predict(self, inputs: Inputs, batch_size: int = 64,
-                engine: str = "torch") -> pd.DataFrame:
-        """One row per input: its id (or row index), the predicted `label` (multi-label:
-        `labels`, names joined with '|'), and `prob:<class>` per class."""
-        table = self._table(inputs, need_labels=False)
-        probs = self.engine(engine).predict_proba(table.texts, batch_size)
-        return prediction_frame(table, probs, self.task, self.decision)
+    def predict(self, inputs: Inputs, batch_size: int = 64, engine: str = "torch", *,
+                text_column: str | list[str] | None = None,
+                overrides: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per input, in input order: its id (or row index), the predicted `label`
+        (multi-label: `labels`, names joined with '|'), and `prob:<class>` per class.
 
-    def evaluate(self, inputs: Inputs, batch_size: int = 64,
-                 use_decision: bool = True) -> dict[str, Any]:
-        """The metrics dict (same keys as `metrics.json`) on a labelled file or frame;
+        Empty texts are predicted (a `DataWarning` names their rows). Image runs add an
+        `error` column: under `data.on_bad_image: skip` an unreadable image keeps its row with
+        the reason there, an empty label and NaN probabilities. `text_column` names the text
+        column of a file laid out apart from training; `overrides` (`--set` syntax) sets
+        `data.text`, `data.id`, `data.label`, `data.quoting`... (see docs/recipe.md)."""
+        data = self.scoring_data(text_column, overrides)
+        table = self._table(inputs, need_labels=False, keep_unusable=True, data=data)
+        probs = self._probabilities(table, self.engine(engine), batch_size)
+        rows = scoring.usable_rows(table)
+        predicted = prediction_frame(rows_of(table, rows), probs[rows], self.task,
+                                     self.decision)
+        if data.images is None:
+            return predicted
+        return with_unpredicted_rows(predicted, table, rows)
+
+    def evaluate(self, inputs: Inputs, batch_size: int = 64, use_decision: bool = True, *,
+                 text_column: str | list[str] | None = None,
+                 overrides: Sequence[str] | None = None) -> dict[str, Any]:
+        """The metrics dict (same keys as `metrics.json`) on a labelled file or frame, plus
+        `skipped_rows`: ids of rows without a prediction (bad images under `on_bad_image:
+        skip`), which are not scored. Empty texts are scored like any other row.
         `use_decision=False` scores argmax / 0.5 thresholds on uncalibrated probabilities."""
-        table = self._table(inputs, need_labels=True)
+        data = self.scoring_data(text_column, overrides)
+        table = self._table(inputs, need_labels=True, keep_unusable=True, data=data)
+        rows = scoring.usable_rows(table)
+        if not rows:
+            raise DataError(f"{table.source}: none of its {len(table)} rows can be predicted "
+                            f"(see the warnings above); nothing to score")
+        skipped = [table.ids[i] for i in sorted(set(range(len(table))) - set(rows))]
+        table = rows_of(table, rows)
         probs = self.classifier.predict_proba(table.texts, batch_size)
         decision = self.decision if use_decision else self.task.default_decision()
-        return self.task.metrics(table.targets(self.class_names), probs, decision)
+        metrics = self.task.metrics(table.targets(self.class_names), probs, decision)
+        return {**metrics, "skipped_rows": skipped}
+
+
+def rows_of(table: TextTable, rows: list[int]) -> TextTable:
+    """The table's `rows` (the table itself when that is every row)."""
+    return table if len(rows) == len(table) else table.subset(np.array(rows, dtype=int))
+
+
+def with_unpredicted_rows(predicted: pd.DataFrame, table: TextTable,
+                          rows: list[int]) -> pd.DataFrame:
+    """`predicted` (the usable `rows` of `table`) spread back over every row of `table`:
+    the others keep their id (and true label), an empty label, NaN probabilities, and their
+    reason in `error`."""
+    full = predicted.set_axis(rows).reindex(range(len(table)))
+    full[table.id_column] = table.ids
+    for column in ("label", "labels"):
+        if column in full.columns:
+            full[column] = full[column].fillna("")
+        if f"true_{column}" in full.columns and table.labels is not None:
+            full[f"true_{column}"] = label_strings(table.labels)
+    full["error"] = scoring.row_errors(table)
+    return full.reset_index(drop=True)
 
 
 def prediction_frame(table: TextTable, probs: np.ndarray, task: Task,
@@ -129,12 +180,16 @@ def predictions_for(ids: list[str], id_column: str, labels: list[Label] | None,
     frame = pd.DataFrame({id_column: ids})
     column = "labels" if task.multilabel else "label"
     if labels is not None:
-        frame[f"true_{column}"] = [label if isinstance(label, str) else "|".join(label)
-                                   for label in labels]
+        frame[f"true_{column}"] = label_strings(labels)
     frame[column] = task.label_strings(decision.predict(calibrated))
     for i, name in enumerate(task.class_names):
         frame[f"prob:{name}"] = calibrated[:, i]
     return frame
+
+
+def label_strings(labels: list[Label]) -> list[str]:
+    """Class names; a multi-label row's names joined with '|'."""
+    return [label if isinstance(label, str) else "|".join(label) for label in labels]
 
 
 def load_run(path: str | Path) -> Run:

@@ -1,7 +1,8 @@
 """Image data checks, each a function from scanned files (`image_io.ImageInfo`) to a `Finding`.
 
 Bad files (missing, unreadable, truncated) are errors under `data.on_bad_image: fail` and
-warnings (the rows dropped) under `skip`. Mode conversions and EXIF rotations are counted;
+warnings under `skip` (the rows dropped from training; kept without a prediction when a
+finished run scores them). Mode conversions and EXIF rotations are counted;
 extreme sizes, exact duplicates (SHA-256 of the bytes) and near duplicates (dHash Hamming
 distance) inside train, and either kind across train and validation (leakage), are warnings.
 """
@@ -28,9 +29,10 @@ def _listed(items: list[str]) -> str:
     return "; ".join(shown) + more
 
 
-def check_bad_images(infos: list[ImageInfo], source: str,
-                     on_bad: Literal["fail", "skip"]) -> Finding | None:
-    """Files that could not be read or fully decoded, with the reason for each."""
+def check_bad_images(infos: list[ImageInfo], source: str, on_bad: Literal["fail", "skip"],
+                     *, kept: bool = False) -> Finding | None:
+    """Files that could not be read or fully decoded, with the reason for each; `kept`: the
+    rows stay, without a prediction (scoring under `skip`)."""
     bad = [i for i, info in enumerate(infos) if info.error is not None]
     if not bad:
         return None
@@ -40,8 +42,9 @@ def check_bad_images(infos: list[ImageInfo], source: str,
                        f"{source}: {len(bad)} images cannot be used: {_listed(listed)}; replace "
                        f"or remove them, or set data.on_bad_image: skip to drop them",
                        count=len(bad), rows=bad[:100], examples=listed[:100])
+    fate = "have no prediction (their error column says why)" if kept else "dropped"
     return Finding("warning", "bad_image",
-                   f"{source}: {len(bad)} unreadable images dropped (data.on_bad_image: skip): "
+                   f"{source}: {len(bad)} unreadable images {fate} (data.on_bad_image: skip): "
                    f"{_listed(listed)}", count=len(bad), rows=bad[:100], examples=listed[:100])
 
 

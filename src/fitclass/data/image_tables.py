@@ -17,12 +17,14 @@ import pandas as pd
 from fitclass.data import checks, image_checks
 from fitclass.data.image_io import IMAGE_SUFFIXES, ImageInfo, scan_images
 from fitclass.data.readers import read_table
-from fitclass.data.table import Label, TextTable, read_labels
+from fitclass.data.table import TextTable, read_labels
 from fitclass.errors import DataError
 from fitclass.recipe import DataConfig, ImagesConfig
 
 #: The path and label columns of a folder layout's frame.
 FOLDER_PATH, FOLDER_LABEL = "path", "label"
+#: Frame column of rows kept without a prediction: why the image could not be used.
+ERROR_COLUMN = "_error"
 
 
 def resolve_layout(config: DataConfig) -> DataConfig:
@@ -71,7 +73,8 @@ def folder_frame(folder: Path, need_labels: bool) -> tuple[pd.DataFrame, bool]:
 
 
 def _table_frame(path: Path, config: DataConfig, images: ImagesConfig, need_labels: bool,
-                 limit: int | None, report: checks.CheckReport) -> tuple[pd.DataFrame, bool]:
+                 limit: int | None, report: checks.CheckReport, keep_bad: bool
+                 ) -> tuple[pd.DataFrame, bool]:
     frame = read_table(path, limit=limit, quoting=config.quoting)
     columns = list(frame.columns)
     labelled = all(c in columns for c in config.label_columns)
@@ -83,8 +86,8 @@ def _table_frame(path: Path, config: DataConfig, images: ImagesConfig, need_labe
             if name not in columns:
                 raise DataError(f"{path}: column {name!r} not found; columns are {columns}; "
                                 f"set {key} to one of them")
-    empty = np.flatnonzero([not str(v).strip() for v in frame[images.column]]).tolist()
-    if empty:
+    empty = np.flatnonzero([not _path_text(v) for v in frame[images.column]]).tolist()
+    if empty and not keep_bad:  # when kept, such rows carry the reason (see _scanned)
         report.add(checks.Finding(
             "error", "empty_path", f"{path}: {checks.where(path, empty)}: column "
             f"{images.column!r} has no image path; fill or delete these rows",
@@ -96,6 +99,13 @@ def _table_frame(path: Path, config: DataConfig, images: ImagesConfig, need_labe
     return frame, labelled
 
 
+def _path_text(value: object) -> str:
+    """A path cell as text; a missing cell (JSONL null, NaN) is no path."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
 def _sample(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     """At most `limit` rows of a folder listing, spread over all classes (seeded)."""
     if limit is None or limit >= len(frame):
@@ -105,9 +115,11 @@ def _sample(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 
 def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckReport, *,
-                     need_labels: bool, limit: int | None = None) -> TextTable:
+                     need_labels: bool, limit: int | None = None,
+                     keep_bad: bool = False) -> TextTable:
     """Read a folder or table of images, decode every file once, record the image checks
-    in `report` and raise on errors; bad files are dropped under `on_bad_image: skip`."""
+    in `report` and raise on errors; bad files are dropped under `on_bad_image: skip`, or,
+    with `keep_bad` (scoring), kept with their reason in column `ERROR_COLUMN`."""
     path, images = Path(path), config.images or ImagesConfig()
     if not path.exists():
         raise DataError(f"{path}: not found; data.train / data.valid must name an image "
@@ -119,34 +131,61 @@ def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckR
         frame, labelled = folder_frame(path, need_labels)
         frame, column, base = _sample(frame, limit), FOLDER_PATH, path
     else:
-        frame, labelled = _table_frame(path, config, images, need_labels, limit, report)
+        frame, labelled = _table_frame(path, config, images, need_labels, limit, report,
+                                       keep_bad)
         column, base = images.column, path.parent
     report.raise_errors()
-    files = [str(p if p.is_absolute() else (base / p).resolve())
-             for p in (Path(str(v).strip()) for v in frame[column])]
-    infos = scan_images(files, images.threads)
-    report.add(image_checks.check_bad_images(infos, str(path), config.on_bad_image))
+    table = _scanned(frame, column, base, str(path), config, report, keep_bad)
+    if labelled:
+        table.labels = (list(map(str, table.frame[FOLDER_LABEL])) if path.is_dir()
+                        else read_labels(table.frame, config))
+    if config.id is not None and not path.is_dir():
+        table.ids, table.id_column = [str(v) for v in table.frame[config.id]], config.id
+    return table
+
+
+def image_list_table(paths: list[str], config: DataConfig,
+                     report: checks.CheckReport) -> TextTable:
+    """Image paths given as a list (Python API, standard input), scanned so that unreadable
+    ones are kept with their reason (`on_bad_image: skip` at scoring); rows are identified by
+    their 0-based position."""
+    frame = pd.DataFrame({FOLDER_PATH: paths})
+    table = _scanned(frame, FOLDER_PATH, Path.cwd(), "inputs", config, report, keep_bad=True)
+    table.ids, table.id_column = [str(i) for i in range(len(paths))], "row"
+    return table
+
+
+def _scanned(frame: pd.DataFrame, column: str, base: Path, source: str, config: DataConfig,
+             report: checks.CheckReport, keep_bad: bool) -> TextTable:
+    """Decode every file of `frame[column]` once and keep the readable rows (or, with
+    `keep_bad`, every row, the unreadable ones with their reason in `ERROR_COLUMN`)."""
+    images = config.images or ImagesConfig()
+    cells = [_path_text(v) for v in frame[column]]
+    files = [str(p if p.is_absolute() else (base / p).resolve()) if cell else ""
+             for cell, p in ((c, Path(c)) for c in cells)]
+    scanned = iter(scan_images([f for f in files if f], images.threads))
+    infos = [next(scanned) if f else ImageInfo("", error=f"no image path in column {column!r}")
+             for f in files]
+    report.add(image_checks.check_bad_images(infos, source, config.on_bad_image, kept=keep_bad))
     report.raise_errors()
     keep = [i for i, info in enumerate(infos) if info.error is None]
-    if not keep:
-        raise DataError(f"{path}: none of the {len(infos)} images could be read")
+    if not keep and not keep_bad:
+        raise DataError(f"{source}: none of the {len(infos)} images could be read")
     good = [infos[i] for i in keep]
-    for finding in (image_checks.check_modes(good, str(path)),
-                    image_checks.check_orientation(good, str(path)),
-                    image_checks.check_sizes(good, str(path), images)):
+    for finding in (image_checks.check_modes(good, source),
+                    image_checks.check_orientation(good, source),
+                    image_checks.check_sizes(good, source, images)):
         report.add(finding)
-    frame = _with_scan(frame.iloc[keep].reset_index(drop=True), good)
-    labels: list[Label] | None = None
-    if labelled:
-        labels = (list(map(str, frame[FOLDER_LABEL])) if path.is_dir()
-                  else read_labels(frame, config))
-    table_ids = config.id is not None and not path.is_dir()
+    rows = list(range(len(infos))) if keep_bad else keep
+    frame = _with_scan(frame.iloc[rows].reset_index(drop=True), [infos[i] for i in rows])
+    if keep_bad:
+        frame[ERROR_COLUMN] = [infos[i].error or "" for i in rows]
     return TextTable(
-        source=str(path), frame=frame, texts=[files[i] for i in keep], labels=labels,
-        ids=[str(v) for v in frame[config.id if table_ids and config.id else column]],
+        source=source, frame=frame, texts=[files[i] for i in rows], labels=None,
+        ids=[str(v) for v in frame[column]],
         groups=(frame[config.group].astype(str).to_numpy()
                 if config.group and config.group in frame.columns else None),
-        id_column=config.id if table_ids and config.id else column, positions=keep)
+        id_column=column, positions=rows)
 
 
 def _with_scan(frame: pd.DataFrame, infos: list[ImageInfo]) -> pd.DataFrame:
