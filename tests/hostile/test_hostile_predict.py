@@ -127,7 +127,8 @@ def bert_run(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
 def test_empty_text_on_every_model_kind(tfidf_run: fitclass.Run, bert_run: fitclass.Run,
                                         tmp_path: Path) -> None:
     """Tokenizers give [CLS] [SEP] for '', TF-IDF a zero vector: no model kind crashes."""
-    texts = ["", "pizza with cheese", "  ", ""]  # a batch of nothing but empty texts too
+    # a frame, as read from a file; batch size 1 makes batches of nothing but empty texts
+    texts = pd.DataFrame({"text": ["", "pizza with cheese", "  ", None]})
     ensemble = fitclass.ensemble([tfidf_run.path, bert_run.path], tmp_path / "ensemble",
                                  method="mean")
     for run in (tfidf_run, bert_run, ensemble):

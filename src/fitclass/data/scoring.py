@@ -152,6 +152,8 @@ def check_line_inputs(config: DataConfig, source: str) -> None:
 
 
 def _file_table(path: Path, config: DataConfig, *, need_labels: bool) -> TextTable:
+    if not path.exists():
+        raise DataError(f"{path}: not found; give the file (or image folder) to score")
     if config.images is not None:
         report = checks.CheckReport()
         table = read_image_table(path, config, report, need_labels=need_labels,
