@@ -18,8 +18,10 @@ from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.models.loading import read_model_info
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import damaged, read_json_object
 from fitclass.training.context import FitContext, FitResult
 
 
@@ -31,9 +33,73 @@ def resolve_member(model_dir: Path, member: dict[str, str]) -> Path:
         return relative
     absolute = Path(member["absolute"])
     if (absolute / "status.json").is_file():
-        return absolute
+        return absolute.resolve()
     raise RunError(f"{model_dir}: ensemble member not found at {relative} or {absolute}; "
                    f"keep member runs next to the ensemble or at their original paths")
+
+
+def member_runs(run_path: Path) -> list[Path]:
+    """The member run folders of the ensemble run at `run_path` ([] for any other run)."""
+    model_dir = run_path / "model"
+    info_path = model_dir / MODEL_INFO
+    if not info_path.is_file():
+        return []
+    info = read_json_object(info_path, {"kind": str})
+    if info["kind"] != EnsembleClassifier.kind:
+        return []
+    return [resolve_member(model_dir, m) for m in checked_members(info.get("members"),
+                                                                  info_path)]
+
+
+def find_cycle(run_path: Path, trail: tuple[Path, ...] = ()) -> list[Path] | None:
+    """A chain of ensembles that leads from `run_path` back into `trail` (or to itself),
+    following members through nested ensembles; None when there is none."""
+    here = run_path.resolve()
+    if here in trail:
+        return [*trail[trail.index(here):], here]
+    for member in member_runs(here):
+        cycle = find_cycle(member, (*trail, here))
+        if cycle is not None:
+            return cycle
+    return None
+
+
+def check_no_cycle(run_path: Path) -> None:
+    """Refuse an ensemble that contains itself, directly or through other ensembles (it
+    would recurse forever when predicting)."""
+    cycle = find_cycle(run_path)
+    if cycle is not None:
+        raise RunError(f"ensemble cycle: {' -> '.join(map(str, cycle))}; an ensemble cannot "
+                       f"be its own member. Rebuild it with `fitclass ensemble` from runs "
+                       f"that do not contain it")
+
+
+def checked_members(members: Any, path: Path) -> list[dict[str, str]]:
+    """The saved member list: objects with string `relative` and `absolute` paths."""
+    if (not isinstance(members, list) or not members
+            or not all(isinstance(m, dict) and isinstance(m.get("relative"), str)
+                       and isinstance(m.get("absolute"), str) for m in members)):
+        raise damaged(path, "should list members as {relative, absolute} paths")
+    return members
+
+
+def checked_combiner(payload: dict[str, Any], members: int, classes: int,
+                     path: Path) -> Combiner:
+    """The saved combiner, its weights (or meta-model) sized for the members and classes."""
+    try:
+        combiner = Combiner.from_dict(payload)
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged(path, f"has an unreadable combiner ({type(error).__name__}: {error})"
+                      ) from None
+    weights_ok = combiner.weights.shape == (members,) and np.isfinite(combiner.weights).all()
+    meta_ok = combiner.meta_coef is None or (
+        combiner.meta_coef.ndim == 2 and combiner.meta_coef.shape[1] == members * classes
+        and combiner.meta_intercept is not None
+        and combiner.meta_intercept.shape == (combiner.meta_coef.shape[0],))
+    if not (weights_ok and meta_ok):
+        raise damaged(path, f"has a combiner that does not fit {members} members and "
+                            f"{classes} classes")
+    return combiner
 
 
 class EnsembleClassifier(Classifier):
@@ -59,6 +125,10 @@ class EnsembleClassifier(Classifier):
         stacked = []
         for path in self.member_paths():
             member = load_run(path)
+            if member.class_names != self.class_names:
+                raise RunError(f"{path}: member classes {member.class_names} differ from the "
+                               f"ensemble's {self.class_names}; rebuild the ensemble with "
+                               f"`fitclass ensemble`")
             stacked.append(member.predict_proba(list(texts), batch_size))
             del member  # one member in memory at a time
         return np.stack(stacked)
@@ -86,9 +156,13 @@ class EnsembleBackbone(Backbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> EnsembleClassifier:
-        info = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
-        return EnsembleClassifier(info["class_names"], info["members"],
-                                  Combiner.from_dict(info["combiner"]), model_dir)
+        path = model_dir / MODEL_INFO
+        info = read_model_info(model_dir, {"members": list, "combiner": dict})
+        members = checked_members(info["members"], path)
+        combiner = checked_combiner(info["combiner"], len(members), len(info["class_names"]),
+                                    path)
+        check_no_cycle(model_dir.parent)
+        return EnsembleClassifier(info["class_names"], members, combiner, model_dir)
 
 
 @register_backbone("ensemble")
