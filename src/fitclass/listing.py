@@ -21,7 +21,11 @@ def find_runs(root: Path, depth: int = 0) -> list[Path]:
     if not root.is_dir() or depth > MAX_DEPTH:
         return []
     found = [root] if (root / rundir.STATUS).is_file() else []
-    for child in sorted(root.iterdir()):
+    try:
+        children = sorted(root.iterdir())
+    except OSError:  # a folder we may not read holds no run we could list
+        return found
+    for child in children:
         if child.is_dir() and child.name not in (rundir.MODEL, rundir.CHECKPOINTS):
             found += find_runs(child, depth + 1)
     return found

@@ -39,9 +39,11 @@ class Run:
         self.recipe: Recipe = self._read_recipe()
         self.class_names: list[str] = rundir.read_labels(self.dir)["classes"]
         # labels.json and the model's own saved names must agree before anything predicts
-        model_info = read_model_info(self.dir.model_dir)
-        rundir.check_same_classes(self.dir.file(rundir.LABELS), self.class_names,
-                                  self.dir.model_dir / MODEL_INFO, model_info["class_names"])
+        # (a run without model/, such as a DDP worker's scratch copy, is checked on use)
+        if self.dir.model_dir.exists():
+            model_info = read_model_info(self.dir.model_dir)
+            rundir.check_same_classes(self.dir.file(rundir.LABELS), self.class_names,
+                                      self.dir.model_dir / MODEL_INFO, model_info["class_names"])
         self.task: Task = make_task(self.recipe.task, self.class_names)
         self.decision: Decision = self._read_decision()
         self._classifier: Classifier | None = None

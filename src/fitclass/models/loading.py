@@ -25,12 +25,21 @@ MAX_IMAGE_SIDE = 4096
 WEIGHTS = "model.safetensors"
 
 
-def read_model_info(model_dir: Path, required: dict[str, type | tuple[type, ...]] | None = None
-                    ) -> dict[str, Any]:
-    """`fitclass_model.json`: its `kind`, its `class_names` and any `required` typed keys."""
+def model_info_path(model_dir: Path) -> Path:
+    """The `fitclass_model.json` of `model_dir`, which must be there."""
     if not model_dir.is_dir():
         raise rundir.damaged(model_dir, "is missing (the saved model folder)")
     path = model_dir / MODEL_INFO
+    if not path.is_file():
+        raise RunError(f"{path} is missing: {model_dir} is not a saved fitclass model; if it "
+                       f"is a run's model folder, {rundir.DAMAGED}")
+    return path
+
+
+def read_model_info(model_dir: Path, required: dict[str, type | tuple[type, ...]] | None = None
+                    ) -> dict[str, Any]:
+    """`fitclass_model.json`: its `kind`, its `class_names` and any `required` typed keys."""
+    path = model_info_path(model_dir)
     info = rundir.read_json_object(path, {"kind": str, "class_names": list, **(required or {})})
     rundir.check_class_names(path, info["class_names"], "class_names")
     return info

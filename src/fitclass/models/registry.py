@@ -12,9 +12,9 @@ from pathlib import Path
 
 from fitclass.errors import RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
-from fitclass.models.loading import load_failure, read_model_info
+from fitclass.models.loading import load_failure, model_info_path, read_model_info
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import check_same_classes
+from fitclass.rundir import check_same_classes, read_json_object
 
 BackboneFactory = Callable[[ModelConfig], Backbone]
 
@@ -92,11 +92,11 @@ def load_classifier(model_dir: Path, class_names: list[str] | None = None,
     `labels.json`, at `labels_path`), the model's own saved class names must match them."""
     _ensure_builtins()
     model_dir = Path(model_dir)
-    info = read_model_info(model_dir)
-    kind = info["kind"]
+    kind = read_json_object(model_info_path(model_dir), {"kind": str})["kind"]
     if kind not in _KINDS:
         raise RunError(f"{model_dir / MODEL_INFO}: unknown model kind {kind!r}; known: "
                        f"{sorted(_KINDS)}")
+    info = read_model_info(model_dir)
     if class_names is not None:
         check_same_classes(labels_path or model_dir.parent / "labels.json", class_names,
                            model_dir / MODEL_INFO, info["class_names"])
