@@ -22,7 +22,8 @@ from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
 from fitclass.errors import FitclassError, RunError
-from fitclass.models.ensemble import EnsembleClassifier, find_cycle
+from fitclass.models.ensemble import EnsembleClassifier
+from fitclass.models.members import find_cycle
 from fitclass.recipe import SELECTABLE_METRICS, load_recipe
 from fitclass.run import Run, load_run, predictions_for
 from fitclass.tasks import Task

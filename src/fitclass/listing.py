@@ -11,6 +11,7 @@ from typing import Any
 from fitclass import rundir
 from fitclass.errors import RunError
 from fitclass.models.loading import read_model_info
+from fitclass.models.members import check_no_cycle
 
 MAX_DEPTH = 4  # runs nest inside sweeps, audits and seed ensembles
 
@@ -41,6 +42,7 @@ def check_finished_files(run: rundir.RunDir) -> None:
         rundir.check_safetensors(weights)
     if run.file(rundir.VALID_PROBS).exists():
         rundir.check_safetensors(run.file(rundir.VALID_PROBS))
+    check_no_cycle(run.path)  # an ensemble: its members are there and never lead back
 
 
 def nested(mapping: Any, *keys: str) -> Any:

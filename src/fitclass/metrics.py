@@ -146,8 +146,9 @@ def multilabel_metrics(
 
 #: Metrics where lower is better; `loss` (the loop's validation loss) compares as log-loss.
 LOWER_IS_BETTER = {"log_loss", "hamming_loss", "loss"}
-DEGENERATE_HINT = ("it has learned nothing useful from its inputs: check the labels, lower "
-                   "or raise train.lr, train longer, or see imbalance in docs/recipe.md")
+DEGENERATE_HINT = ("it has learned nothing useful from its inputs: check the labels and the "
+                   "training settings (train.lr, train.epochs; model.C for tfidf) and see "
+                   "`imbalance` in docs/recipe.md")
 
 
 def degenerate_reasons(targets: np.ndarray, probs: np.ndarray, predictions: np.ndarray,

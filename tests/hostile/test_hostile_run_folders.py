@@ -251,6 +251,9 @@ def test_an_ensemble_cycle_is_refused(ensembles: dict[str, Path], tmp_path: Path
     with pytest.raises(RunError, match="ensemble cycle") as error:
         use_run(tmp_path / "nested")
     assert "pair" in str(error.value) and "nested" in str(error.value)
+    statuses = {Path(row["run"]).name: row["status"] for row in list_runs(tmp_path)}
+    assert statuses["first"] == "finished"
+    assert statuses["pair"].startswith("broken: ensemble cycle")
 
 
 def test_ensemble_refuses_an_out_folder_among_its_members(ensembles: dict[str, Path]) -> None:
