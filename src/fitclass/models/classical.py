@@ -178,10 +178,12 @@ def vectorizer_settings(saved: dict[str, Any], path: Path) -> dict[str, Any]:
     by the texts) is refused."""
     unknown = sorted(set(saved) - set(VECTORIZER_SETTINGS))
     missing = [key for key in VECTORIZER_SETTINGS if key not in saved]
-    if unknown or missing:
-        raise damaged(path, f"has vectorizer keys {unknown or ''}{missing or ''} "
-                            f"{'that fitclass never writes' if unknown else 'missing'}; "
+    if unknown:
+        raise damaged(path, f"has vectorizer keys fitclass never writes: {unknown}; "
                             f"expected exactly {list(VECTORIZER_SETTINGS)}")
+    if missing:
+        raise damaged(path, f"has no vectorizer keys {missing}; expected exactly "
+                            f"{list(VECTORIZER_SETTINGS)}")
 
     def refuse(key: str, expected: str) -> RunError:
         return damaged(path, f"has vectorizer.{key} = {saved[key]!r}; expected {expected}")
