@@ -79,7 +79,7 @@ def test_default_run_path_is_under_runs(tmp_path: Path, train_csv: Path, recipe_
 def test_load_run_errors(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="no such run directory"):
         fitclass.load_run(tmp_path / "nothing")
-    with pytest.raises(RunError, match=r"not a finished run \(status: None\)"):
+    with pytest.raises(RunError, match=r"not a fitclass run directory \(no status.json\)"):
         fitclass.load_run(tmp_path)
 
 

@@ -16,10 +16,12 @@ import pandas as pd
 from fitclass import rundir
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
+from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
 from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
 from fitclass.errors import Pruned, RunError
+from fitclass.metrics import degenerate_reasons
 from fitclass.models.base import Backbone
 from fitclass.models.registry import get_backbone
 from fitclass.noise.actions import apply_noise_action
@@ -78,6 +80,8 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     metrics["calibration"] = decision.report
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
+    metrics["warnings"] = degenerate_reasons(targets, probs, decision.predict(
+        decision.calibrate(probs)), prepared.class_names, recipe.train.select.metric)
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
     staged = run.path / ".model.staging"
@@ -87,7 +91,9 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     rundir.replace_dir(staged, run.model_dir)
     run.write_json(rundir.LABELS, {
         "task": recipe.task, "classes": prepared.class_names,
-        "train_counts": class_counts(train_targets, len(prepared.class_names)).tolist()})
+        "train_counts": class_counts(train_targets, len(prepared.class_names)).tolist(),
+        "data_fingerprint": data_fingerprint(recipe.data, prepared.valid,
+                                             prepared.class_names)})
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
     if result.dynamics is not None:

@@ -64,6 +64,8 @@ def print_summary(run: Any) -> None:
     keys = [select["metric"], "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
     err.print("  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys)
                         if metrics.get(k) is not None))
+    for message in metrics.get("warnings") or []:
+        err.print(f"[bold red]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
 from fitclass.errors import FitclassError, RunError
 from fitclass.models.ensemble import EnsembleClassifier
+from fitclass.models.members import find_cycle
 from fitclass.recipe import SELECTABLE_METRICS, load_recipe
 from fitclass.run import Run, load_run, predictions_for
 from fitclass.tasks import Task
@@ -42,6 +43,16 @@ def check_members(members: Sequence[Run]) -> None:
         if member.class_names != first.class_names:
             raise RunError(f"{member.path}: classes {member.class_names} differ from "
                            f"{first.path} {first.class_names}; members need the same label set")
+
+
+def refuse_out_among_members(out: Path, members: Sequence[Run]) -> None:
+    """`out` must not be a member, nor inside one through nested ensembles: writing there
+    would make an ensemble that contains itself (and --overwrite would delete a member)."""
+    for member in members:
+        cycle = find_cycle(member.path, (out.resolve(),))
+        if cycle is not None:
+            raise RunError(f"--out {out} is a member of this ensemble "
+                           f"({' -> '.join(map(str, cycle))}); choose another --out folder")
 
 
 def _labels_from(column: pd.Series, multilabel: bool) -> list[Label]:
@@ -113,6 +124,7 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
                             f"{sorted(combiners.METHODS)}")
     members = [load_run(path) for path in run_dirs]
     check_members(members)
+    refuse_out_among_members(Path(out), members)
     first, task = members[0], members[0].task
     metric = metric or first.recipe.train.select.metric
     if metric not in SELECTABLE_METRICS:

@@ -1,14 +1,17 @@
-"""`fitclass runs`: the runs under a folder, one row each, sortable by a metric."""
+"""`fitclass runs`: the runs under a folder, one row each, sortable by a metric.
+
+A damaged run never stops the listing: it is listed with status `broken: <reason>`.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fitclass import rundir
+from fitclass.errors import RunError
+from fitclass.models.loading import read_model_info
+from fitclass.models.members import check_no_cycle
 
 MAX_DEPTH = 4  # runs nest inside sweeps, audits and seed ensembles
 
@@ -19,31 +22,68 @@ def find_runs(root: Path, depth: int = 0) -> list[Path]:
     if not root.is_dir() or depth > MAX_DEPTH:
         return []
     found = [root] if (root / rundir.STATUS).is_file() else []
-    for child in sorted(root.iterdir()):
+    try:
+        children = sorted(root.iterdir())
+    except OSError:  # a folder we may not read holds no run we could list
+        return found
+    for child in children:
         if child.is_dir() and child.name not in (rundir.MODEL, rundir.CHECKPOINTS):
             found += find_runs(child, depth + 1)
     return found
 
 
+def check_finished_files(run: rundir.RunDir) -> None:
+    """The files a finished run is used through are there and readable (headers only:
+    listing stays fast); a `RunError` names the first that is not."""
+    rundir.read_labels(run)
+    rundir.read_metrics(run)
+    read_model_info(run.model_dir)
+    for weights in sorted(run.model_dir.glob("*.safetensors")):
+        rundir.check_safetensors(weights)
+    if run.file(rundir.VALID_PROBS).exists():
+        rundir.check_safetensors(run.file(rundir.VALID_PROBS))
+    check_no_cycle(run.path)  # an ensemble: its members are there and never lead back
+
+
+def nested(mapping: Any, *keys: str) -> Any:
+    """mapping[k1][k2]...; None where a level is absent or not a mapping."""
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
 def describe(path: Path) -> dict[str, Any]:
-    """One run's summary row; unfinished runs show their status and what is known."""
-    status = json.loads((path / rundir.STATUS).read_text(encoding="utf-8"))
-    recipe: dict[str, Any] = {}
-    if (path / rundir.RECIPE).is_file():
-        recipe = yaml.safe_load((path / rundir.RECIPE).read_text(encoding="utf-8")) or {}
-    metrics: dict[str, Any] = {}
-    if (path / rundir.METRICS).is_file():
-        metrics = json.loads((path / rundir.METRICS).read_text(encoding="utf-8"))
-    select = (metrics.get("select") or {}).get("metric") or \
-        recipe.get("train", {}).get("select", {}).get("metric")
-    return {
-        "run": str(path), "name": recipe.get("name") or path.name,
-        "task": recipe.get("task"), "backbone": (recipe.get("model") or {}).get("backbone"),
-        "status": status.get("status"), "started": status.get("started"),
-        "select_metric": select, "select_value": metrics.get(select) if select else None,
+    """One run's summary row; unfinished runs show their status and what is known, damaged
+    ones `broken: <reason>`."""
+    run = rundir.RunDir(path)
+    row: dict[str, Any] = {"run": str(path), "name": path.name, "task": None, "backbone": None,
+                           "status": None, "started": None, "select_metric": None,
+                           "select_value": None, "accuracy": None, "macro_f1": None,
+                           "micro_f1": None, "log_loss": None, "n_valid": None, "error": None}
+    try:
+        status = rundir.read_status(run)
+        row |= {"status": status["status"], "started": status.get("started"),
+                "error": status.get("error")}
+        finished = status["status"] == "finished"
+        # an unfinished run may have died before writing its recipe
+        recipe = (rundir.read_recipe_dict(run) if finished or run.file(rundir.RECIPE).exists()
+                  else {})
+        row |= {"name": recipe.get("name") or path.name, "task": recipe.get("task"),
+                "backbone": nested(recipe, "model", "backbone")}
+        if finished:
+            check_finished_files(run)
+        metrics = rundir.read_metrics(run) if run.file(rundir.METRICS).is_file() else {}
+    except RunError as error:
+        return row | {"status": f"broken: {str(error).removesuffix('; ' + rundir.DAMAGED)}"}
+    select = nested(metrics, "select", "metric") or nested(recipe, "train", "select", "metric")
+    return row | {
+        "select_metric": select,
+        "select_value": metrics.get(select) if isinstance(select, str) else None,
         "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
         "micro_f1": metrics.get("micro_f1"), "log_loss": metrics.get("log_loss"),
-        "n_valid": metrics.get("n"), "error": status.get("error"),
+        "n_valid": metrics.get("n"),
     }
 
 

@@ -13,13 +13,17 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from fitclass.errors import RunError
+
+if TYPE_CHECKING:
+    from fitclass.decide.decision import Decision
 
 RECIPE = "recipe.yaml"
 LABELS = "labels.json"
@@ -35,6 +39,8 @@ DYNAMICS = "dynamics.csv"
 VALID_PROBS = "valid_probs.safetensors"
 REPORT = "report.html"
 CHECKPOINTS = "checkpoints"
+#: What to do about a damaged run file, appended to every such error.
+DAMAGED = "the run folder is damaged: retrain it, or restore the file from a copy"
 
 
 def now() -> str:
@@ -117,14 +123,18 @@ class RunDir:
         os.replace(staged, path)
 
     def read_arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays of an optional safetensors file ({} when absent); a damaged file is a
+        `RunError` naming it."""
         path = self.file(name)
-        return load_file(str(path)) if path.is_file() else {}
+        return read_safetensors(path) if path.is_file() else {}
 
     def read_json(self, name: str) -> Any:
+        """A JSON file of the run; missing or damaged is a `RunError` naming the file."""
         path = self.file(name)
-        if not path.is_file():
-            raise RunError(f"{self.path}: {name} is missing; is this a fitclass run directory?")
-        return json.loads(path.read_text(encoding="utf-8"))
+        if not path.exists():
+            raise RunError(f"{path} is missing; is {self.path} a fitclass run directory? If it "
+                           f"is, {DAMAGED}")
+        return read_json_file(path)
 
     def status(self) -> str | None:
         path = self.file(STATUS)
@@ -137,3 +147,155 @@ class RunDir:
         record = {**previous, "status": status, "updated": now(), **details}
         record.setdefault("started", record["updated"])
         self.write_json(STATUS, record)
+
+
+# Typed readers: every run file read back goes through these, so a truncated or hand-edited
+# file is a `RunError` naming it (and what to do), never a traceback from deep inside.
+
+
+def damaged(path: Path, problem: str) -> RunError:
+    return RunError(f"{path} {problem}; {DAMAGED}")
+
+
+def read_json_file(path: Path) -> Any:
+    """Parsed JSON of `path`, or a `RunError` saying how it is damaged."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise damaged(path, "is missing") from None
+    except OSError as error:
+        raise RunError(f"{path} could not be read ({error.strerror}); check that it is a "
+                       f"file you may read") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise damaged(path, f"is not UTF-8 text (bad byte at {error.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise damaged(path, f"is not valid JSON ({_json_problem(text, error, len(raw))})"
+                      ) from None
+
+
+def _json_problem(text: str, error: json.JSONDecodeError, size: int) -> str:
+    if not text.strip():
+        return "it is empty"
+    if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated"):
+        return f"truncated at byte {size}"
+    return f"line {error.lineno} column {error.colno}: {error.msg}"
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Arrays of a safetensors file, or a `RunError` saying it is missing or damaged."""
+    if not path.is_file():
+        raise damaged(path, "is missing")
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise damaged(path, f"is not a readable safetensors file ({error}; "
+                            f"{path.stat().st_size} bytes)") from None
+
+
+def read_json_object(path: Path, required: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """A JSON object holding `required` keys of the given types."""
+    payload = read_json_file(path)
+    if not isinstance(payload, dict):
+        raise damaged(path, f"should hold a JSON object, not {type(payload).__name__}")
+    for key, kind in required.items():
+        if key not in payload:
+            raise damaged(path, f"has no {key!r} key")
+        if not isinstance(payload[key], kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise damaged(path, f"has {key!r} = {str(payload[key])[:80]!r}; expected a {names}")
+    return payload
+
+
+def read_status(run: RunDir) -> dict[str, Any]:
+    """`status.json` as a record with a string `status`."""
+    return read_json_object(run.file(STATUS), {"status": str})
+
+
+def read_labels(run: RunDir) -> dict[str, Any]:
+    """`labels.json`: `classes` a non-empty list of distinct strings (the label index order)."""
+    path = run.file(LABELS)
+    labels = read_json_object(path, {"classes": list})
+    check_class_names(path, labels["classes"])
+    return labels
+
+
+def check_class_names(path: Path, classes: list[Any], key: str = "classes") -> list[str]:
+    """`classes` as saved in `path`: distinct strings, at least one."""
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise damaged(path, f"has {key} = {classes!r}; expected a list of class names")
+    if len(set(classes)) != len(classes):
+        raise damaged(path, f"names a class twice in {key} = {classes!r}")
+    return list(classes)
+
+
+def read_metrics(run: RunDir) -> dict[str, Any]:
+    """`metrics.json` as a JSON object."""
+    return read_json_object(run.file(METRICS), {})
+
+
+def check_same_classes(labels_path: Path, classes: list[str], model_path: Path,
+                       model_classes: list[str]) -> None:
+    """`labels.json` and the model must agree on the classes and their order: a reordered
+    list would silently relabel every prediction."""
+    if list(classes) != list(model_classes):
+        raise RunError(f"{labels_path} lists classes {classes} but the model in "
+                       f"{model_path} was trained with {model_classes}; predictions would be "
+                       f"mislabelled. {DAMAGED[0].upper()}{DAMAGED[1:]}")
+
+
+def check_safetensors(path: Path) -> None:
+    """A safetensors file's header describes the whole file (cheap: no tensor is read)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise damaged(path, "is missing")
+    try:
+        with safe_open(str(path), "np"):
+            pass
+    except SafetensorError as error:
+        raise damaged(path, f"is not a readable safetensors file ({error})") from None
+
+
+def read_recipe_dict(run: RunDir) -> dict[str, Any]:
+    """`recipe.yaml` as a plain mapping (not validated: for listings and comparisons)."""
+    import yaml
+
+    path = run.file(RECIPE)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise damaged(path, "is missing") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise damaged(path, f"cannot be read as YAML ({type(error).__name__})") from None
+    if not isinstance(loaded, dict):
+        raise damaged(path, "should hold a YAML mapping")
+    return loaded
+
+
+def read_decision(path: Path, classes: int) -> Decision:
+    """`decision.json`, its per-class settings numbers sized for the classes."""
+    from fitclass.decide.decision import Decision
+
+    try:
+        decision = Decision.from_dict(read_json_object(path, {}))
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged(path, f"is not a decision fitclass wrote ({type(error).__name__}: "
+                            f"{error})") from None
+    shapes = {"thresholds": (classes,), "class_weights": (classes,),
+              "cost_matrix": (classes, classes)}
+    for key, shape in shapes.items():
+        value = getattr(decision, key)
+        if value is not None and _numeric_shape(value) != shape:
+            raise damaged(path, f"has {key} that is not {shape} numbers for {classes} classes")
+    return decision
+
+
+def _numeric_shape(value: Any) -> tuple[int, ...] | None:
+    try:
+        return np.asarray(value, dtype=float).shape
+    except (TypeError, ValueError):
+        return None

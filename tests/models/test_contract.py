@@ -93,6 +93,7 @@ def test_recipe_yaml_is_the_resolved_recipe(trained: Trained) -> None:
 
 def test_labels_json(trained: Trained) -> None:
     labels = read_json(trained.path / "labels.json")
+    assert labels.pop("data_fingerprint").startswith("sha256:")  # what the data was
     assert labels == {"task": "multiclass", "classes": CLASSES, "train_counts": [15, 45, 30]}
 
 

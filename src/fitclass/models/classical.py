@@ -11,23 +11,33 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from fitclass.data.table import TextInput
+from fitclass.errors import RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.linear_heads import LinearHead, fit_head
+from fitclass.models.loading import read_model_info
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import damaged, read_json_file, read_safetensors
 from fitclass.training.class_weights import class_counts, class_weights
 from fitclass.training.context import FitContext, FitResult
 
 PAIR_SEPARATOR = " [SEP] "
 VECTORIZER_SETTINGS = ("analyzer", "ngram_range", "max_features", "sublinear_tf", "lowercase",
                        "min_df")
+#: Longest n-gram a saved model may ask for (the recipe allows far less; this bounds a
+#: hand-edited file).
+MAX_NGRAM = 10
+LINKS = ("softmax", "sigmoid_ovr", "sigmoid")
+VOCABULARY = "vocabulary.json"
+WEIGHTS = "weights.safetensors"
 
 
 def flatten(texts: Sequence[TextInput]) -> list[str]:
@@ -62,7 +72,7 @@ class LinearTextClassifier(Classifier):
                 "vectorizer": {k: params[k] for k in VECTORIZER_SETTINGS}}
         (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
         vocabulary = {term: int(index) for term, index in self.vectorizer.vocabulary_.items()}
-        (model_dir / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False),
+        (model_dir / VOCABULARY).write_text(json.dumps(vocabulary, ensure_ascii=False),
                                                    encoding="utf-8")
         arrays = {"idf": self.vectorizer.idf_, "coef": self.head.coef,
                   "intercept": self.head.intercept}
@@ -71,7 +81,7 @@ class LinearTextClassifier(Classifier):
         # safetensors writes the raw buffer: a Fortran-ordered array (sklearn's multinomial
         # coef_ is one) would load back transposed, so store C order explicitly.
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
-                  str(model_dir / "weights.safetensors"))
+                  str(model_dir / WEIGHTS))
 
 
 @register_kind
@@ -148,16 +158,88 @@ class TfidfBackbone(Backbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearTextClassifier:
-        info = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
-        settings = dict(info["vectorizer"])
-        settings["ngram_range"] = tuple(settings["ngram_range"])
-        vocabulary = json.loads((model_dir / "vocabulary.json").read_text(encoding="utf-8"))
-        weights = load_file(str(model_dir / "weights.safetensors"))
+        info_path = model_dir / MODEL_INFO
+        info = read_model_info(model_dir, {"vectorizer": dict, "link": str, "classifier": str})
+        if info["link"] not in LINKS:
+            raise damaged(info_path, f"has link {info['link']!r}; expected one of {LINKS}")
+        settings = vectorizer_settings(info["vectorizer"], info_path)
+        vocabulary = read_vocabulary(model_dir / VOCABULARY)
+        weights = read_safetensors(model_dir / WEIGHTS)
+        head = checked_head(weights, info["link"], len(vocabulary), len(info["class_names"]),
+                            model_dir / WEIGHTS)
         vectorizer = TfidfVectorizer(**settings, vocabulary=vocabulary, dtype=np.float32)
         vectorizer.idf_ = weights["idf"]
-        head = LinearHead(weights["coef"], weights["intercept"], info["link"],
-                          weights.get("platt_a"), weights.get("platt_b"))
         return LinearTextClassifier(info["class_names"], vectorizer, head, info["classifier"])
+
+
+def vectorizer_settings(saved: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The saved TF-IDF settings, accepting only the keys and values fitclass writes: any
+    other `TfidfVectorizer` argument (say `input: filename`, which makes it open files named
+    by the texts) is refused."""
+    unknown = sorted(set(saved) - set(VECTORIZER_SETTINGS))
+    missing = [key for key in VECTORIZER_SETTINGS if key not in saved]
+    if unknown:
+        raise damaged(path, f"has vectorizer keys fitclass never writes: {unknown}; "
+                            f"expected exactly {list(VECTORIZER_SETTINGS)}")
+    if missing:
+        raise damaged(path, f"has no vectorizer keys {missing}; expected exactly "
+                            f"{list(VECTORIZER_SETTINGS)}")
+
+    def refuse(key: str, expected: str) -> RunError:
+        return damaged(path, f"has vectorizer.{key} = {saved[key]!r}; expected {expected}")
+
+    if saved["analyzer"] not in ("word", "char", "char_wb"):
+        raise refuse("analyzer", "word, char or char_wb")
+    low_high = saved["ngram_range"]
+    if (not isinstance(low_high, list | tuple) or len(low_high) != 2
+            or not all(_is_int(n) and 1 <= n <= MAX_NGRAM for n in low_high)
+            or low_high[0] > low_high[1]):
+        raise refuse("ngram_range", f"[low, high] with 1 <= low <= high <= {MAX_NGRAM}")
+    if saved["max_features"] is not None and not (_is_int(saved["max_features"])
+                                                  and saved["max_features"] >= 1):
+        raise refuse("max_features", "null or a positive integer")
+    for key in ("sublinear_tf", "lowercase"):
+        if not isinstance(saved[key], bool):
+            raise refuse(key, "true or false")
+    min_df = saved["min_df"]
+    if not ((_is_int(min_df) and min_df >= 1)
+            or (isinstance(min_df, float) and 0.0 < min_df <= 1.0)):
+        raise refuse("min_df", "an integer >= 1 or a share in (0, 1]")
+    return {**saved, "ngram_range": (int(low_high[0]), int(low_high[1]))}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_vocabulary(path: Path) -> dict[str, int]:
+    """term -> column, the columns 0..n-1 each used once."""
+    vocabulary = read_json_file(path)
+    if not isinstance(vocabulary, dict) or not vocabulary:
+        raise damaged(path, "should map terms to feature columns")
+    columns = sorted(vocabulary.values()) if all(_is_int(v) for v in vocabulary.values()) else []
+    if columns != list(range(len(vocabulary))):
+        raise damaged(path, f"should number its {len(vocabulary)} terms 0..{len(vocabulary) - 1}"
+                            f", each once")
+    return vocabulary
+
+
+def checked_head(weights: dict[str, np.ndarray], link: str, features: int, classes: int,
+                 path: Path) -> LinearHead:
+    """The linear head, its arrays shaped for the vocabulary and the classes."""
+    # a binary softmax / one-vs-rest head keeps one row (the second class's score)
+    binary = classes == 2 and link != "sigmoid" and len(weights.get("coef", ())) == 1
+    rows = 1 if binary else classes
+    expected = {"idf": (features,), "coef": (rows, features), "intercept": (rows,)}
+    if "platt_a" in weights or "platt_b" in weights:
+        expected |= {"platt_a": (rows,), "platt_b": (rows,)}
+    for name, shape in expected.items():
+        if name not in weights or weights[name].shape != shape:
+            seen = weights[name].shape if name in weights else "missing"
+            raise damaged(path, f"has {name} of shape {seen}; expected {shape} for "
+                                f"{features} terms and {classes} classes")
+    return LinearHead(weights["coef"], weights["intercept"], link, weights.get("platt_a"),
+                      weights.get("platt_b"))
 
 
 @register_backbone("tfidf")

@@ -18,28 +18,42 @@ from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.models.loading import read_model_info
+from fitclass.models.members import (
+    ENSEMBLE_KIND,
+    check_no_cycle,
+    checked_members,
+    resolve_member,
+)
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import damaged
 from fitclass.training.context import FitContext, FitResult
 
 
-def resolve_member(model_dir: Path, member: dict[str, str]) -> Path:
-    """A member's run folder: relative to the ensemble first (the pair can move together),
-    then the absolute path recorded at build time."""
-    relative = (model_dir.parent / member["relative"]).resolve()
-    if (relative / "status.json").is_file():
-        return relative
-    absolute = Path(member["absolute"])
-    if (absolute / "status.json").is_file():
-        return absolute
-    raise RunError(f"{model_dir}: ensemble member not found at {relative} or {absolute}; "
-                   f"keep member runs next to the ensemble or at their original paths")
+def checked_combiner(payload: dict[str, Any], members: int, classes: int,
+                     path: Path) -> Combiner:
+    """The saved combiner, its weights (or meta-model) sized for the members and classes."""
+    try:
+        combiner = Combiner.from_dict(payload)
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged(path, f"has an unreadable combiner ({type(error).__name__}: {error})"
+                      ) from None
+    weights_ok = combiner.weights.shape == (members,) and np.isfinite(combiner.weights).all()
+    meta_ok = combiner.meta_coef is None or (
+        combiner.meta_coef.ndim == 2 and combiner.meta_coef.shape[1] == members * classes
+        and combiner.meta_intercept is not None
+        and combiner.meta_intercept.shape == (combiner.meta_coef.shape[0],))
+    if not (weights_ok and meta_ok):
+        raise damaged(path, f"has a combiner that does not fit {members} members and "
+                            f"{classes} classes")
+    return combiner
 
 
 class EnsembleClassifier(Classifier):
     """Combines the calibrated probabilities of member runs."""
 
-    kind = "ensemble"
+    kind = ENSEMBLE_KIND
 
     def __init__(self, class_names: Sequence[str], members: list[dict[str, str]],
                  combiner: Combiner, model_dir: Path | None = None) -> None:
@@ -59,6 +73,10 @@ class EnsembleClassifier(Classifier):
         stacked = []
         for path in self.member_paths():
             member = load_run(path)
+            if member.class_names != self.class_names:
+                raise RunError(f"{path}: member classes {member.class_names} differ from the "
+                               f"ensemble's {self.class_names}; rebuild the ensemble with "
+                               f"`fitclass ensemble`")
             stacked.append(member.predict_proba(list(texts), batch_size))
             del member  # one member in memory at a time
         return np.stack(stacked)
@@ -78,7 +96,7 @@ class EnsembleClassifier(Classifier):
 class EnsembleBackbone(Backbone):
     """Ensembles are built from finished runs by `fitclass ensemble`, not trained."""
 
-    kind = "ensemble"
+    kind = ENSEMBLE_KIND
 
     def fit(self, context: FitContext) -> FitResult:
         raise RecipeError("model.backbone 'ensemble' is built from finished runs: use "
@@ -86,9 +104,13 @@ class EnsembleBackbone(Backbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> EnsembleClassifier:
-        info = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
-        return EnsembleClassifier(info["class_names"], info["members"],
-                                  Combiner.from_dict(info["combiner"]), model_dir)
+        path = model_dir / MODEL_INFO
+        info = read_model_info(model_dir, {"members": list, "combiner": dict})
+        members = checked_members(info["members"], path)
+        combiner = checked_combiner(info["combiner"], len(members), len(info["class_names"]),
+                                    path)
+        check_no_cycle(model_dir.parent)
+        return EnsembleClassifier(info["class_names"], members, combiner, model_dir)
 
 
 @register_backbone("ensemble")

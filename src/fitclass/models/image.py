@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -31,9 +31,17 @@ from fitclass.data.image_io import Preprocess, decode_many
 from fitclass.data.table import TextInput
 from fitclass.errors import DataError, RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone
+from fitclass.models.loading import (
+    WEIGHTS,
+    checked_preprocess,
+    load_weights,
+    read_model_info,
+    require_files,
+)
 from fitclass.models.neural import NeuralClassifier, TrainingData
 from fitclass.models.registry import register_backbone, register_kind, register_source
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import damaged, read_json_object
 from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:
@@ -177,7 +185,7 @@ class ImageClassifier(NeuralClassifier):
         self.save_architecture(model_dir)
         (model_dir / PROCESSOR_CONFIG).write_text(
             json.dumps(self.preprocess.to_processor_config(), indent=2), encoding="utf-8")
-        save_model(self.module, str(model_dir / "model.safetensors"))
+        save_model(self.module, str(model_dir / WEIGHTS))
         (model_dir / MODEL_INFO).write_text(json.dumps(self.model_info(), indent=2),
                                             encoding="utf-8")
 
@@ -194,6 +202,18 @@ def _path(value: TextInput) -> str:
     if not isinstance(value, str):
         raise DataError(f"image inputs are file paths; got a text pair {value!r}")
     return value
+
+
+def saved_preprocess(model_dir: Path) -> Preprocess:
+    """The preprocessing a saved image model was trained with, checked to be safe to run."""
+    path = model_dir / PROCESSOR_CONFIG
+    config = read_json_object(path, {"image_mean": (list, int, float),
+                                     "image_std": (list, int, float)})
+    try:
+        preprocess = Preprocess.from_processor_config(config, str(model_dir))
+    except (DataError, TypeError, ValueError) as error:
+        raise damaged(path, f"cannot be used ({error})") from None
+    return checked_preprocess(preprocess, model_dir)
 
 
 def read_processor_config(source: str) -> dict[str, Any]:
@@ -271,13 +291,13 @@ class ImageBackbone(Backbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> ImageClassifier:
-        info: dict[str, Any] = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
-        preprocess = Preprocess.from_processor_config(
-            read_processor_config(str(model_dir)), str(model_dir))
+        info = read_model_info(model_dir, {"dropout": (int, float)})
+        require_files(model_dir, "config.json", PROCESSOR_CONFIG, WEIGHTS)
+        preprocess = saved_preprocess(model_dir)
         model = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(model_dir))
         module = ImageModule(cast(PreTrainedModel, model.base_model), len(info["class_names"]),
                              info["dropout"], preprocess)
-        load_model(module, str(model_dir / "model.safetensors"))
+        load_weights(module, model_dir / WEIGHTS)
         module.eval()
         return ImageClassifier(info["class_names"], module, preprocess,
                                bool(info.get("multilabel", False)))

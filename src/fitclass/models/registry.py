@@ -7,13 +7,14 @@ otherwise treated as a Hugging Face text model id or a local model folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from fitclass.errors import RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
+from fitclass.models.loading import load_failure, model_info_path, read_model_info
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import check_same_classes, read_json_object
 
 BackboneFactory = Callable[[ModelConfig], Backbone]
 
@@ -85,13 +86,24 @@ def get_backbone(config: ModelConfig) -> Backbone:
     return factory(config)
 
 
-def load_classifier(model_dir: Path) -> Classifier:
-    """Load a saved classifier of any kind from its folder."""
+def load_classifier(model_dir: Path, class_names: list[str] | None = None,
+                    labels_path: Path | None = None) -> Classifier:
+    """Load a saved classifier of any kind from its folder. With `class_names` (the run's
+    `labels.json`, at `labels_path`), the model's own saved class names must match them."""
     _ensure_builtins()
-    info_path = Path(model_dir) / MODEL_INFO
-    if not info_path.is_file():
-        raise RunError(f"{model_dir}: no {MODEL_INFO}; this is not a saved fitclass model")
-    kind = json.loads(info_path.read_text(encoding="utf-8"))["kind"]
+    model_dir = Path(model_dir)
+    kind = read_json_object(model_info_path(model_dir), {"kind": str})["kind"]
     if kind not in _KINDS:
-        raise RunError(f"{info_path}: unknown model kind {kind!r}; known: {sorted(_KINDS)}")
-    return _KINDS[kind].load(Path(model_dir))
+        raise RunError(f"{model_dir / MODEL_INFO}: unknown model kind {kind!r}; known: "
+                       f"{sorted(_KINDS)}")
+    info = read_model_info(model_dir)
+    if class_names is not None:
+        check_same_classes(labels_path or model_dir.parent / "labels.json", class_names,
+                           model_dir / MODEL_INFO, info["class_names"])
+    try:
+        return _KINDS[kind].load(model_dir)
+    except RunError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as error:
+        # the loaders check the files they need; this names anything they could not foresee
+        raise load_failure(model_dir, kind, error) from None

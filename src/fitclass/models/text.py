@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -27,6 +27,7 @@ from transformers import (
 from fitclass.data.table import TextInput
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone
+from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.recipe import ModelConfig
@@ -169,7 +170,7 @@ class TransformerClassifier(NeuralClassifier):
         model_dir.mkdir(parents=True, exist_ok=True)
         self.module.encoder.config.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        save_model(self.module, str(model_dir / "model.safetensors"))
+        save_model(self.module, str(model_dir / WEIGHTS))
         info = {"kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
                 "pooling": self.module.pooling, "dropout": self.module.dropout.p,
                 "multilabel": self.multilabel}
@@ -248,12 +249,14 @@ class TransformerBackbone(Backbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> TransformerClassifier:
-        info: dict[str, Any] = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
+        info = read_model_info(model_dir, {"max_length": int, "pooling": str,
+                                           "dropout": (int, float)})
+        require_files(model_dir, "config.json", WEIGHTS)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
         module = SequenceClassifier(encoder, len(info["class_names"]), info["pooling"],
                                     info["dropout"])
-        load_model(module, str(model_dir / "model.safetensors"))
+        load_weights(module, model_dir / WEIGHTS)
         module.eval()
         return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"],
                                      bool(info.get("multilabel", False)))

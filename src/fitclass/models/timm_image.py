@@ -17,14 +17,13 @@ predict and evaluate work exactly as for Hugging Face image models (`models/imag
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_model
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -32,13 +31,16 @@ from fitclass.data.image_io import Preprocess
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO
 from fitclass.models.image import (
+    PROCESSOR_CONFIG,
     ImageBackbone,
     ImageClassifier,
     ImageModule,
-    read_processor_config,
+    saved_preprocess,
 )
+from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.registry import register_kind, register_source
 from fitclass.recipe import ModelConfig
+from fitclass.rundir import damaged
 
 PREFIX = "timm:"
 
@@ -144,14 +146,17 @@ class TimmBackbone(ImageBackbone):
 
     @classmethod
     def load(cls, model_dir: Path) -> TimmClassifier:
-        info: dict[str, Any] = json.loads((model_dir / MODEL_INFO).read_text(encoding="utf-8"))
+        info = read_model_info(model_dir, {"timm_architecture": str, "dropout": (int, float)})
         name = info["timm_architecture"]
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", name):  # no `hf-hub:`/`local-dir:` sources
+            raise damaged(model_dir / MODEL_INFO, f"names timm architecture {name!r}; expected "
+                                                  f"a plain timm model name")
+        require_files(model_dir, PROCESSOR_CONFIG, WEIGHTS)
         timm = import_timm(PREFIX + name)
-        preprocess = Preprocess.from_processor_config(
-            read_processor_config(str(model_dir)), str(model_dir))
+        preprocess = saved_preprocess(model_dir)
         encoder = timm.create_model(name, pretrained=False, num_classes=0)
         module = TimmModule(encoder, len(info["class_names"]), info["dropout"], preprocess)
-        load_model(module, str(model_dir / "model.safetensors"))
+        load_weights(module, model_dir / WEIGHTS)
         module.eval()
         return TimmClassifier(info["class_names"], module, preprocess,
                               bool(info.get("multilabel", False)), name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,13 @@ SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "weighted_f1
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise rundir.damaged(path, f"is not a readable table ({type(error).__name__})"
+                             ) from None
 
 
 def majority_baseline(metrics: dict[str, Any], multilabel: bool) -> dict[str, float] | None:
@@ -36,23 +41,39 @@ def majority_baseline(metrics: dict[str, Any], multilabel: bool) -> dict[str, fl
     return {"accuracy": share, "macro_f1": (2 * share / (1 + share)) / len(counts)}
 
 
-def tfidf_baseline(run: rundir.RunDir, classes: list[str]) -> dict[str, Any] | None:
-    """The newest finished TF-IDF run beside this one with the same classes, if any."""
+def tfidf_baseline(run: rundir.RunDir, labels: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest finished TF-IDF run beside this one trained and validated on the same
+    data (same `data_fingerprint` in labels.json, which covers the class names), if any.
+    Damaged or unrelated siblings are passed over: they never stop the report."""
+    fingerprint = labels.get("data_fingerprint")
+    if not fingerprint:  # a run from before fingerprints: nothing is known to compare with
+        return None
     candidates = []
-    for sibling in run.path.parent.iterdir():
-        other = rundir.RunDir(sibling)
-        if sibling == run.path or other.status() != "finished":
+    for sibling in sorted(run.path.parent.iterdir()):
+        if sibling == run.path or not (sibling / rundir.STATUS).is_file():
             continue
-        recipe = (sibling / rundir.RECIPE).read_text(encoding="utf-8")
-        if "backbone: tfidf" not in recipe:
+        try:
+            metrics = _baseline_metrics(rundir.RunDir(sibling), fingerprint)
+        except RunError:
             continue
-        if other.read_json(rundir.LABELS).get("classes") == classes:
-            candidates.append((sibling.stat().st_mtime, sibling))
+        if metrics is not None:
+            candidates.append((sibling.stat().st_mtime, str(sibling), metrics))
     if not candidates:
         return None
-    newest = max(candidates)[1]
-    return {"path": str(newest), **{k: v for k, v in rundir.RunDir(newest)
-                                    .read_json(rundir.METRICS).items() if k in SCALARS}}
+    _, path, metrics = max(candidates)
+    return {"path": path, **{k: v for k, v in metrics.items() if k in SCALARS}}
+
+
+def _baseline_metrics(other: rundir.RunDir, fingerprint: str) -> dict[str, Any] | None:
+    """`other`'s metrics when it is a finished TF-IDF run on the same data, else None."""
+    if rundir.read_status(other)["status"] != "finished":
+        return None
+    model = rundir.read_recipe_dict(other).get("model")
+    if not isinstance(model, dict) or model.get("backbone") != "tfidf":
+        return None
+    if rundir.read_labels(other).get("data_fingerprint") != fingerprint:
+        return None
+    return rundir.read_metrics(other)
 
 
 def _calibration_plot(run: rundir.RunDir, decision: Decision) -> dict[str, Any] | None:
@@ -77,7 +98,7 @@ def _calibration_plot(run: rundir.RunDir, decision: Decision) -> dict[str, Any] 
         "temperature": decision.temperature,
         "pr_svg": plots.pr_curves(targets if multilabel else np.eye(raw.shape[1])[targets],
                                   scale(raw, decision.temperature, multilabel),
-                                  run.read_json(rundir.LABELS)["classes"]),
+                                  rundir.read_labels(run)["classes"]),
     }
 
 
@@ -119,13 +140,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def gather(path: str | Path) -> dict[str, Any]:
     """Everything the template shows, from the run's files."""
     run = rundir.RunDir(path)
-    if run.status() is None:
+    if not run.file(rundir.STATUS).is_file():
         raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
-    status = json.loads(run.file(rundir.STATUS).read_text(encoding="utf-8"))
-    metrics: dict[str, Any] = run.read_json(rundir.METRICS)
-    labels = run.read_json(rundir.LABELS)
+    status = rundir.read_status(run)
+    metrics = rundir.read_metrics(run)
+    labels = rundir.read_labels(run)
     multilabel = labels.get("task") == "multilabel"
-    decision = (Decision.from_dict(run.read_json(rundir.DECISION))
+    decision = (rundir.read_decision(run.file(rundir.DECISION), len(labels["classes"]))
                 if run.file(rundir.DECISION).is_file() else Decision(multilabel=multilabel))
     select = metrics.get("select", {}).get("metric", "macro_f1")
     headline = [(select, metrics.get(select))] + [(k, metrics[k]) for k in SCALARS
@@ -134,6 +155,7 @@ def gather(path: str | Path) -> dict[str, Any]:
     valid = _read_csv(run.file(rundir.VALID_PREDICTIONS))
     checks = run.read_json(rundir.DATA_CHECKS) if run.file(rundir.DATA_CHECKS).is_file() else {}
     suspects_source, suspects = _suspects(run)
+    rundir.read_recipe_dict(run)  # present and readable
     recipe_text = run.file(rundir.RECIPE).read_text(encoding="utf-8")
     matrix = metrics.get("confusion_matrix")
     classes = labels["classes"]
@@ -143,7 +165,8 @@ def gather(path: str | Path) -> dict[str, Any]:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "headline": [(k, v) for k, v in headline if v is not None],
         "baselines": {"majority class": majority_baseline(metrics, multilabel),
-                      "TF-IDF run": tfidf_baseline(run, classes)},
+                      "TF-IDF run": tfidf_baseline(run, labels)},
+        "warnings": [str(w) for w in metrics.get("warnings") or []],
         "per_class": _per_class(metrics, decision),
         "confusion": None if multilabel or matrix is None or len(classes) > 60 else {
             "counts": plots.confusion_heatmap(np.asarray(matrix), classes, False),
