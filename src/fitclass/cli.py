@@ -72,7 +72,9 @@ def train(
     out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
-    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble)."),
+    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble); "
+                                             "refused for backbones whose training ignores "
+                                             "the seed (tfidf)."),
 ) -> None:
     """Train a classifier from a recipe; prints the run directory as the last line."""
     import fitclass

@@ -214,6 +214,9 @@ def leaderboard(study: Any) -> pd.DataFrame:
             error = "stopped mid-trial (its worker was killed or lost its heartbeat)" + (
                 f"; retried as trial {retried_as[trial.number]}"
                 if trial.number in retried_as else "")
+        elif trial.state.name == "WAITING" and "failed_trial" in trial.system_attrs:
+            error = (f"queued: the retry of trial {trial.system_attrs['retry_history'][-1]}; "
+                     f"runs when the sweep goes on with more --trials")
         rows.append({"trial": trial.number, "status": trial.state.name.lower(),
                      "metric": trial.value, "wall_seconds": seconds,
                      "last_step": trial.last_step, "run_dir": trial.user_attrs.get("run_dir"),
