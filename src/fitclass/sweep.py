@@ -222,7 +222,10 @@ def leaderboard(study: Any) -> pd.DataFrame:
                      "last_step": trial.last_step, "run_dir": trial.user_attrs.get("run_dir"),
                      "error": error, "retry_of": trial.system_attrs.get("failed_trial"),
                      **{f"param:{k}": v for k, v in trial.params.items()}})
-    return pd.DataFrame(rows)
+    board = pd.DataFrame(rows)
+    if len(board):
+        board["retry_of"] = board["retry_of"].astype("Int64")  # trial numbers, blank if none
+    return board
 
 
 def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
