@@ -271,3 +271,52 @@ def test_workers_racing_to_create_the_schema_connect_again(monkeypatch: pytest.M
     with pytest.raises(IntegrityError):  # a real integrity problem still surfaces, bounded
         sweep_module.rdb_storage("sqlite:///unused.db", attempts=3)
     assert len(calls) == 2 + 3
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_retried(tmp_path: Path,
+                                                               recipe_for: Any,
+                                                               train_csv: Path) -> None:
+    """A worker on another machine died mid-trial: its trial's heartbeat is older than the
+    grace period. The next sweep marks it failed and reruns its parameters first."""
+    import sqlite3
+
+    from fitclass.sweep_storage import rdb_storage
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    url = f"sqlite:///{out / 'sweep.db'}"
+    storage = rdb_storage(url)
+    study = optuna.create_study(storage=storage, study_name="stale", direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("model.C", 0.01, 100.0, log=True)
+    trial.suggest_categorical("model.ngram_range", [json.dumps(n) for n in NGRAMS])
+    trial.set_user_attr("worker", "elsewhere:1")
+    storage.record_heartbeat(trial._trial_id)
+    with sqlite3.connect(out / "sweep.db") as db:  # the worker fell silent an hour ago
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
+
+    summary = sweep(tfidf_sweep(recipe_for, train_csv, pruner="none"), out, storage=url,
+                    study_name="stale", trials=2)
+
+    board = pd.read_csv(out / "leaderboard.csv").set_index("trial")
+    assert board.loc[0, "status"] == "fail"
+    assert "retried as trial 1" in board.loc[0, "error"]
+    assert board.loc[1, "status"] == "complete" and board.loc[1, "retry_of"] == 0
+    for key in ("param:model.C", "param:model.ngram_range"):
+        assert board.loc[1, key] == board.loc[0, key]
+    assert (summary["complete"], summary["failed"]) == (2, 1)
+    assert not (board["status"] == "running").any()
+
+    # a rerun with nothing left to train still fails a dead trial, instead of leaving it
+    # RUNNING forever; its retry waits for a sweep that asks for more trials
+    trial = study.ask()
+    storage.record_heartbeat(trial._trial_id)
+    with sqlite3.connect(out / "sweep.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
+    sweep(tfidf_sweep(recipe_for, train_csv, pruner="none"), out, storage=url,
+          study_name="stale", trials=2)
+    board = pd.read_csv(out / "leaderboard.csv").set_index("trial")
+    assert board.loc[trial.number, "status"] == "fail"
+    assert board["status"].value_counts().to_dict() == {"complete": 2, "fail": 2,
+                                                        "waiting": 1}
+    assert "retry of trial 3" in board.loc[4, "error"]

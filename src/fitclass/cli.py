@@ -76,7 +76,9 @@ def train(
     out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
-    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble)."),
+    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble); "
+                                             "refused for backbones whose training ignores "
+                                             "the seed (tfidf)."),
 ) -> None:
     """Train a classifier from a recipe; prints the run directory as the last line."""
     import fitclass
@@ -318,10 +320,18 @@ def demo(
     images: bool = typer.Option(False, "--images", help="The image demo instead: digits as "
                                                         "PNG folders, a small ResNet from "
                                                         "config."),
+    data_only: Path | None = typer.Option(None, "--data-only", metavar="DIR",
+                                          help="Only write the demo data into DIR (text; the "
+                                               "digits with --images) and print the paths; "
+                                               "trains nothing. examples/*.yaml read "
+                                               "runs/demo-data."),
 ) -> None:
     """Generate a small imbalanced, noisy dataset and fine-tune the default backbone on it."""
     import fitclass
 
+    if data_only is not None:
+        write_demo_files(data_only, images, rows)
+        return
     quiet_libraries()
     if images:
         from fitclass.data.demo_images import digits_recipe, write_digits_demo
@@ -336,7 +346,7 @@ def demo(
         return
     from fitclass.data.demo import write_demo_data
 
-    train_file = write_demo_data(out / "data", rows=rows)
+    train_file = write_demo_data(out / "data", rows=rows)["train"]
     recipe = {
         "name": "demo",
         "data": {"train": str(train_file.resolve()), "text": "text", "label": "label",
@@ -349,6 +359,28 @@ def demo(
     run = fitclass.train(recipe, out=out / "run", overwrite=True)
     print_summary(run)
     print(run.path)
+
+
+def write_demo_files(folder: Path, images: bool, rows: int) -> None:
+    """`demo --data-only`: the data files on stdout, one per line; what they are on stderr."""
+    if images:
+        from fitclass.data.demo_images import write_digits_demo
+
+        root = write_digits_demo(folder)
+        err.print(f"digits demo: {root}/train and {root}/valid, one folder per digit (5-9 "
+                  f"thinned to 40%, 8% of training images filed under a wrong digit on "
+                  f"purpose: digits_noise.csv)", soft_wrap=True)
+        print(root)
+        print(folder / "digits_noise.csv")
+        return
+    from fitclass.data.demo import write_demo_data
+
+    written = write_demo_data(folder, rows=rows)
+    err.print(f"demo data in {folder}: train.csv ({rows} support messages, 4 classes, "
+              f"8% of labels flipped on purpose: demo_noise.csv), valid.csv and test.csv "
+              f"(clean labels), multilabel.csv (one 0/1 column per class)", soft_wrap=True)
+    for path in written.values():
+        print(path)
 
 
 @app.command()

@@ -21,10 +21,11 @@ from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
 from fitclass.environment import describe_environment
-from fitclass.errors import FitclassError, RunError
+from fitclass.errors import FitclassError, RecipeError, RunError
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.models.members import find_cycle
-from fitclass.recipe import SELECTABLE_METRICS, load_recipe
+from fitclass.models.registry import get_backbone
+from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
 from fitclass.run import Run, load_run, predictions_for
 from fitclass.tasks import Task
 
@@ -208,6 +209,19 @@ def _relative(target: Path, start: Path) -> str:
     return os.path.relpath(target, start)
 
 
+def refuse_identical_seeds(recipe: Recipe, seeds: int) -> None:
+    """Several seeds of a backbone whose fit ignores the seed are identical models: their
+    ensemble only costs N times the training and reads like a variance estimate it is not."""
+    if seeds > 1 and not get_backbone(recipe.model).seed_sensitive:
+        raise RecipeError(
+            f"--seeds {seeds}: model.backbone {recipe.model.backbone!r} learns the same model "
+            f"whatever train.seed is, so {seeds} seeds would train {seeds} identical members "
+            f"and an ensemble no better than one. Train it once (drop --seeds), or ensemble "
+            f"models that differ: `fitclass ensemble RUN_A RUN_B --out DIR` over runs of "
+            f"different recipes, or a sweep's best runs (`fitclass sweep RECIPE --out DIR "
+            f"--top K`, then `fitclass ensemble DIR --out ENSEMBLE`)")
+
+
 def train_seeds(recipe: Any, seeds: int, out: str | Path, *, overrides: list[str] | None = None,
                 method: str = "mean", reporter: Any = None) -> Run:
     """Train one recipe with `seeds` consecutive seeds (init, data order, dropout vary; the
@@ -217,6 +231,7 @@ def train_seeds(recipe: Any, seeds: int, out: str | Path, *, overrides: list[str
     from fitclass.recipe import load_recipe as _load
 
     base = _load(recipe, overrides)
+    refuse_identical_seeds(base, seeds)
     out = Path(out)
     paths = []
     for offset in range(seeds):

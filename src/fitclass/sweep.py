@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 from pathlib import Path
@@ -21,20 +20,14 @@ from fitclass import rundir
 from fitclass.errors import FitclassError, Pruned, RecipeError
 from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overrides
 from fitclass.rundir import atomic_write_text
+from fitclass.sweep_storage import fail_dead_trials, hide_password, rdb_storage
+from fitclass.sweep_storage import import_optuna as _optuna
 from fitclass.training.progress import Reporter
 
 SCALARS = (str, int, float, bool, type(None))
 SWEEP_FILE = "sweep.json"
 LEADERBOARD = "leaderboard.csv"
 BEST_RECIPE = "best_recipe.yaml"
-
-
-def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise FitclassError("sweeps need optuna: pip install 'fitclass[sweep]'") from None
-    return optuna
 
 
 def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -58,11 +51,6 @@ def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
             picked = trial.suggest_categorical(key, choices)
             values[key] = picked if picked in spec["categorical"] else json.loads(picked)
     return values
-
-
-def hide_password(url: str) -> str:
-    """A storage URL fit for logs: `postgresql://user:***@host/db`."""
-    return re.sub(r"^([A-Za-z0-9+.-]+://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
 def make_sampler(config: SweepConfig, seed: int) -> Any:
@@ -95,40 +83,8 @@ def with_params(recipe: Recipe, values: dict[str, Any]) -> Recipe:
     return load_recipe(merge(raw, parse_overrides(pairs)))
 
 
-def rdb_storage(storage: str, attempts: int = 5) -> Any:
-    """Optuna's RDB storage. Workers started together on an empty database all try to create
-    its schema and all but one fail on a unique or duplicate-table error: they wait for the
-    winner and connect again, finding the schema there."""
-    import random
-    import time
-
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
+def open_study(config: SweepConfig, rdb: Any, study_name: str, seed: int) -> Any:
     optuna = _optuna()
-
-    def connect() -> Any:
-        try:
-            return optuna.storages.RDBStorage(
-                storage, heartbeat_interval=60, grace_period=120,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
-        except ImportError as error:  # the URL's database driver is not installed
-            raise FitclassError(
-                f"--storage {hide_password(storage)}: no database driver for this URL "
-                f"({error.__cause__ or error}); install one, e.g. pip install "
-                f"'psycopg[binary]' for postgresql:// (or name the driver: "
-                f"postgresql+psycopg2://...)") from None
-
-    for _ in range(attempts - 1):
-        try:
-            return connect()
-        except (IntegrityError, ProgrammingError):
-            time.sleep(0.5 + random.random())
-    return connect()  # the last attempt's error, if any, is the caller's
-
-
-def open_study(config: SweepConfig, storage: str, study_name: str, seed: int) -> Any:
-    optuna = _optuna()
-    rdb = rdb_storage(storage)
     return optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
                                direction="maximize" if config.mode == "max" else "minimize",
                                sampler=make_sampler(config, seed), pruner=make_pruner(config))
@@ -149,13 +105,17 @@ def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter
 
         def report(row: dict[str, Any]) -> None:
             value = row.get(metric)
-            if value is None:
-                return
-            trial.report(float(value), int(row.get("step", 0)))
-            if trial.should_prune():
+            if value is not None:
+                trial.report(float(value), int(row.get("step", 0)))
+
+        def prune_if_behind(row: dict[str, Any]) -> None:
+            # asked only when training goes on after this evaluation: pruning saves compute,
+            # and a trial's last evaluation (a TF-IDF fit's only one) is a finished result
+            if row.get(metric) is not None and trial.should_prune():
                 raise Pruned(f"trial {trial.number} pruned at step {row.get('step')}")
 
         trial_reporter.listeners.append(report)
+        trial_reporter.stop_checks.append(prune_if_behind)
         reporter.log(f"trial {trial.number}: {values}")
         try:
             trial_recipe = with_params(recipe, values)
@@ -190,7 +150,9 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
     storage = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     study_name = study_name or recipe.name or "fitclass-sweep"
     reporter = reporter or Reporter()
-    study = open_study(config, storage, study_name, recipe.train.seed)
+    rdb = rdb_storage(storage)
+    study = open_study(config, rdb, study_name, recipe.train.seed)
+    fail_dead_trials(study, rdb, reporter)
     optuna = _optuna()
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                    optuna.trial.TrialState.PRUNED)]
@@ -240,17 +202,30 @@ def write_sweep_report(study: Any, summary: dict[str, Any], out: Path,
 
 
 def leaderboard(study: Any) -> pd.DataFrame:
+    # a retry's retry_history ends with the trial it repeats
+    retried_as = {t.system_attrs["retry_history"][-1]: t.number for t in study.trials
+                  if t.system_attrs.get("retry_history")}
     rows = []
     for trial in study.trials:
         seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
                    if trial.datetime_complete and trial.datetime_start else None)
+        error = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason")
+        if error is None and trial.state.name == "FAIL":  # no exception: the worker died
+            error = "stopped mid-trial (its worker was killed or lost its heartbeat)" + (
+                f"; retried as trial {retried_as[trial.number]}"
+                if trial.number in retried_as else "")
+        elif trial.state.name == "WAITING" and "failed_trial" in trial.system_attrs:
+            error = (f"queued: the retry of trial {trial.system_attrs['retry_history'][-1]}; "
+                     f"runs when the sweep goes on with more --trials")
         rows.append({"trial": trial.number, "status": trial.state.name.lower(),
                      "metric": trial.value, "wall_seconds": seconds,
                      "last_step": trial.last_step, "run_dir": trial.user_attrs.get("run_dir"),
-                     "error": (trial.user_attrs.get("error")
-                               or trial.system_attrs.get("fail_reason")),
+                     "error": error, "retry_of": trial.system_attrs.get("failed_trial"),
                      **{f"param:{k}": v for k, v in trial.params.items()}})
-    return pd.DataFrame(rows)
+    board = pd.DataFrame(rows)
+    if len(board):
+        board["retry_of"] = board["retry_of"].astype("Int64")  # trial numbers, blank if none
+    return board
 
 
 def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,

@@ -16,6 +16,7 @@ from transformers import BertConfig
 import fitclass
 from fitclass.errors import RunError
 from fitclass.training import loop
+from fitclass.training.progress import Reporter
 
 # 90 training rows (120 minus a 25% validation split), batch 16: 6 batches per epoch.
 STEPS_PER_EPOCH = 6
@@ -84,14 +85,22 @@ def test_grad_accumulation_counts_optimiser_steps(tmp_path: Path, base_recipe: d
 @pytest.mark.parametrize(("patience", "evaluations"), [(1, 2), (2, 3)])
 def test_early_stopping_when_metric_cannot_improve(tmp_path: Path, base_recipe: dict[str, Any],
                                                    patience: int, evaluations: int) -> None:
-    # accuracy cannot rise by more than min_delta=1.0: only the first evaluation is best.
+    # accuracy cannot rise by more than min_delta=1.0: no evaluation after the first counts
+    # as an improvement, so training stops after `patience` more.
     recipe = with_train(base_recipe, epochs=6, select={"metric": "accuracy"},
                         early_stopping={"patience": patience, "min_delta": 1.0})
     run = fitclass.train(recipe, out=tmp_path / "run")
     rows = history(run.path)
     assert rows["step"].tolist() == [STEPS_PER_EPOCH * (i + 1) for i in range(evaluations)]
-    assert rows["is_best"].tolist() == [True] + [False] * (evaluations - 1)
-    assert metrics(run.path)["select"]["step"] == STEPS_PER_EPOCH
+    # Selection still moves to a later evaluation that ties (accuracy no lower, a gain within
+    # min_delta) with a lower validation loss.
+    best = 0
+    for row in range(1, evaluations):
+        if (rows["accuracy"][row] >= rows["accuracy"][best]
+                and rows["valid_loss"][row] < rows["valid_loss"][best]):
+            best = row
+    assert metrics(run.path)["select"]["step"] == rows["step"][best]
+    assert rows["is_best"].iloc[0] and rows["is_best"].iloc[best]
     assert status(run.path)["status"] == "finished"
 
 
@@ -131,6 +140,57 @@ def test_select_on_loss_picks_that_evaluation(tmp_path: Path, base_recipe: dict[
     # (plain cross-entropy, the training loss here) is the selected row's.
     assert metrics(run.path)["before_decision"]["log_loss"] == pytest.approx(
         rows["valid_loss"][pick], rel=1e-4)
+
+
+def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_recipe: dict[str, Any]) -> None:
+    """Every checkpoint ties on accuracy (pinned here; coarse metrics on small validation
+    sets tie often): the checkpoint with the lowest validation loss is kept, not the first."""
+    real = loop.evaluate
+
+    def tied(*args: Any, **kwargs: Any) -> tuple[dict[str, Any], np.ndarray]:
+        metrics, probs = real(*args, **kwargs)
+        return metrics | {"accuracy": 0.5}, probs
+
+    monkeypatch.setattr(loop, "evaluate", tied)
+    run = fitclass.train(with_train(base_recipe, epochs=3, lr=5e-3,
+                                    select={"metric": "accuracy"}), out=tmp_path / "run")
+    rows = history(run.path)
+    pick = rows["valid_loss"].idxmin()
+    assert pick > 0  # the model learns: the first checkpoint is not the lowest loss
+    select = metrics(run.path)["select"]
+    assert select["step"] == rows["step"][pick] != rows["step"][0]
+    assert select["valid_loss"] == pytest.approx(rows["valid_loss"][pick])
+    assert rows["is_best"].tolist() == (rows["valid_loss"] == rows["valid_loss"].cummin()
+                                        ).tolist()
+    # the saved model is that checkpoint (log loss = the training criterion here)
+    assert metrics(run.path)["before_decision"]["log_loss"] == pytest.approx(
+        rows["valid_loss"][pick], rel=1e-4)
+
+
+def stop_check_steps(recipe: dict[str, Any], out: Path) -> tuple[list[int], list[int]]:
+    """(steps of the evaluations the listeners heard, steps the stop checks were asked)."""
+    reporter = Reporter(enabled=False)
+    heard: list[int] = []
+    checked: list[int] = []
+    reporter.listeners.append(lambda row: heard.append(row["step"]))
+    reporter.stop_checks.append(lambda row: checked.append(row["step"]))
+    fitclass.train(recipe, out=out, reporter=reporter)
+    return heard, checked
+
+
+def test_stop_checks_are_never_asked_after_the_last_evaluation(
+        tmp_path: Path, base_recipe: dict[str, Any]) -> None:
+    """A sweep's pruner is a stop check: pruning after the last evaluation saves nothing and
+    would discard the finished result."""
+    heard, checked = stop_check_steps(with_train(base_recipe, epochs=2, eval_every=0.5),
+                                      tmp_path / "full")
+    assert heard == [3, 6, 9, 12] and checked == [3, 6, 9]
+    # early stopping ends the run at its second evaluation: that one is the last
+    heard, checked = stop_check_steps(
+        with_train(base_recipe, epochs=4, select={"metric": "accuracy"},
+                   early_stopping={"patience": 1, "min_delta": 1.0}), tmp_path / "stopped")
+    assert heard == [6, 12] and checked == [6]
 
 
 def test_history_rows_carry_every_metric(tmp_path: Path, base_recipe: dict[str, Any]) -> None:

@@ -6,7 +6,14 @@ the texts vary while each class keeps its own vocabulary (with some shared, ambi
 - classes and shares: billing 50%, delivery 25%, technical 15%, account 10% (long-tailed);
 - label noise: `noise` (default 8%) of rows get a wrong label drawn uniformly from the other
   classes; the flipped rows are written to `demo_noise.csv` (id, given_label, true_label) so
-  an audit can be scored against them, but training never reads that file.
+  an audit can be scored against them, but training never reads that file;
+- groups: `customer` names who wrote each message (about 5 messages each), for group-aware
+  splits.
+
+`write_demo_data` writes what the recipes in `examples/` read (`fitclass demo --data-only`):
+`train.csv` (noisy), `valid.csv` and `test.csv` (clean labels, fresh messages), and
+`multilabel.csv`, where a message raises one or two topics, one 0/1 column per class (and
+`noise` of rows are tagged wrong: a topic missed, or one added).
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fitclass.errors import DataError
+from fitclass.rundir import atomic_write_text
 
 SHARES = {"billing": 0.50, "delivery": 0.25, "technical": 0.15, "account": 0.10}
 
@@ -77,9 +87,10 @@ def _fill(template: str, rng: np.random.Generator) -> str:
     return f"{rng.choice(OPENERS)}{body}.{rng.choice(CLOSERS)}".strip()
 
 
-def make_demo_frame(rows: int = 1000, noise: float = 0.08,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(data with columns id, text, label; the noise truth with id, given_label, true_label)."""
+def make_demo_frame(rows: int = 1000, noise: float = 0.08, seed: int = 0,
+                    prefix: str = "d") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(data with columns id, text, label, customer; the noise truth with id, given_label,
+    true_label)."""
     rng = np.random.default_rng(seed)
     classes = list(SHARES)
     true = rng.choice(len(classes), size=rows, p=list(SHARES.values()))
@@ -89,19 +100,69 @@ def make_demo_frame(rows: int = 1000, noise: float = 0.08,
     for row in np.flatnonzero(flipped):
         others = [c for c in range(len(classes)) if c != true[row]]
         given[row] = rng.choice(others)
-    ids = [f"d{i:05d}" for i in range(rows)]
-    data = pd.DataFrame({"id": ids, "text": texts, "label": [classes[c] for c in given]})
+    ids = [f"{prefix}{i:05d}" for i in range(rows)]
+    customers = [f"c{c:04d}" for c in rng.integers(0, max(1, rows // 5), size=rows)]
+    data = pd.DataFrame({"id": ids, "text": texts, "label": [classes[c] for c in given],
+                         "customer": customers})
     truth = pd.DataFrame({"id": [ids[i] for i in np.flatnonzero(flipped)],
                           "given_label": [classes[given[i]] for i in np.flatnonzero(flipped)],
                           "true_label": [classes[true[i]] for i in np.flatnonzero(flipped)]})
     return data, truth
 
 
+def make_multilabel_frame(rows: int = 1000, noise: float = 0.08, seed: int = 0,
+                          second_topic: float = 0.3) -> pd.DataFrame:
+    """Messages raising one topic, or two (a `second_topic` share): id, text and one 0/1
+    column per class. In a `noise` share of rows the tags are wrong as annotators get them
+    wrong: of two topics one is not tagged, one topic gets a second tag it does not raise."""
+    rng = np.random.default_rng(seed)
+    classes = list(SHARES)
+    table: dict[str, list[object]] = {"id": [], "text": [], **{c: [] for c in classes}}
+    for row in range(rows):
+        first = int(rng.choice(len(classes), p=list(SHARES.values())))
+        topics = [first]
+        if rng.random() < second_topic:
+            topics.append(int(rng.choice([c for c in range(len(classes)) if c != first])))
+        parts = [_fill(str(rng.choice(TEMPLATES[classes[t]])), rng) for t in topics]
+        tags = list(topics)
+        if rng.random() < noise:
+            wrong = int(rng.choice([c for c in range(len(classes)) if c != first]))
+            tags = tags[:1] if len(tags) == 2 else [first, wrong]
+        table["id"].append(f"m{row:05d}")
+        table["text"].append(" Also, ".join(parts))
+        for index, name in enumerate(classes):
+            table[name].append(int(index in tags))
+    return pd.DataFrame(table)
+
+
 def write_demo_data(folder: Path, rows: int = 1000, noise: float = 0.08,
-                    seed: int = 0) -> Path:
-    """Write `demo_train.csv` and `demo_noise.csv` into `folder`; return the train file."""
+                    seed: int = 0) -> dict[str, Path]:
+    """Write the demo files into `folder`: `train.csv` (`noise` of labels flipped, listed in
+    `demo_noise.csv`), `valid.csv` and `test.csv` (a quarter as many rows each, clean
+    labels, other messages) and `multilabel.csv`. Returns them by name."""
     folder.mkdir(parents=True, exist_ok=True)
-    data, truth = make_demo_frame(rows, noise, seed)
-    data.to_csv(folder / "demo_train.csv", index=False)
-    truth.to_csv(folder / "demo_noise.csv", index=False)
-    return folder / "demo_train.csv"
+    train, truth = make_demo_frame(rows, noise, seed)
+    held_out = max(rows // 4, 40)
+    tables = {"train": train,
+              "valid": make_demo_frame(held_out, 0.0, seed + 1, prefix="v")[0],
+              "test": make_demo_frame(held_out, 0.0, seed + 2, prefix="t")[0],
+              "multilabel": make_multilabel_frame(rows, noise, seed + 3),
+              "demo_noise": truth}
+    texts = {folder / f"{name}.csv": table.to_csv(index=False) for name, table in tables.items()}
+    refuse_foreign_files(texts)
+    for path, text in texts.items():
+        atomic_write_text(path, text)
+    return {path.stem: path for path in texts}
+
+
+def refuse_foreign_files(texts: dict[Path, str]) -> None:
+    """Demo files are rewritten only where they hold demo data of the same settings: a file
+    of the same name with other content may be the user's, and is never replaced."""
+    for path, text in texts.items():
+        if path.exists() and (not path.is_file() or path.read_text(encoding="utf-8",
+                                                                    errors="replace"
+                                                                    ).splitlines()
+                              != text.splitlines()):
+            raise DataError(f"{path} exists and is not this demo data: fitclass does not "
+                            f"overwrite it. Write the demo data into another folder (or "
+                            f"delete the file if it is demo data of other settings)")

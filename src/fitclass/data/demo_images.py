@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fitclass.errors import DataError
+from fitclass.rundir import atomic_write_text
+
 #: Side of the written PNGs (the 8x8 digits upscaled 4x).
 SIDE = 32
 TAIL = ("5", "6", "7", "8", "9")
@@ -31,6 +34,11 @@ def write_digits_demo(folder: Path, noise: float = 0.08, keep_tail: float = 0.4,
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    root = folder / "digits"
+    if root.exists() and not (folder / "digits_noise.csv").is_file():
+        raise DataError(f"{root} exists and is not the digits demo (no digits_noise.csv "
+                        f"beside it): fitclass does not write into it. Write the demo data "
+                        f"into another folder")
     digits = load_digits()
     rng = np.random.default_rng(seed)
     labels = np.array([str(int(t)) for t in digits.target])
@@ -38,7 +46,6 @@ def write_digits_demo(folder: Path, noise: float = 0.08, keep_tail: float = 0.4,
     images, labels = digits.images[keep], labels[keep]
     train_rows, valid_rows = train_test_split(np.arange(len(labels)), test_size=valid_share,
                                               stratify=labels, random_state=seed)
-    root = folder / "digits"
     classes = sorted(set(labels.tolist()))
     noisy: list[dict[str, str]] = []
     for split, rows in (("train", train_rows), ("valid", valid_rows)):
@@ -54,8 +61,8 @@ def write_digits_demo(folder: Path, noise: float = 0.08, keep_tail: float = 0.4,
             if given != labels[row]:
                 noisy.append({"path": target.relative_to(root).as_posix(),
                               "given_label": given, "true_label": str(labels[row])})
-    pd.DataFrame(noisy, columns=["path", "given_label", "true_label"]).to_csv(
-        folder / "digits_noise.csv", index=False)
+    atomic_write_text(folder / "digits_noise.csv", pd.DataFrame(
+        noisy, columns=["path", "given_label", "true_label"]).to_csv(index=False))
     return root
 
 

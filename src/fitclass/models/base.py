@@ -40,6 +40,10 @@ class Backbone(ABC):
     """A registered kind of model: how it is fitted, and how a saved one is loaded."""
 
     kind: ClassVar[str]
+    #: Whether `fit` learns a different model under another `train.seed` (initialisation,
+    #: data order, dropout). A kind whose fit is deterministic says False: several seeds
+    #: would train identical models, so `train --seeds N` refuses it.
+    seed_sensitive: ClassVar[bool] = True
 
     @abstractmethod
     def fit(self, context: FitContext) -> FitResult:

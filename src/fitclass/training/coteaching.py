@@ -124,7 +124,7 @@ def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
                                    "forget_rate": rate, "train_samples_per_s": samples / seconds}
             for name, model, selector in zip("ab", models, selectors, strict=True):
                 metrics, _ = evaluate(model, context, loss_fn, train_config.eval_batch_size)
-                improved = selector.update(metrics.get(select.metric), step)
+                improved = selector.update(metrics.get(select.metric), step, metrics["loss"])
                 row[f"{select.metric}_{name}"] = metrics.get(select.metric)
                 if improved and accelerator.is_main_process:
                     run.checkpoint(f"best-{name}").mkdir(parents=True, exist_ok=True)
@@ -143,15 +143,21 @@ def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
         row["is_best"] = row["step"] == selectors[better].best_step
     return FitResult(classifier=winner, history=history,
                      best={"metric": select.metric, "value": selectors[better].best_value,
-                           "step": selectors[better].best_step, "network": "ab"[better]},
+                           "step": selectors[better].best_step, "network": "ab"[better],
+                           "valid_loss": selectors[better].best_loss},
                      train_seconds=seconds, train_samples_per_second=samples / max(seconds,
                                                                                    1e-9))
 
 
 def _better(selectors: list[Selector]) -> int:
+    """The network whose best checkpoint is better; on a tie, the one with the lower
+    validation loss (as `Selector` breaks ties between checkpoints)."""
     a, b = (s.best_value for s in selectors)
     if a is None or b is None:
         return 0 if b is None else 1
+    if a == b:
+        loss_a, loss_b = (s.best_loss for s in selectors)
+        return 1 if loss_a is not None and loss_b is not None and loss_b < loss_a else 0
     if selectors[0].mode == "max":
-        return 0 if a >= b else 1
-    return 0 if a <= b else 1
+        return 0 if a > b else 1
+    return 0 if a < b else 1

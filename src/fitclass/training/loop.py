@@ -194,7 +194,7 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                    "train_samples_per_s": state["train_samples"] / elapsed}
             running_loss, running_batches = 0.0, 0
             stop = _evaluate_and_checkpoint(classifier, context, accelerator, loss_fn, selector,
-                                            state, row, recorder, averager)
+                                            state, row, total_steps, recorder, averager)
             module.train()
             tick = time.perf_counter()
             if stop:
@@ -210,7 +210,7 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
         checkpoint.load_best(run, final)
     classifier.module = final
     best: dict[str, Any] = {"metric": selector.metric, "value": selector.best_value,
-                            "step": selector.best_step}
+                            "step": selector.best_step, "valid_loss": selector.best_loss}
     if averager is not None:
         best["averaging"] = averager.finalize(
             final, selector.best_value,
@@ -266,7 +266,8 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
             row = {"step": state["step"], **row, "valid_loss": metrics["loss"]}
             row.update({k: v for k, v in metrics.items()
                         if isinstance(v, float | int) and k != "n"})
-            improved = selector.update(metrics.get(config.select.metric), state["step"])
+            improved = selector.update(metrics.get(config.select.metric), state["step"],
+                                       metrics["loss"])
             row["is_best"] = improved
             state["history"].append(row)
             if improved and accelerator.is_main_process:
@@ -275,7 +276,8 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
                 averager.after_eval(classifier.module, state["step"], row["epoch"],
                                     metrics.get(config.select.metric), lambda _: None)
             context.reporter.evaluated(row | headline(metrics, config.select.metric),
-                                       config.select.metric, improved)
+                                       config.select.metric, improved,
+                                       more_follows=row["epoch"] < config.total_epochs)
 
         seconds = train_head(classifier, context, stage, source, loss_fn, on_eval)
         context.reporter.log(f"stage {stage.index} trained the head on cached features: "
@@ -285,16 +287,19 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
 
 def _evaluate_and_checkpoint(classifier: NeuralClassifier, context: FitContext,
                              accelerator: Accelerator, loss_fn: Loss, selector: Selector,
-                             state: dict[str, Any], row: dict[str, Any],
+                             state: dict[str, Any], row: dict[str, Any], total_steps: int,
                              recorder: DynamicsRecorder | None = None,
                              averager: Averager | None = None) -> bool:
-    """Evaluate, update best and history, save state; True when early stopping says stop."""
+    """Evaluate, update best and history, save state; True when early stopping says stop.
+    The reporter's stop checks (a sweep's pruner) hear only evaluations that more training
+    follows."""
     config, run = context.recipe.train, context.run
     classifier.module = accelerator.unwrap_model(classifier.module)
     metrics, _ = evaluate(classifier, context, loss_fn, config.eval_batch_size)
     row["valid_loss"] = metrics["loss"]
     row.update({k: v for k, v in metrics.items() if isinstance(v, float | int) and k != "n"})
-    improved = selector.update(metrics.get(config.select.metric), state["step"])
+    improved = selector.update(metrics.get(config.select.metric), state["step"],
+                               metrics["loss"])
     row["is_best"] = improved
     if averager is not None:
         extra = averager.after_eval(
@@ -311,12 +316,13 @@ def _evaluate_and_checkpoint(classifier: NeuralClassifier, context: FitContext,
     checkpoint.save_training_state(run, accelerator, state,
                                    recorder.state() if recorder is not None else None)
     accelerator.wait_for_everyone()
-    context.reporter.evaluated(row | headline(metrics, config.select.metric),
-                               config.select.metric, improved)
     patience = config.early_stopping.patience if config.early_stopping else None
-    if patience is not None and selector.evals_without_improvement >= patience:
+    stop = patience is not None and selector.evals_without_improvement >= patience
+    last = stop or state["step"] >= total_steps
+    context.reporter.evaluated(row | headline(metrics, config.select.metric),
+                               config.select.metric, improved, more_follows=not last)
+    if stop:
         context.reporter.log(f"early stopping: no {config.select.metric} improvement in "
                              f"{patience} evaluations")
-        return True
-    return False
+    return stop
 

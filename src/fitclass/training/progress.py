@@ -39,6 +39,10 @@ class Reporter:
         self._task: Any = None
         #: Called with every evaluation's history row (experiment trackers subscribe).
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: Called with an evaluation's row only when more training follows it; one may raise
+        #: `Pruned` to stop the run early (a sweep's pruner). Never after the last
+        #: evaluation: stopping then saves no compute and would discard a finished result.
+        self.stop_checks: list[Callable[[dict[str, Any]], None]] = []
 
     def log(self, message: str) -> None:
         if self.enabled:
@@ -60,13 +64,19 @@ class Reporter:
             info = f"loss {loss:.4f} | {samples_per_second:.1f} samples/s"
             self._progress.update(self._task, advance=1, info=info)
 
-    def evaluated(self, row: dict[str, Any], metric: str, improved: bool) -> None:
+    def evaluated(self, row: dict[str, Any], metric: str, improved: bool,
+                  more_follows: bool = False) -> None:
+        """Log one evaluation and tell the listeners; when `more_follows` (training goes on
+        after it), the stop checks may end the run here."""
         for listener in self.listeners:
             listener(row)
         keys = ["epoch", "step", "train_loss", "valid_loss", metric, "accuracy",
                 "train_samples_per_s"]
         mark = " *best*" if improved else ""
         self.log(format_metrics(row, list(dict.fromkeys(keys))) + mark)
+        if more_follows:
+            for check in self.stop_checks:
+                check(row)
 
     def close(self) -> None:
         if self._progress is not None:
