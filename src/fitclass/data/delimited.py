@@ -1,0 +1,180 @@
+"""Delimited text files (CSV, TSV): a field-count scan before pandas reads them, and the
+diagnoses that turn a misread file into a message naming the line and the fix.
+
+pandas alone misreads two common defects without a word: when every row has one field more
+than the header (an unquoted comma inside a text), it takes the first field as the index;
+a row with fewer fields is padded with empty strings. So every record's fields are counted
+first with the stdlib csv module, in the dialect pandas then reads with, and a record whose
+count differs from the header's stops the run with its file line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from fitclass.errors import DataError
+
+Quoting = Literal["csv", "none"]
+
+#: Separators a one-column header is searched for, and their names in messages.
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+#: Characters of a line quoted in a message.
+SHOWN = 80
+
+
+def reading_encoding(encoding: str) -> str:
+    """UTF-8 files may start with a byte order mark (Excel writes one): it is not text."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def separator_name(sep: str) -> str:
+    return SEPARATOR_NAMES.get(sep, repr(sep))
+
+
+def separator_setting(sep: str) -> str:
+    """How to write `sep` as `data.sep` in YAML."""
+    return "'\\t'" if sep == "\t" else f"'{sep}'"
+
+
+def read_delimited(path: Path, *, sep: str, quoting: Quoting, encoding: str,
+                   limit: int | None) -> pd.DataFrame:
+    """Every column as text ('' is not NaN), after the field counts are checked."""
+    dialect = _dialect(sep, quoting)
+    _allow_long_fields()
+    with path.open(encoding=reading_encoding(encoding), newline="") as handle:
+        reader = csv.reader(handle, **dialect)
+        header = next(filter(None, reader), None)  # pandas skips blank lines too
+        if header is None:
+            raise DataError(f"{path}: the file has only blank lines; it needs a header row "
+                            f"and data rows")
+        check_header(path, header, sep)
+        header_lines = reader.line_num
+        counts = Counter(map(len, islice(reader, limit)))  # 0: a blank line
+        spans_lines = reader.line_num - header_lines > sum(counts.values())
+    if set(counts) - {0, len(header)}:
+        raise DataError(ragged_message(path, header, sep=sep, quoting=quoting,
+                                       encoding=encoding))
+    if spans_lines and quoting == "csv" and sep == "\t":
+        check_swallowed_lines(path, sep=sep, encoding=encoding)
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit,
+                           quoting=dialect["quoting"], encoding=reading_encoding(encoding),
+                           index_col=False)
+    except pd.errors.ParserError as error:
+        if "EOF inside string" not in str(error):
+            raise
+        *_, (start, _, _) = _records(path, dialect, encoding)
+        raise DataError(f"{path}: line {start}: a quote character opens a field that never "
+                        f"closes (the file ends inside it); {_quote_fix(sep)}") from None
+
+
+def check_header(path: Path, header: list[str], sep: str) -> None:
+    """A header read as one column that holds another separator names that separator."""
+    if len(header) != 1:
+        return
+    splits = {other: [part for part in header[0].split(other) if part.strip()]
+              for other in SEPARATOR_NAMES if other != sep}
+    other, parts = max(splits.items(), key=lambda item: len(item[1]))
+    if len(parts) >= 2:
+        raise DataError(
+            f"{path} looks {separator_name(other)}-separated: set data.sep: "
+            f"{separator_setting(other)} (read with {separator_name(sep)}s, its header "
+            f"{header[0][:SHOWN]!r} is a single column)"
+        )
+
+
+def check_swallowed_lines(path: Path, *, sep: str, encoding: str) -> None:
+    """In a tab-separated file, a quoted field that runs past a tab at the end of its first
+    line is a quote character of the text: it swallowed the rest of its row and the rows
+    after it, maybe without changing any field count."""
+    for start, end, row in _records(path, _dialect(sep, "csv"), encoding):
+        if end > start and any(sep in text.partition("\n")[0] for text in row):
+            swallowed = f"line {end}" if end == start + 1 else f"lines {start + 1}-{end}"
+            raise DataError(
+                f"{path}: a quote character on line {start} opens a field that runs on to "
+                f"line {end}, reading {swallowed} as part of one text "
+                f"({_line(path, encoding, start)[:SHOWN]!r}); {_quote_fix(sep)}")
+
+
+def ragged_message(path: Path, header: list[str], *, sep: str, quoting: Quoting,
+                   encoding: str) -> str:
+    """Name the first record whose field count differs from the header's, and the fix."""
+    expected = len(header)
+    bad = [(start, end, row) for start, end, row in
+           islice(_records(path, _dialect(sep, quoting), encoding), 1, None)
+           if len(row) != expected]
+    start, end, row = bad[0]
+    line = _line(path, encoding, start)
+    more = ("" if len(bad) == 1 else " (1 more line has a wrong count too)" if len(bad) == 2
+            else f" ({len(bad) - 1} more lines have a wrong count too)")
+    found = (f"{path}: line {start} has {len(row)} field{'s' if len(row) != 1 else ''} where "
+             f"the header has {expected} ({', '.join(header)[:SHOWN]}){more}")
+    # A line break at the end of the last field can only come from an open quote at EOF.
+    if quoting == "csv" and (end > start or row[-1].endswith(("\n", "\r"))):
+        runs = f"runs on to line {end}" if end > start else "never closes"
+        return (f"{found}: a quote character on line {start} opens a field that {runs} "
+                f"({line[:SHOWN]!r}); {_quote_fix(sep)}")
+    fix = _field_count_fix(sep, quoting, too_many=len(row) > expected, expected=expected)
+    if quoting == "csv" and '"' in line:
+        fix += "; if its quote characters are part of the text, set data.quoting: none"
+    return f"{found}: {line[:SHOWN]!r}; {fix}"
+
+
+def _field_count_fix(sep: str, quoting: Quoting, *, too_many: bool, expected: int) -> str:
+    name, other = separator_name(sep), "or set data.sep if the file uses another separator"
+    if not too_many:
+        return (f"every line needs {expected - 1} {name}s, an empty field too (write "
+                f"nothing between two {name}s), {other}")
+    if quoting == "none":
+        return (f"with data.quoting: none a text cannot contain a {name}: save the file "
+                f"with another separator and set data.sep, or quote the texts that contain "
+                f"{name}s and remove data.quoting")
+    return f"put double quotes around each text that contains a {name}, {other}"
+
+
+def _quote_fix(sep: str) -> str:
+    raw = " (raw TSV)" if sep == "\t" else ""
+    return f"close the quote, or if quote characters are part of the texts{raw}, set " \
+           f"data.quoting: none"
+
+
+def _dialect(sep: str, quoting: Quoting) -> dict[str, Any]:
+    return {"delimiter": sep,
+            "quoting": csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL}
+
+
+def _records(path: Path, dialect: dict[str, Any], encoding: str
+             ) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of every non-blank record, header included."""
+    _allow_long_fields()
+    with path.open(encoding=reading_encoding(encoding), newline="") as handle:
+        reader = csv.reader(handle, **dialect)
+        start = 1
+        for row in reader:
+            if row:
+                yield start, reader.line_num, row
+            start = reader.line_num + 1
+
+
+def _line(path: Path, encoding: str, number: int) -> str:
+    """Physical line `number` (1-based), as the csv module counts lines."""
+    with path.open(encoding=reading_encoding(encoding), newline="") as handle:
+        for index, line in enumerate(handle, 1):
+            if index == number:
+                return line.rstrip("\r\n")
+    return ""
+
+
+def _allow_long_fields() -> None:
+    """A runaway quote makes one huge field; the csv module's default cap (128 KiB) would
+    stop the diagnosis with its own error instead of naming the line."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
