@@ -182,6 +182,29 @@ def test_quoted_commas_and_line_breaks_still_read(tmp_path: Path) -> None:
     assert read_table(path)["text"].tolist() == ["a, b", "two\nlines, here", "c"]
 
 
+@pytest.mark.parametrize(("content", "sep", "line"), [
+    ("a,b\nx,y,z\nq\n", ",", 2),  # one long and one short row: the counts cancel out
+    ("a,b\nq\nx,y,z\n", ",", 2),
+    ('"a,1",b\n"x,y",z\nq\n', ",", 3),  # separators inside quoted values and names
+    ('a|b\n"x|1"|y\nq\n', "|", 3),
+])
+def test_wrong_counts_are_found_around_quoted_separators(tmp_path: Path, content: str,
+                                                         sep: str, line: int) -> None:
+    path = write(tmp_path / "t.csv", content)
+    assert f"line {line} has " in read_error(path, sep=sep)
+    if content.startswith('"'):  # without the short row, the quoted separators read fine
+        fixed = write(tmp_path / "ok.csv", content.removesuffix("q\n"))
+        assert read_table(fixed, sep=sep).columns.tolist()[0] in ("a,1", "a")
+        assert len(read_table(fixed, sep=sep)) == 1
+
+
+def test_wrong_counts_in_a_non_utf8_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "a,b\ncafé,x\nq\n", "utf-16")
+    assert "line 3 has 1 field where the header has 2" in read_error(path, encoding="utf-16")
+    path = write(tmp_path / "ok.csv", "a,b\ncafé,x\n", "utf-16")
+    assert read_table(path, encoding="utf-16").to_dict("records") == [{"a": "café", "b": "x"}]
+
+
 @pytest.mark.parametrize(("suffix", "header", "named", "setting"), [
     (".csv", "text;label", "semicolon", "';'"),
     (".csv", "text\tlabel", "tab", "'\\t'"),

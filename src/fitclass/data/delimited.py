@@ -1,11 +1,13 @@
-"""Delimited text files (CSV, TSV): a field-count scan before pandas reads them, and the
-diagnoses that turn a misread file into a message naming the line and the fix.
+"""Delimited text files (CSV, TSV): read with pandas, then prove every record had as many
+fields as the header; diagnoses that turn a misread file into a message naming the line.
 
 pandas alone misreads two common defects without a word: when every row has one field more
 than the header (an unquoted comma inside a text), it takes the first field as the index;
-a row with fewer fields is padded with empty strings. So every record's fields are counted
-first with the stdlib csv module, in the dialect pandas then reads with, and a record whose
-count differs from the header's stops the run with its file line.
+a row with fewer fields is padded with empty strings. The proof is cheap: every separator in
+the file is a delimiter or sits inside a quoted value, so a file whose records all have the
+header's n fields holds exactly (n - 1) x (records + 1) delimiters. Only when that count, or
+pandas itself, disagrees are the records walked with the stdlib csv module (same dialect) to
+name the first wrong line.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import codecs
 import csv
 import sys
-from collections import Counter
+import warnings
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fitclass.errors import DataError
 
@@ -29,6 +33,8 @@ Quoting = Literal["csv", "none"]
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 #: Characters of a line quoted in a message.
 SHOWN = 80
+#: One record: its first and last file line (1-based) and its fields.
+Record = tuple[int, int, list[str]]
 
 
 def reading_encoding(encoding: str) -> str:
@@ -47,34 +53,79 @@ def separator_setting(sep: str) -> str:
 
 def read_delimited(path: Path, *, sep: str, quoting: Quoting, encoding: str,
                    limit: int | None) -> pd.DataFrame:
-    """Every column as text ('' is not NaN), after the field counts are checked."""
-    dialect = _dialect(sep, quoting)
-    _allow_long_fields()
-    with path.open(encoding=reading_encoding(encoding), newline="") as handle:
-        reader = csv.reader(handle, **dialect)
-        header = next(filter(None, reader), None)  # pandas skips blank lines too
-        if header is None:
-            raise DataError(f"{path}: the file has only blank lines; it needs a header row "
-                            f"and data rows")
-        check_header(path, header, sep)
-        header_lines = reader.line_num
-        counts = Counter(map(len, islice(reader, limit)))  # 0: a blank line
-        spans_lines = reader.line_num - header_lines > sum(counts.values())
-    if set(counts) - {0, len(header)}:
-        raise DataError(ragged_message(path, header, sep=sep, quoting=quoting,
-                                       encoding=encoding))
-    if spans_lines and quoting == "csv" and sep == "\t":
-        check_swallowed_lines(path, sep=sep, encoding=encoding)
+    """Every column as text ('' is not NaN); a record whose field count differs from the
+    header's, or a quote that swallows lines, is a `DataError` naming its line."""
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit,
-                           quoting=dialect["quoting"], encoding=reading_encoding(encoding),
-                           index_col=False)
-    except pd.errors.ParserError as error:
-        if "EOF inside string" not in str(error):
-            raise
-        *_, (start, _, _) = _records(path, dialect, encoding)
-        raise DataError(f"{path}: line {start}: a quote character opens a field that never "
-                        f"closes (the file ends inside it); {_quote_fix(sep)}") from None
+        with warnings.catch_warnings():
+            # with index_col=False, rows longer than the header only warn, and lose fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit,
+                                quoting=_dialect(sep, quoting)["quoting"], encoding=encoding,
+                                index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as error:
+        message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit)
+        raise DataError(message or f"{path}: could not be read: {error}") from None
+    check_header(path, [str(name) for name in frame.columns], sep)
+    seps, lines, quotes = _file_counts(path, sep, encoding)
+    quoted = quoting == "csv" and quotes  # only quoted values hold separators, line breaks
+    if limit is not None or seps != _delimiters_expected(frame, sep, quoted):
+        message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit)
+        if message:
+            raise DataError(message)
+    if quoted and sep == "\t" and lines > len(frame) + 1 and _has_line_breaks(frame):
+        check_swallowed_lines(path, sep=sep, encoding=encoding)
+    return frame
+
+
+def diagnosis(path: Path, *, sep: str, quoting: Quoting, encoding: str,
+              limit: int | None = None) -> str | None:
+    """What is wrong with the first bad record (up to `limit` rows), or None if none is."""
+    records = _records(path, _dialect(sep, quoting), encoding)
+    first = next(records, None)
+    if first is None:
+        return None
+    header = first[2]
+    header[0] = header[0].removeprefix("\ufeff")
+    check_header(path, header, sep)
+    rows = list(islice(records, limit))
+    bad = [record for record in rows if len(record[2]) != len(header)]
+    if bad:
+        return ragged_message(path, header, bad, sep=sep, quoting=quoting, encoding=encoding)
+    if quoting == "csv" and rows and _ends_inside_quote(rows[-1]):
+        return (f"{path}: line {rows[-1][0]}: a quote character opens a field that never "
+                f"closes (the file ends inside it); {_quote_fix(sep)}")
+    return None
+
+
+def _file_counts(path: Path, sep: str, encoding: str) -> tuple[int, int, bool]:
+    """How often `sep` and line feeds occur in the file, and whether it holds a quote."""
+    if codecs.lookup(encoding).name == "utf-8":  # no ASCII byte occurs inside a character
+        data = path.read_bytes()
+        return data.count(sep.encode()), data.count(b"\n"), b'"' in data
+    with path.open(encoding=encoding, newline="") as handle:
+        text = handle.read()
+    return text.count(sep), text.count("\n"), '"' in text
+
+
+def _delimiters_expected(frame: pd.DataFrame, sep: str, quoted: bool) -> int:
+    """Separators in a file whose records all have the header's fields: the delimiters, plus
+    those inside quoted values (header names included)."""
+    count = (len(frame.columns) - 1) * (len(frame) + 1)
+    if quoted:
+        count += sum(str(name).count(sep) for name in frame.columns)
+        count += sum(pc.sum(pc.count_substring(pa.array(frame[column]), sep)).as_py() or 0
+                     for column in frame.columns)
+    return count
+
+
+def _has_line_breaks(frame: pd.DataFrame) -> bool:
+    return any(pc.any(pc.match_substring_regex(pa.array(frame[column]), "[\r\n]")).as_py()
+               for column in frame.columns)
+
+
+def _ends_inside_quote(record: Record) -> bool:
+    """A line break ending the last field can only come from a quote left open at EOF."""
+    return record[2][-1].endswith(("\n", "\r"))
 
 
 def check_header(path: Path, header: list[str], sep: str) -> None:
@@ -105,21 +156,17 @@ def check_swallowed_lines(path: Path, *, sep: str, encoding: str) -> None:
                 f"({_line(path, encoding, start)[:SHOWN]!r}); {_quote_fix(sep)}")
 
 
-def ragged_message(path: Path, header: list[str], *, sep: str, quoting: Quoting,
-                   encoding: str) -> str:
+def ragged_message(path: Path, header: list[str], bad: list[Record], *, sep: str,
+                   quoting: Quoting, encoding: str) -> str:
     """Name the first record whose field count differs from the header's, and the fix."""
     expected = len(header)
-    bad = [(start, end, row) for start, end, row in
-           islice(_records(path, _dialect(sep, quoting), encoding), 1, None)
-           if len(row) != expected]
     start, end, row = bad[0]
     line = _line(path, encoding, start)
     more = ("" if len(bad) == 1 else " (1 more line has a wrong count too)" if len(bad) == 2
             else f" ({len(bad) - 1} more lines have a wrong count too)")
     found = (f"{path}: line {start} has {len(row)} field{'s' if len(row) != 1 else ''} where "
              f"the header has {expected} ({', '.join(header)[:SHOWN]}){more}")
-    # A line break at the end of the last field can only come from an open quote at EOF.
-    if quoting == "csv" and (end > start or row[-1].endswith(("\n", "\r"))):
+    if quoting == "csv" and (end > start or _ends_inside_quote(bad[0])):
         runs = f"runs on to line {end}" if end > start else "never closes"
         return (f"{found}: a quote character on line {start} opens a field that {runs} "
                 f"({line[:SHOWN]!r}); {_quote_fix(sep)}")
@@ -132,7 +179,8 @@ def ragged_message(path: Path, header: list[str], *, sep: str, quoting: Quoting,
 def _field_count_fix(sep: str, quoting: Quoting, *, too_many: bool, expected: int) -> str:
     name, other = separator_name(sep), "or set data.sep if the file uses another separator"
     if not too_many:
-        return (f"every line needs {expected - 1} {name}s, an empty field too (write "
+        needs = f"{expected - 1} {name}{'s' if expected > 2 else ''}"
+        return (f"every line needs {needs}, an empty field too (write "
                 f"nothing between two {name}s), {other}")
     if quoting == "none":
         return (f"with data.quoting: none a text cannot contain a {name}: save the file "
