@@ -66,15 +66,30 @@ def read_delimited(path: Path, *, sep: str, quoting: Quoting, encoding: str,
         message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit)
         raise DataError(message or f"{path}: could not be read: {error}") from None
     check_header(path, [str(name) for name in frame.columns], sep)
+    if limit is None:
+        suspect, multiline = _whole_file_signals(path, frame, sep=sep, quoting=quoting,
+                                                 encoding=encoding)
+    else:  # only the first rows were read: count the fields of those
+        suspect = _counts_differ(path, len(frame.columns), sep=sep, quoting=quoting,
+                                 encoding=encoding, limit=limit)
+        multiline = quoting == "csv" and _has_line_breaks(frame)
+    message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit) \
+        if suspect else None
+    if message:
+        raise DataError(message)
+    if multiline and sep == "\t":
+        check_swallowed_lines(path, sep=sep, encoding=encoding, limit=limit)
+    return frame
+
+
+def _whole_file_signals(path: Path, frame: pd.DataFrame, *, sep: str, quoting: Quoting,
+                        encoding: str) -> tuple[bool, bool]:
+    """(a field count may be wrong, a quoted value may span lines), from counts over the
+    whole file: every separator is a delimiter or sits inside a quoted value."""
     seps, lines, quotes = _file_counts(path, sep, encoding)
     quoted = quoting == "csv" and quotes  # only quoted values hold separators, line breaks
-    if limit is not None or seps != _delimiters_expected(frame, sep, quoted):
-        message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit)
-        if message:
-            raise DataError(message)
-    if quoted and sep == "\t" and lines > len(frame) + 1 and _has_line_breaks(frame):
-        check_swallowed_lines(path, sep=sep, encoding=encoding)
-    return frame
+    suspect = seps != _delimiters_expected(frame, sep, quoted)
+    return suspect, quoted and lines > len(frame) + 1 and _has_line_breaks(frame)
 
 
 def diagnosis(path: Path, *, sep: str, quoting: Quoting, encoding: str,
@@ -95,6 +110,15 @@ def diagnosis(path: Path, *, sep: str, quoting: Quoting, encoding: str,
         return (f"{path}: line {rows[-1][0]}: a quote character opens a field that never "
                 f"closes (the file ends inside it); {_quote_fix(sep)}")
     return None
+
+
+def _counts_differ(path: Path, fields: int, *, sep: str, quoting: Quoting, encoding: str,
+                   limit: int) -> bool:
+    """Whether a record among the first `limit` has other than `fields` fields."""
+    _allow_long_fields()
+    with path.open(encoding=encoding, newline="") as handle:  # a BOM is in the header
+        records = filter(None, csv.reader(handle, **_dialect(sep, quoting)))
+        return bool(set(map(len, islice(records, 1, limit + 1))) - {fields})
 
 
 def _file_counts(path: Path, sep: str, encoding: str) -> tuple[int, int, bool]:
@@ -143,11 +167,13 @@ def check_header(path: Path, header: list[str], sep: str) -> None:
         )
 
 
-def check_swallowed_lines(path: Path, *, sep: str, encoding: str) -> None:
+def check_swallowed_lines(path: Path, *, sep: str, encoding: str,
+                          limit: int | None = None) -> None:
     """In a tab-separated file, a quoted field that runs past a tab at the end of its first
     line is a quote character of the text: it swallowed the rest of its row and the rows
     after it, maybe without changing any field count."""
-    for start, end, row in _records(path, _dialect(sep, "csv"), encoding):
+    records = _records(path, _dialect(sep, "csv"), encoding)
+    for start, end, row in islice(records, None if limit is None else limit + 1):
         if end > start and any(sep in text.partition("\n")[0] for text in row):
             swallowed = f"line {end}" if end == start + 1 else f"lines {start + 1}-{end}"
             raise DataError(
@@ -201,7 +227,7 @@ def _dialect(sep: str, quoting: Quoting) -> dict[str, Any]:
 
 
 def _records(path: Path, dialect: dict[str, Any], encoding: str
-             ) -> Iterator[tuple[int, int, list[str]]]:
+             ) -> Iterator[Record]:
     """(first line, last line, fields) of every non-blank record, header included."""
     _allow_long_fields()
     with path.open(encoding=reading_encoding(encoding), newline="") as handle:
