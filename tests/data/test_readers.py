@@ -273,3 +273,8 @@ def test_encoding_through_the_recipe(tmp_path: Path) -> None:
     path = write(tmp_path / "t.tsv", "text\tlabel\n좋은 영화\tpos\n별로\tneg\n", "cp949")
     table = read_labelled(path, DataConfig(train=path, encoding="cp949"))
     assert table.texts == ["좋은 영화", "별로"]
+
+
+def test_a_one_column_file_whose_name_holds_a_separator_still_reads(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "review (1-5; stars)\ngreat movie\nbad one\n")
+    assert read_table(path)["review (1-5; stars)"].tolist() == ["great movie", "bad one"]

@@ -65,7 +65,8 @@ def read_delimited(path: Path, *, sep: str, quoting: Quoting, encoding: str,
     except (pd.errors.ParserError, pd.errors.ParserWarning) as error:
         message = diagnosis(path, sep=sep, quoting=quoting, encoding=encoding, limit=limit)
         raise DataError(message or f"{path}: could not be read: {error}") from None
-    check_header(path, [str(name) for name in frame.columns], sep)
+    check_header(path, [str(name) for name in frame.columns], sep,
+                 sep.join(map(str, frame.iloc[0])) if len(frame) else "")
     if limit is None:
         suspect, multiline = _whole_file_signals(path, frame, sep=sep, quoting=quoting,
                                                  encoding=encoding)
@@ -101,8 +102,8 @@ def diagnosis(path: Path, *, sep: str, quoting: Quoting, encoding: str,
         return None
     header = first[2]
     header[0] = header[0].removeprefix("\ufeff")
-    check_header(path, header, sep)
     rows = list(islice(records, limit))
+    check_header(path, header, sep, sep.join(rows[0][2]) if rows else "")
     bad = [record for record in rows if len(record[2]) != len(header)]
     if bad:
         return ragged_message(path, header, bad, sep=sep, quoting=quoting, encoding=encoding)
@@ -152,12 +153,15 @@ def _ends_inside_quote(record: Record) -> bool:
     return record[2][-1].endswith(("\n", "\r"))
 
 
-def check_header(path: Path, header: list[str], sep: str) -> None:
-    """A header read as one column that holds another separator names that separator."""
+def check_header(path: Path, header: list[str], sep: str, first_row: str) -> None:
+    """A header read as one column that holds another separator, like the first data row,
+    names that separator."""
     if len(header) != 1:
         return
     splits = {other: [part for part in header[0].split(other) if part.strip()]
-              for other in SEPARATOR_NAMES if other != sep}
+              for other in SEPARATOR_NAMES if other != sep and other in first_row}
+    if not splits:
+        return
     other, parts = max(splits.items(), key=lambda item: len(item[1]))
     if len(parts) >= 2:
         raise DataError(
