@@ -265,10 +265,23 @@ def test_absolute_data_paths_are_kept(tmp_path: Path) -> None:
     assert load_recipe(path).data.train == Path(TRAIN)
 
 
-def test_relative_override_path_resolves_against_recipe_folder(tmp_path: Path) -> None:
-    path = tmp_path / "recipe.yaml"
-    path.write_text("data:\n  train: a.csv\n")
-    assert load_recipe(path, ["data.valid=b.csv"]).data.valid == (tmp_path / "b.csv").resolve()
+def test_relative_override_paths_resolve_against_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path typed with --set is a command-line path; the recipe's own stay the recipe's."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    path = folder / "recipe.yaml"
+    path.write_text("data:\n  train: a.csv\n  valid: v.csv\n")
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(path, ["data.train=data/b.csv", "noise.suspects=s.csv",
+                                "self_training.unlabelled=u.csv"])
+    assert recipe.data.train == (tmp_path / "data" / "b.csv").resolve()
+    assert recipe.data.valid == (folder / "v.csv").resolve()  # written in the recipe
+    assert recipe.noise.suspects == (tmp_path / "s.csv").resolve()
+    assert recipe.self_training is not None
+    assert recipe.self_training.unlabelled == (tmp_path / "u.csv").resolve()
+    section = load_recipe(path, ["data={train: c.csv}"]).data  # a section set as a mapping
+    assert section.train == (tmp_path / "c.csv").resolve()
 
 
 @pytest.mark.parametrize("raw", [

@@ -184,6 +184,62 @@ def test_label_unseen_in_train(tmp_path: Path, table_writer) -> None:
     message = data_error(train=train, valid=valid)
     assert f"{valid}: rows 1, 4 (file lines 3, 6)" in message
     assert "['mixed', 'neutral'] never occur in the training data" in message
+    assert "the model can never predict them" in message
+
+
+# --- classes that cannot be learned ----------------------------------------------------------
+
+
+def test_a_single_class_is_an_error(tmp_path: Path, table_writer) -> None:
+    path = table_writer(rows(12, ("pos",)), tmp_path / "train.csv")
+    message = data_error(train=path)
+    assert f"{path}: every training row has the label 'pos' (12 rows)" in message
+    assert "at least two classes" in message and "data.label" in message
+
+
+def test_a_single_class_within_data_limit_names_the_limit(tmp_path: Path,
+                                                         table_writer) -> None:
+    data = sorted(rows(20), key=lambda row: row["label"])  # all 'neg' rows first
+    path = table_writer(data, tmp_path / "train.csv")
+    message = data_error(train=path, limit=6)
+    assert "label 'neg' (6 rows) (data.limit: 6 reads only the first rows" in message
+
+
+def test_a_single_class_with_a_valid_file_is_an_error(tmp_path: Path, table_writer) -> None:
+    train = table_writer(rows(12, ("pos",)), tmp_path / "train.csv")
+    valid = table_writer(rows(4), tmp_path / "valid.csv")
+    message = data_error(train=train, valid=valid)
+    assert "every training row has the label 'pos'" in message
+
+
+def multilabel_rows(b_values: list[int]) -> list[dict[str, Any]]:
+    return [{"text": f"text number {i}", "a": i % 2, "b": b} for i, b in enumerate(b_values)]
+
+
+def test_a_label_column_without_positives_is_an_error(tmp_path: Path, table_writer) -> None:
+    path = table_writer(multilabel_rows([0] * 12), tmp_path / "train.csv")
+    message = data_error(train=path, label=["a", "b"])
+    assert f"{path}: label columns ['b'] are 0 in every training row" in message
+    assert "remove the column from data.label" in message
+
+
+def test_no_row_with_any_label_is_an_error(tmp_path: Path, table_writer) -> None:
+    data = [{"text": f"text {i}", "a": 0, "b": 0} for i in range(12)]
+    path = table_writer(data, tmp_path / "train.csv")
+    message = data_error(train=path, label=["a", "b"])
+    assert f"{path}: no training row has any label: every data.label column ['a', 'b'] is 0" \
+        in message
+    assert "label columns ['a', 'b'] are 0" not in message  # one message, not two
+    names = table_writer([{"text": f"text {i}", "tags": ""} for i in range(12)],
+                         tmp_path / "names.csv")
+    message = data_error(train=names, label="tags", label_sep="|")
+    assert "no training row has any label: column 'tags' is empty in every row" in message
+
+
+def test_rare_multilabel_columns_are_fine(tmp_path: Path, table_writer) -> None:
+    path = table_writer(multilabel_rows([1, 1] + [0] * 18), tmp_path / "train.csv")
+    prepared = prepare_data(DataConfig(train=path, label=["a", "b"]))
+    assert prepared.class_names == ["a", "b"]
 
 
 # --- splitting ----------------------------------------------------------------------------

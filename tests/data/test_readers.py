@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from fitclass.data.prepare import prepare_data, read_labelled
 from fitclass.data.readers import read_table
-from fitclass.errors import DataError
-from fitclass.recipe import DataConfig
+from fitclass.errors import DataError, RecipeError
+from fitclass.recipe import DataConfig, load_recipe
 
 ROWS = [
     {"id": "a1", "text": "plain text", "label": "pos"},
@@ -88,11 +89,16 @@ def test_quoting_none_reads_raw_quote_characters(tmp_path: Path) -> None:
     ]
 
 
-def test_csv_quoting_swallows_rows_of_raw_tsv(tmp_path: Path) -> None:
-    """The reason `quoting: none` exists: standard quoting merges rows of raw TSV."""
+def test_csv_quoting_refuses_rows_swallowed_by_a_raw_quote(tmp_path: Path) -> None:
+    """The reason `quoting: none` exists: standard quoting merges rows of raw TSV. The field
+    counts still match, so the swallowed lines themselves are named."""
     path = tmp_path / "raw.tsv"
     path.write_text(RAW_TSV, encoding="utf-8")
-    assert len(read_table(path, quoting="csv")) < 3
+    with pytest.raises(DataError) as info:
+        read_table(path, quoting="csv")
+    message = str(info.value)
+    assert f"{path}: a quote character on line 2" in message
+    assert "lines 3-4 as part of one text" in message and "data.quoting: none" in message
 
 
 def test_quoting_none_through_the_recipe(tmp_path: Path) -> None:
@@ -102,13 +108,14 @@ def test_quoting_none_through_the_recipe(tmp_path: Path) -> None:
     assert table.texts == ['"quoted start', "plain", 'said "hi" there']
 
 
-def test_unreadable_file_suggests_quoting_none(tmp_path: Path) -> None:
+def test_unclosed_quote_names_its_line_and_suggests_quoting_none(tmp_path: Path) -> None:
     path = tmp_path / "broken.tsv"
-    path.write_text('text\tlabel\n"never closed\tpos\n', encoding="utf-8")
+    path.write_text('text\tlabel\nfine\tneg\n"never closed\tpos\n', encoding="utf-8")
     with pytest.raises(DataError) as info:
         read_table(path)
-    assert str(path) in str(info.value)
-    assert "data.quoting: none" in str(info.value)
+    message = str(info.value)
+    assert f"{path}: line 3" in message and "never closes" in message
+    assert "data.quoting: none" in message
 
 
 def test_broken_jsonl_is_a_data_error(tmp_path: Path) -> None:
@@ -116,3 +123,158 @@ def test_broken_jsonl_is_a_data_error(tmp_path: Path) -> None:
     path.write_text('{"text": "a", "label": "x"}\n{"text": \n', encoding="utf-8")
     with pytest.raises(DataError, match=r"could not be read as jsonl"):
         read_table(path)
+
+
+# --- field counts, separators and encodings ------------------------------------------------
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def read_error(path: Path, **options: Any) -> str:
+    with pytest.raises(DataError) as info:
+        read_table(path, **options)
+    return str(info.value)
+
+
+def test_an_unquoted_comma_in_every_row_is_not_an_index(tmp_path: Path) -> None:
+    """pandas took the first of three fields as the index and trained on the rest."""
+    path = write(tmp_path / "t.csv", "text,label\nI liked it, would watch again,pos\n"
+                                     "Dull, too long,neg\nfine,pos\n")
+    message = read_error(path)
+    assert f"{path}: line 2 has 3 fields where the header has 2 (text, label)" in message
+    assert "(1 more line has a wrong count too)" in message
+    assert "'I liked it, would watch again,pos'" in message
+    assert "put double quotes around each text that contains a comma" in message
+    assert "data.sep" in message
+    assert "quoting: none" not in message  # no quote character is involved
+
+
+def test_a_row_with_too_few_fields_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "id,text,label\n1,good,pos\n\n2,bad\n3,ok,neg\n")
+    message = read_error(path)
+    assert f"{path}: line 4 has 2 fields where the header has 3" in message  # blank line 3
+    assert "'2,bad'" in message and "every line needs 2 commas" in message
+
+
+def test_quote_characters_in_a_bad_line_add_the_quoting_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", 'text,label\nfine,pos\nshe said "no", then,neg\n')
+    message = read_error(path)
+    assert "line 3 has 3 fields" in message and "data.quoting: none" in message
+
+
+def test_extra_field_with_quoting_none_cannot_be_quoted(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.tsv", "text\tlabel\na\tb\tpos\n")
+    message = read_error(path, quoting="none")
+    assert "line 2 has 3 fields" in message and "cannot contain a tab" in message
+
+
+def test_limit_reads_only_the_first_rows_also_for_field_counts(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "text,label\na,pos\nb,neg\nc, d,pos\n")
+    assert len(read_table(path, limit=2)) == 2
+    assert "line 4 has 3 fields" in read_error(path)
+
+
+def test_quoted_commas_and_line_breaks_still_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", 'text,label\n"a, b",pos\n"two\nlines, here",neg\n\nc,pos\n')
+    assert read_table(path)["text"].tolist() == ["a, b", "two\nlines, here", "c"]
+
+
+@pytest.mark.parametrize(("content", "sep", "line"), [
+    ("a,b\nx,y,z\nq\n", ",", 2),  # one long and one short row: the counts cancel out
+    ("a,b\nq\nx,y,z\n", ",", 2),
+    ('"a,1",b\n"x,y",z\nq\n', ",", 3),  # separators inside quoted values and names
+    ('a|b\n"x|1"|y\nq\n', "|", 3),
+])
+def test_wrong_counts_are_found_around_quoted_separators(tmp_path: Path, content: str,
+                                                         sep: str, line: int) -> None:
+    path = write(tmp_path / "t.csv", content)
+    assert f"line {line} has " in read_error(path, sep=sep)
+    if content.startswith('"'):  # without the short row, the quoted separators read fine
+        fixed = write(tmp_path / "ok.csv", content.removesuffix("q\n"))
+        assert read_table(fixed, sep=sep).columns.tolist()[0] in ("a,1", "a")
+        assert len(read_table(fixed, sep=sep)) == 1
+
+
+def test_wrong_counts_in_a_non_utf8_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "a,b\ncafé,x\nq\n", "utf-16")
+    assert "line 3 has 1 field where the header has 2" in read_error(path, encoding="utf-16")
+    path = write(tmp_path / "ok.csv", "a,b\ncafé,x\n", "utf-16")
+    assert read_table(path, encoding="utf-16").to_dict("records") == [{"a": "café", "b": "x"}]
+
+
+@pytest.mark.parametrize(("suffix", "header", "named", "setting"), [
+    (".csv", "text;label", "semicolon", "';'"),
+    (".csv", "text\tlabel", "tab", "'\\t'"),
+    (".csv", "text|label", "pipe", "'|'"),
+    (".tsv", "text,label", "comma", "','"),
+])
+def test_another_separator_is_spotted_and_named(tmp_path: Path, suffix: str, header: str,
+                                                named: str, setting: str) -> None:
+    sep = header[4]
+    path = write(tmp_path / f"t{suffix}", f"{header}\ngood{sep}pos\nbad{sep}neg\n")
+    assert read_error(path).startswith(f"{path} looks {named}-separated: set data.sep: "
+                                       f"{setting}")
+    assert read_table(path, sep=sep).to_dict("records") == [
+        {"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]
+
+
+def test_sep_through_the_recipe(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.txt", "text;label\ngood, really;pos\nbad;neg\n")
+    table = read_labelled(path, DataConfig(train=path, sep=";"))
+    assert table.texts == ["good, really", "bad"]
+    assert DataConfig(train=path, sep="\\t").sep == "\t"  # '\t' in YAML single quotes
+    assert DataConfig(train=path, sep="tab").sep == "\t"
+
+
+@pytest.mark.parametrize("sep", ["", ";;", '"', "\n"])
+def test_bad_sep_is_a_recipe_error(sep: str) -> None:
+    with pytest.raises(RecipeError, match=r"data.sep: .*one character"):
+        load_recipe({"data": {"train": "t.csv", "sep": sep}})
+
+
+def test_unknown_encoding_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match=r"data.encoding: .*unknown encoding"):
+        load_recipe({"data": {"train": "t.csv", "encoding": "klingon"}})
+
+
+@pytest.mark.parametrize(("encoding", "byte", "guess"), [
+    ("cp949", "0xc1", "cp949"),
+    ("latin-1", "0xe9", "cp1252"),
+    ("utf-16", "0xff", "utf-16"),
+])
+def test_a_file_in_another_encoding_names_byte_line_and_encoding(
+        tmp_path: Path, encoding: str, byte: str, guess: str) -> None:
+    text = "text,label\nplain,neg\n좋은 영화,pos\n" if encoding == "cp949" else \
+        "text,label\nplain,neg\ncafé,pos\n"
+    path = write(tmp_path / "t.csv", text, encoding)
+    line = 1 if encoding == "utf-16" else 3
+    message = read_error(path)
+    assert message == (f"{path}: not UTF-8 (byte {byte} at line {line}); save it as UTF-8 or "
+                       f"set data.encoding: {guess}")
+    assert "quoting" not in message
+    assert read_table(path, encoding=guess)["text"].tolist()[1] in ("좋은 영화", "café")
+
+
+def test_jsonl_in_another_encoding_names_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", '{"text": "좋은 영화", "label": "pos"}\n', "cp949")
+    assert "set data.encoding: cp949" in read_error(path)
+    assert read_table(path, encoding="cp949")["text"].tolist() == ["좋은 영화"]
+
+
+def test_utf8_byte_order_mark_just_works(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "text,label\ncafé,pos\n", "utf-8-sig")
+    assert read_table(path).to_dict("records") == [{"text": "café", "label": "pos"}]
+
+
+def test_encoding_through_the_recipe(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.tsv", "text\tlabel\n좋은 영화\tpos\n별로\tneg\n", "cp949")
+    table = read_labelled(path, DataConfig(train=path, encoding="cp949"))
+    assert table.texts == ["좋은 영화", "별로"]
+
+
+def test_a_one_column_file_whose_name_holds_a_separator_still_reads(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "review (1-5; stars)\ngreat movie\nbad one\n")
+    assert read_table(path)["review (1-5; stars)"].tolist() == ["great movie", "bad one"]

@@ -181,6 +181,51 @@ def check_min_class_rows(labels: list[Label], path: str | Path) -> Finding | Non
     )
 
 
+def check_two_classes(labels: list[Label], path: str | Path,
+                      limit: int | None) -> Finding | None:
+    """A multi-class model needs at least two classes to tell apart."""
+    names = sorted(set(label_names(labels)))
+    if len(names) != 1:
+        return None
+    read = f" (data.limit: {limit} reads only the first rows; a file sorted by label gives " \
+           f"one class)" if limit else ""
+    return Finding(
+        "error", "single_class",
+        f"{path}: every training row has the label {names[0]!r} ({len(labels)} rows){read}; "
+        f"a classifier needs at least two classes: add rows of the other classes, or check "
+        f"that data.label names the label column",
+        count=len(labels), examples=names,
+    )
+
+
+def check_label_positives(labels: list[Label], path: str | Path,
+                          config: DataConfig) -> Finding | None:
+    """Multi-label training needs a positive example of every label, and rows with labels."""
+    if not any(labels):
+        where_labels = (f"every data.label column {config.label_columns} is 0 in every row"
+                        if isinstance(config.label, list) else
+                        f"column {config.label!r} is empty in every row")
+        return Finding(
+            "error", "no_labels",
+            f"{path}: no training row has any label: {where_labels}; check the label "
+            f"columns (data.label{', data.label_sep' if config.label_sep else ''})",
+            count=len(labels),
+        )
+    if not isinstance(config.label, list):
+        return None  # names found in the data all have a positive row
+    used = set(label_names(labels))
+    never = [column for column in config.label if column not in used]
+    if not never:
+        return None
+    return Finding(
+        "error", "label_without_positives",
+        f"{path}: label columns {never[:MAX_LISTED]} are 0 in every training row; a label "
+        f"with no positive example can never be learned: add rows that have it, or remove "
+        f"the column from data.label",
+        count=len(never), examples=never[:MAX_LISTED],
+    )
+
+
 def check_unseen_labels(train_labels: list[Label], valid_labels: list[Label],
                         valid_path: str | Path) -> Finding | None:
     """A validation label the model never trains on can never be predicted."""
@@ -193,7 +238,8 @@ def check_unseen_labels(train_labels: list[Label], valid_labels: list[Label],
     return Finding(
         "error", "unseen_label",
         f"{valid_path}: {where(valid_path, rows)}: labels {names[:MAX_LISTED]} never occur in "
-        f"the training data; add training rows for them or drop these validation rows",
+        f"the training data, so the model can never predict them; add training rows for "
+        f"them or drop these validation rows",
         count=len(rows), rows=rows[:100], examples=names[:MAX_LISTED],
     )
 

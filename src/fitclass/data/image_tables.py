@@ -16,7 +16,7 @@ import pandas as pd
 
 from fitclass.data import checks, image_checks
 from fitclass.data.image_io import IMAGE_SUFFIXES, ImageInfo, scan_images
-from fitclass.data.readers import read_table
+from fitclass.data.readers import read_data_table
 from fitclass.data.table import TextTable, read_labels
 from fitclass.errors import DataError
 from fitclass.recipe import DataConfig, ImagesConfig
@@ -75,7 +75,7 @@ def folder_frame(folder: Path, need_labels: bool) -> tuple[pd.DataFrame, bool]:
 def _table_frame(path: Path, config: DataConfig, images: ImagesConfig, need_labels: bool,
                  limit: int | None, report: checks.CheckReport, keep_bad: bool
                  ) -> tuple[pd.DataFrame, bool]:
-    frame = read_table(path, limit=limit, quoting=config.quoting)
+    frame = read_data_table(path, config, limit=limit)
     columns = list(frame.columns)
     labelled = all(c in columns for c in config.label_columns)
     wanted = {"data.images.column": [images.column], "data.id": [config.id] if config.id else []}

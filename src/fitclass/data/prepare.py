@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fitclass.data import checks
-from fitclass.data.readers import read_table
+from fitclass.data.readers import read_data_table
 from fitclass.data.splits import split_rows
 from fitclass.data.table import TextTable, build_table, sort_class_names
 from fitclass.recipe import DataConfig
@@ -39,7 +39,7 @@ def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *
         from fitclass.data.image_tables import read_image_table
 
         return read_image_table(path, config, report, need_labels=need_labels, limit=limit)
-    frame = read_table(path, limit=limit, quoting=config.quoting)
+    frame = read_data_table(path, config, limit=limit)
     if optional_id:
         config = scoring_config(list(frame.columns), config)
     checks.check_columns(frame, path, config, need_labels=need_labels)
@@ -70,7 +70,7 @@ def read_inputs(path: str | Path, config: DataConfig, *, optional_id: bool = Fal
             if finding.check == "bad_image":
                 warnings.warn(finding.message, UserWarning, stacklevel=2)
         return table
-    frame = read_table(path, quoting=config.quoting)
+    frame = read_data_table(path, config)
     has_labels = all(column in frame.columns for column in config.label_columns)
     return _checked_table(Path(path), config, checks.CheckReport(), need_labels=has_labels,
                           limit=None, optional_id=optional_id)
@@ -93,6 +93,9 @@ def prepare_data(config: DataConfig) -> PreparedData:
         config = resolve_layout(config)
     train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
     assert train.labels is not None  # need_labels=True guarantees them
+    report.add(checks.check_label_positives(train.labels, config.train, config)
+               if config.multilabel else
+               checks.check_two_classes(train.labels, config.train, config.limit))
     # Duplicates are looked for in the whole training file, so row numbers are the file's.
     duplicates = (checks.check_duplicates(train.texts, train.labels, train.source)
                   if config.images is None else

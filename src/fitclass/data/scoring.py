@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from fitclass.data import checks
 from fitclass.data.image_tables import ERROR_COLUMN, image_list_table, read_image_table
 from fitclass.data.prepare import scoring_config
-from fitclass.data.readers import read_table
+from fitclass.data.readers import read_data_table
 from fitclass.data.table import TextInput, TextTable, build_table, label_text
 from fitclass.errors import DataError, RecipeError
 from fitclass.recipe import DataConfig, merge, parse_overrides
@@ -160,7 +160,7 @@ def _file_table(path: Path, config: DataConfig, *, need_labels: bool) -> TextTab
                                  keep_bad=config.on_bad_image == "skip")
         _warn(report, "bad_image")
         return table
-    frame = read_table(path, quoting=config.quoting)
+    frame = read_data_table(path, config)
     return _frame_table(frame, str(path), config, need_labels=need_labels)
 
 

@@ -242,7 +242,7 @@ def _merge_items(key: str, items: list[Any], overrides: dict[str, Any]) -> list[
 
 
 def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Data paths in a recipe file are relative to the file, not to the working directory."""
+    """Relative data paths become absolute paths under `base_dir`."""
     for section, keys in (("data", ("train", "valid")), ("noise", ("suspects",)),
                           ("self_training", ("unlabelled",))):
         values = raw.get(section)
@@ -298,6 +298,9 @@ def load_recipe(
         if not isinstance(loaded, dict):
             raise RecipeError(f"{path}: a recipe is a YAML mapping with keys data, model, train")
         raw, name, base_dir = loaded, str(path), path.resolve().parent
+    # Paths written in a recipe file are relative to the file; paths typed with --set are
+    # relative to the shell's working directory, like any other path on a command line.
+    raw = _resolve_paths(raw, base_dir)
     if overrides:
-        raw = merge(raw, parse_overrides(overrides))
-    return build_recipe(_resolve_paths(raw, base_dir), name)
+        raw = _resolve_paths(merge(raw, parse_overrides(overrides)), Path.cwd())
+    return build_recipe(raw, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,10 @@ class DataConfig(Strict):
     split: SplitConfig = Field(default_factory=lambda: SplitConfig())
     limit: int | None = Field(None, ge=1)
     quoting: Literal["csv", "none"] = "csv"
+    #: Text encoding of CSV/TSV/JSONL files (a Python codec name: utf-8, cp949, latin-1...).
+    encoding: str = "utf-8"
+    #: Field separator of CSV/TSV files; null picks it by extension (`,` for .csv, tab else).
+    sep: str | None = None
     #: Image inputs (see `recipe/images.py`); `true` takes the defaults.
     images: ImagesConfig | None = None
     #: Unreadable or truncated images: stop with the list (`fail`) or drop them (`skip`).
@@ -43,6 +48,26 @@ class DataConfig(Strict):
         if value is True:
             return {}
         return None if value is False else value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError("unknown encoding; use a Python codec name such as utf-8, "
+                             "cp949, cp1252 or latin-1") from None
+        return value
+
+    @field_validator("sep")
+    @classmethod
+    def _one_character_sep(cls, value: str | None) -> str | None:
+        if value in ("\\t", "tab"):  # '\t' in single quotes is a backslash and a t
+            return "\t"
+        if value is not None and (len(value) != 1 or value in "\"\r\n"):
+            raise ValueError("data.sep is one character other than a quote or line break, "
+                             "e.g. ',', ';', '|' or '\\t' (tab)")
+        return value
 
     @field_validator("text")
     @classmethod
