@@ -70,8 +70,12 @@ def train(
     recipe: Path | None = typer.Argument(None, help="YAML recipe (omit with --resume)."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a key: train.lr=3e-5"),
     out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
+    overwrite: bool = typer.Option(False, help="Replace a run folder fitclass wrote (it "
+                                               "never deletes a folder it did not write)."),
+    resume: Path | None = typer.Option(None, help="Continue an interrupted run folder with "
+                                                  "its stored recipe (--set may change only "
+                                                  "early stopping, eval batch size, name, "
+                                                  "tracking)."),
     seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble)."),
 ) -> None:
     """Train a classifier from a recipe; prints the run directory as the last line."""
@@ -262,8 +266,14 @@ def demo(
 ) -> None:
     """Generate a small imbalanced, noisy dataset and fine-tune the default backbone on it."""
     import fitclass
+    from fitclass.rundir import Layout, claim_folder
 
     quiet_libraries()
+    # the demo rewrites its own data files only: a folder holding anything else is refused
+    claim_folder(out / "data", Layout(
+        "demo data", frozenset({"demo_train.csv", "demo_noise.csv", "digits",
+                                "digits_noise.csv"}),
+        legacy=("demo_noise.csv", "digits_noise.csv")), fix="choose another --out for the demo")
     if images:
         from fitclass.data.demo_images import digits_recipe, write_digits_demo
 

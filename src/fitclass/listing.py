@@ -27,7 +27,8 @@ def find_runs(root: Path, depth: int = 0) -> list[Path]:
 
 def describe(path: Path) -> dict[str, Any]:
     """One run's summary row; unfinished runs show their status and what is known."""
-    status = json.loads((path / rundir.STATUS).read_text(encoding="utf-8"))
+    run = rundir.RunDir(path)
+    status = run.status_record() or {}
     recipe: dict[str, Any] = {}
     if (path / rundir.RECIPE).is_file():
         recipe = yaml.safe_load((path / rundir.RECIPE).read_text(encoding="utf-8")) or {}
@@ -39,7 +40,7 @@ def describe(path: Path) -> dict[str, Any]:
     return {
         "run": str(path), "name": recipe.get("name") or path.name,
         "task": recipe.get("task"), "backbone": (recipe.get("model") or {}).get("backbone"),
-        "status": status.get("status"), "started": status.get("started"),
+        "status": run.status(), "started": status.get("started"),
         "select_metric": select, "select_value": metrics.get(select) if select else None,
         "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
         "micro_f1": metrics.get("micro_f1"), "log_loss": metrics.get("log_loss"),
