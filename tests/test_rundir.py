@@ -46,8 +46,8 @@ def test_overwrite_refuses_a_run_holding_other_files(tmp_path: Path, train_csv: 
     out = tmp_path / "run"
     fitclass.train(recipe_for("tfidf", train_csv, name="first"), out=out)
     (out / "stray.txt").write_text("left over")
-    with pytest.raises(RunError, match=r"it holds stray.txt, which a fitclass run does not "
-                                       r"write.*choose another --out"):
+    with pytest.raises(RunError, match=r"it holds stray.txt, which fitclass does not write "
+                                       r"into run folders.*choose another --out"):
         fitclass.train(recipe_for("tfidf", train_csv, name="second"), out=out,
                        overwrite=True)
     assert (out / "stray.txt").read_text() == "left over"

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from fitclass import rundir
+from fitclass.atomic import follow_umask
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
 from fitclass.data.prepare import PreparedData, prepare_data
@@ -85,6 +86,7 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     if staged.exists():
         shutil.rmtree(staged)
     result.classifier.save(staged)
+    follow_umask(staged)
     rundir.replace_dir(staged, run.model_dir)
     run.write_json(rundir.LABELS, {
         "task": recipe.task, "classes": prepared.class_names,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
 
 
 def open_temporary(path: Path) -> tuple[int, Path]:
@@ -40,3 +43,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux), else
+    set and restored under a lock."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give `path` (a file, or every file under a folder) the mode a plain `open` would:
+    0666 less the umask. Libraries that write through private temporary files (safetensors,
+    hence transformers' `save_pretrained`) leave them 0600, unreadable to teammates."""
+    mode = 0o666 & ~current_umask()
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        if not file.is_symlink():
+            os.chmod(file, mode)

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from fitclass import rundir
+from fitclass.atomic import follow_umask
 from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
@@ -175,6 +176,7 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]
     EnsembleClassifier(first.class_names, members_info, combiner).save(run.model_dir)
+    follow_umask(run.model_dir)
     run.write_json(rundir.LABELS, {"task": recipe.task, "classes": first.class_names,
                                    "train_counts": train_counts.tolist()})
     run.write_json(rundir.DECISION, decision.to_dict())

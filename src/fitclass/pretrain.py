@@ -19,6 +19,7 @@ import torch
 from accelerate.utils import set_seed
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
+from fitclass.atomic import follow_umask
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.models.registry import get_backbone
@@ -125,6 +126,7 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     pooling = Path(backbone.source) / "1_Pooling"
     if pooling.is_dir():  # keep sentence-transformers pooling, so `pooling: auto` still means it
         shutil.copytree(pooling, staged / "1_Pooling")
+    follow_umask(staged)
     files = sorted([p.name for p in staged.iterdir()] + [PRETRAIN_INFO])
     atomic_write_text(staged / PRETRAIN_INFO, json.dumps({
         "tool": TOOL, "source": backbone.source, "texts": len(texts), "epochs": epochs,

@@ -158,7 +158,7 @@ def content_problem(path: Path, layout: Layout = RUN) -> str | None:
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
                                           else "")
-        return f"it holds {shown}, which a fitclass {layout.kind} does not write"
+        return f"it holds {shown}, which fitclass does not write into {layout.kind} folders"
     return None
 
 
@@ -176,9 +176,8 @@ def safe_to_replace(path: Path, layout: Layout = RUN) -> bool:
 
 
 def refused(path: Path, problem: str, layout: Layout = RUN, fix: str = NEW_OUT) -> RunError:
-    return RunError(f"{path}: fitclass will not write a {layout.kind} here: {problem}. "
-                    f"fitclass deletes or replaces only a {layout.kind} folder it wrote "
-                    f"itself; {fix}")
+    return RunError(f"{path}: fitclass will not write into this folder: {problem}. It "
+                    f"deletes or replaces only {layout.kind} folders it wrote itself; {fix}")
 
 
 def remove_entries(path: Path, layout: Layout = RUN, keep: tuple[str, ...] = (),

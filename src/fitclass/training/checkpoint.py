@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from fitclass.atomic import follow_umask
 from fitclass.errors import RunError
 from fitclass.rundir import RunDir, replace_dir
 
@@ -29,6 +30,7 @@ def save_best(run: RunDir, module: nn.Module) -> None:
     staged = run.checkpoint(f".{BEST}.staging")
     staged.mkdir(parents=True, exist_ok=True)
     save_model(module, str(staged / "model.safetensors"))
+    follow_umask(staged)
     replace_dir(staged, run.checkpoint(BEST))
 
 
@@ -63,6 +65,7 @@ def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[
     if arrays:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
                   str(staged / ARRAYS))
+    follow_umask(staged)
     replace_dir(staged, run.checkpoint(LAST))
 
 
