@@ -181,7 +181,7 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
                                    "train_counts": train_counts.tolist()})
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_json(rundir.METRICS, metrics)
-    run.write_json("ensemble.json", summary | {"combiner": combiner.to_dict()})
+    run.write_json(rundir.ENSEMBLE, summary | {"combiner": combiner.to_dict()})
     frame = predictions_for(ids, id_column, labels, held_out, task, decision)
     first_rows = pd.read_csv(first.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
                              keep_default_na=False)

@@ -83,7 +83,7 @@ class Layout:
 
     kind: str
     names: frozenset[str]
-    patterns: tuple[str, ...] = ()  # numbered entries: "fold-*", "model-*.safetensors"
+    patterns: tuple[str, ...] = ()  # numbered or open-ended entries: "fold-*", "*.onnx.data"
     proof: str = MARKER  # a JSON file saying "tool": "fitclass"
     legacy: tuple[str, ...] = ()  # files whose presence proves an older fitclass wrote it
 

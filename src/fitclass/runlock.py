@@ -115,6 +115,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock, taking over a dead holder's; RunError when a live run holds it."""
+        self._stop.clear()
         for _ in range(3):
             if self._create():
                 self._thread = threading.Thread(target=self._beat, daemon=True,
