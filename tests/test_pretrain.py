@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling
 
 import fitclass
-from fitclass.errors import FitclassError, RecipeError
+from fitclass.errors import RecipeError, RunError
 from fitclass.pretrain import mask_batch, pretrain, task_texts
 from fitclass.recipe import build_recipe
 
@@ -123,9 +123,11 @@ def test_pretrain_writes_a_backbone_the_next_run_fine_tunes(
                         data={"train": str(train_csv), "valid": str(valid), "id": "id"})
     out = tmp_path / "adapted"
     out.mkdir()
-    (out / "stale.txt").write_text("from an earlier pretrain")
+    (out / "stale.txt").write_text("not written by a pretrain")
+    with pytest.raises(RunError, match="not a fitclass pretrained backbone folder"):
+        pretrain(recipe, out, epochs=1, lr=1e-3, overwrite=True)
+    (out / "stale.txt").unlink()
     assert pretrain(recipe, out, epochs=1, lr=1e-3, overwrite=True) == out
-    assert not (out / "stale.txt").exists()
     record = json.loads((out / "fitclass_pretrain.json").read_text())
     assert record["texts"] == 150  # 120 train rows + 30 valid rows
     assert record["whole_word_mask"] is True
@@ -165,8 +167,8 @@ def test_pretrain_refuses_a_non_empty_out(tmp_path: Path, train_csv: Path,
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(FitclassError, match="not empty") as error:
+    with pytest.raises(RunError, match=r"not a fitclass pretrained backbone folder") as error:
         pretrain(recipe_for("tiny_bert", train_csv), out)
-    assert error.type is FitclassError
+    assert "--overwrite" not in str(error.value)  # it would not help: the folder is not ours
     assert (out / "keep.txt").read_text() == "precious"
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

@@ -32,12 +32,26 @@ def test_overwrite_replaces_a_finished_run(tmp_path: Path, train_csv: Path,
                                            recipe_for) -> None:
     out = tmp_path / "run"
     fitclass.train(recipe_for("tfidf", train_csv, name="first"), out=out)
-    (out / "stray.txt").write_text("left over")
+    (out / ".DS_Store").write_text("operating-system litter")
     run = fitclass.train(recipe_for("tfidf", train_csv, name="second"), out=out,
                          overwrite=True)
     assert run.recipe.name == "second"
-    assert status(out)["status"] == "finished"
-    assert not (out / "stray.txt").exists()  # a fresh folder, not a merge
+    assert status(out)["status"] == "finished" and status(out)["tool"] == "fitclass"
+    assert (out / ".DS_Store").exists()  # only the entries a run writes are deleted
+    assert not (out / "run.lock").exists()  # released
+
+
+def test_overwrite_refuses_a_run_holding_other_files(tmp_path: Path, train_csv: Path,
+                                                     recipe_for) -> None:
+    out = tmp_path / "run"
+    fitclass.train(recipe_for("tfidf", train_csv, name="first"), out=out)
+    (out / "stray.txt").write_text("left over")
+    with pytest.raises(RunError, match=r"it holds stray.txt, which fitclass does not write "
+                                       r"into run folders.*choose another --out"):
+        fitclass.train(recipe_for("tfidf", train_csv, name="second"), out=out,
+                       overwrite=True)
+    assert (out / "stray.txt").read_text() == "left over"
+    assert fitclass.load_run(out).recipe.name == "first"
 
 
 def test_empty_existing_folder_is_used(tmp_path: Path, train_csv: Path, recipe_for) -> None:
@@ -56,8 +70,10 @@ def test_failed_run_records_the_error(tmp_path: Path, recipe_for) -> None:
     assert "missing.csv" in record["error"]
     with pytest.raises(RunError, match=r"not a finished run \(status: failed\)"):
         fitclass.load_run(out)
-    with pytest.raises(RunError, match=r"an unfinished run \(failed\)"):
+    # nothing to continue (no checkpoint): the same command replaces the failed run
+    with pytest.raises(DataError):
         fitclass.train(recipe_for("tfidf", tmp_path / "missing.csv"), out=out)
+    assert status(out)["status"] == "failed"
 
 
 def test_invalid_recipe_creates_nothing(tmp_path: Path, train_csv: Path, recipe_for) -> None:
@@ -85,13 +101,15 @@ def test_load_run_errors(tmp_path: Path) -> None:
 
 def test_status_keeps_its_history(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path / "run")
-    assert run.status() is None
+    assert run.status() == "running" and (run.path / "run.lock").is_file()
     run.set_status("running", resumed=False)
     started = status(run.path)["started"]
     run.set_status("finished", wall_seconds=1.5)
     record = status(run.path)
     assert record["status"] == "finished" and record["started"] == started
     assert record["resumed"] is False and record["wall_seconds"] == 1.5
+    run.release()
+    assert not (run.path / "run.lock").exists()
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:

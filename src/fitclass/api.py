@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from fitclass import rundir
+from fitclass.atomic import follow_umask
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
 from fitclass.data.fingerprint import data_fingerprint
@@ -27,6 +28,7 @@ from fitclass.models.registry import get_backbone
 from fitclass.noise.actions import apply_noise_action
 from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
+from fitclass.resuming import resume_recipe
 from fitclass.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
@@ -36,8 +38,8 @@ from fitclass.training.objective import class_priors, stacked_remedies
 from fitclass.training.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
-SELF_TRAINING = "self_training.json"
-NOISE_CHANGES = "noise_changes.csv"
+SELF_TRAINING = rundir.SELF_TRAINING
+NOISE_CHANGES = rundir.NOISE_CHANGES
 
 
 def default_run_path(recipe: Recipe) -> Path:
@@ -88,6 +90,7 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
     if staged.exists():
         shutil.rmtree(staged)
     result.classifier.save(staged)
+    follow_umask(staged)
     rundir.replace_dir(staged, run.model_dir)
     run.write_json(rundir.LABELS, {
         "task": recipe.task, "classes": prepared.class_names,
@@ -139,21 +142,12 @@ def process_count() -> int:
 
 
 def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
-              overwrite: bool, resume: str | Path | None) -> tuple[Recipe, rundir.RunDir]:
-    if resume is not None and process_count() > 1:
-        raise RunError("--resume restores single-process runs; resume without "
-                       "accelerate launch / torchrun, or start the run again")
+              overwrite: bool, resume: str | Path | None
+              ) -> tuple[Recipe, rundir.RunDir, dict[str, Any]]:
+    """The recipe and the run folder, locked by this process, with the details status.json
+    records about how the run was opened."""
     if resume is not None:
-        run = rundir.RunDir(resume)
-        if run.file(rundir.RECIPE).is_file() and load_recipe(run.file(rundir.RECIPE)).self_training:
-            raise RunError(f"{run.path}: self-training runs cannot resume mid-round; rerun "
-                           f"the recipe with --overwrite")
-        status = run.status()
-        if status is None:
-            raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
-        if status == "finished":
-            raise RunError(f"{run.path}: this run already finished; nothing to resume")
-        return load_recipe(run.file(rundir.RECIPE), overrides), run
+        return _open_resumed(Path(resume), overrides)
     recipe = load_recipe(recipe_source, overrides)
     path = Path(out) if out else default_run_path(recipe)
     if not is_main_process():
@@ -161,8 +155,35 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
         # process writes the real run directory, the others a private scratch folder.
         path = Path(tempfile.mkdtemp(prefix="fitclass-rank-")) / "run"
     run = rundir.RunDir.create(path, overwrite=overwrite)
-    run.write_text(rundir.RECIPE, recipe.to_yaml())
-    return recipe, run
+    try:
+        run.write_text(rundir.RECIPE, recipe.to_yaml())
+    except BaseException:
+        run.release()
+        raise
+    return recipe, run, {"resumed": False}
+
+
+def _open_resumed(path: Path, overrides: list[str] | None
+                  ) -> tuple[Recipe, rundir.RunDir, dict[str, Any]]:
+    if process_count() > 1:
+        raise RunError("--resume restores single-process runs; resume without "
+                       "accelerate launch / torchrun, or start the run again")
+    run = rundir.RunDir(path)
+    status = run.status()  # `running` only while a live process holds the lock
+    if status is None:
+        raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
+    if status == "finished":
+        raise RunError(f"{run.path}: this run already finished; nothing to resume")
+    run.acquire()  # refuses, naming the process, while another run holds the folder
+    try:
+        if load_recipe(run.file(rundir.RECIPE)).self_training:
+            raise RunError(f"{run.path}: self-training runs cannot resume mid-round; rerun "
+                           f"the recipe with --overwrite")
+        recipe, history = resume_recipe(run, overrides)
+    except BaseException:
+        run.release()
+        raise
+    return recipe, run, {"resumed": True, "resumes": history}
 
 
 def train(
@@ -176,12 +197,25 @@ def train(
 ) -> Run:
     """Train a classifier from a recipe (path, dict or `Recipe`); return the finished `Run`.
 
-    `resume` continues an interrupted run directory from its last checkpoint instead.
+    `resume` continues an interrupted run directory from its last checkpoint instead. The
+    run folder is locked for as long as this call trains into it.
     """
-    recipe_obj, run = _open_run(recipe, overrides, out, overwrite, resume)
-    reporter = reporter or Reporter()
-    reporter.enabled = reporter.enabled and is_main_process()  # under DDP rank 0 prints
-    run.set_status("running", resumed=resume is not None)
+    recipe_obj, run, opened = _open_run(recipe, overrides, out, overwrite, resume)
+    try:
+        reporter = reporter or Reporter()
+        reporter.enabled = reporter.enabled and is_main_process()  # under DDP rank 0 prints
+        if run.replaced is not None:
+            how = "--overwrite" if overwrite else "it had no checkpoint to continue from"
+            reporter.log(f"replaced the {run.replaced} run in {run.path} ({how})")
+        return _train_locked(run, recipe_obj, opened, reporter)
+    finally:
+        run.release()
+
+
+def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any],
+                  reporter: Reporter) -> Run:
+    resumed = bool(opened["resumed"])
+    run.set_status("running", **opened)
     started = time.perf_counter()
     trackers = start_trackers(run.path, recipe_obj)
     reporter.listeners.extend(_metric_listener(t) for t in trackers)
@@ -201,7 +235,7 @@ def train(
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),
                              train=prepared.train, valid=prepared.valid, run=run,
-                             reporter=reporter, resume=resume is not None)
+                             reporter=reporter, resume=resumed)
         if recipe_obj.self_training is not None:
             result, rounds = self_train(backbone, context, recipe_obj.self_training)
             run.write_json(SELF_TRAINING, rounds)

@@ -74,8 +74,12 @@ def train(
     recipe: Path | None = typer.Argument(None, help="YAML recipe (omit with --resume)."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a key: train.lr=3e-5"),
     out: Path | None = typer.Option(None, help="Run directory (default runs/<name>-<time>)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    resume: Path | None = typer.Option(None, help="Continue an interrupted run directory."),
+    overwrite: bool = typer.Option(False, help="Replace a run folder fitclass wrote (it "
+                                               "never deletes a folder it did not write)."),
+    resume: Path | None = typer.Option(None, help="Continue an interrupted run folder with "
+                                                  "its stored recipe (--set may change only "
+                                                  "early stopping, eval batch size, name, "
+                                                  "tracking)."),
     seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble); "
                                              "refused for backbones whose training ignores "
                                              "the seed (tfidf)."),
@@ -333,6 +337,8 @@ def demo(
         write_demo_files(data_only, images, rows)
         return
     quiet_libraries()
+    # the demo data writers rewrite only their own files (same name, same content); a user's
+    # file of the same name is refused, and nothing else in the folder is touched
     if images:
         from fitclass.data.demo_images import digits_recipe, write_digits_demo
 

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from fitclass import rundir
+from fitclass.atomic import follow_umask
 from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
@@ -142,14 +143,19 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
     chosen = method if method != "auto" else max(held_out,
                                                  key=lambda n: score(targets, held_out[n]))
     combiner = combiners.METHODS[chosen](member_probs, targets, score)
-    run = rundir.RunDir.create(out, overwrite=overwrite)
-    run.set_status("running")
     member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
                     "weight": float(w), **headline(task.metrics(targets, p))}
                    for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
-    _write(run, members, combiner, task, targets, labels, ids, id_column, held_out[chosen],
-           {"method": chosen, "metric": metric, "folds": folds, "members": member_rows,
-            "methods": comparison})
+    run = rundir.RunDir.create(out, overwrite=overwrite)  # locked until written
+    try:
+        _write(run, members, combiner, task, targets, labels, ids, id_column,
+               held_out[chosen], {"method": chosen, "metric": metric, "folds": folds,
+                                  "members": member_rows, "methods": comparison})
+    except BaseException as error:
+        run.set_status("failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        run.release()
     return Run(run.path)
 
 
@@ -183,11 +189,12 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]
     EnsembleClassifier(first.class_names, members_info, combiner).save(run.model_dir)
+    follow_umask(run.model_dir)
     run.write_json(rundir.LABELS, {"task": recipe.task, "classes": first.class_names,
                                    "train_counts": train_counts.tolist()})
     run.write_json(rundir.DECISION, decision.to_dict())
     run.write_json(rundir.METRICS, metrics)
-    run.write_json("ensemble.json", summary | {"combiner": combiner.to_dict()})
+    run.write_json(rundir.ENSEMBLE, summary | {"combiner": combiner.to_dict()})
     frame = predictions_for(ids, id_column, labels, held_out, task, decision)
     first_rows = pd.read_csv(first.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
                              keep_default_na=False)
@@ -237,10 +244,14 @@ def train_seeds(recipe: Any, seeds: int, out: str | Path, *, overrides: list[str
     for offset in range(seeds):
         seed = base.train.seed + offset
         path = out / f"seed-{seed}"
-        status = rundir.RunDir(path).status()
+        member = rundir.RunDir(path)
+        status = member.status()
         if status != "finished":
+            # continue a member from its checkpoint; one with nothing to continue (or a live
+            # one, which `train` refuses naming its process) is trained by the same call
             with_seed = (overrides or []) + [f"train.seed={seed}"]
+            resumable = status == "running" or member.has_checkpoint()
             train(recipe, overrides=with_seed, out=path, reporter=reporter,
-                  resume=path if status in ("running", "interrupted", "failed") else None)
+                  resume=path if status is not None and resumable else None)
         paths.append(path)
     return ensemble(paths, out / "ensemble", method=method, overwrite=True)

@@ -23,8 +23,13 @@ from fitclass.models.base import Classifier
 from fitclass.models.text import TransformerClassifier, over_batches, probabilities
 from fitclass.run import Run, load_run
 
-ONNX_DIR = "onnx"
+ONNX_DIR = rundir.ONNX
 FP32, INT8 = "model.onnx", "model.int8.onnx"
+EXPORT_INFO = "export.json"
+#: What an export writes into RUN/onnx (the overwrite rule: rundir.claim_folder); the
+#: `.data` files are torch's external weights for graphs over 2 GB.
+ONNX_FOLDER = rundir.Layout("ONNX export", frozenset({FP32, INT8, EXPORT_INFO}),
+                            patterns=("*.onnx.data", "*.onnx_data"), legacy=(EXPORT_INFO,))
 
 
 def _require_onnxruntime() -> Any:
@@ -131,7 +136,8 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     _require_onnxruntime()
     run = load_run(run_dir)
     classifier = transformer_of(run)
-    folder = run.path / ONNX_DIR
+    folder = rundir.claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
+        f"move those files out of {run.path / ONNX_DIR}, then export again"))
     start = time.perf_counter()
     export_graph(classifier, folder / FP32)
     report: dict[str, Any] = {"fp32": {"path": str(folder / FP32),
@@ -140,7 +146,7 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
         quantize_int8(folder / FP32, folder / INT8)
         report["int8"] = {"path": str(folder / INT8), **verify(run, classifier, folder / INT8)}
     report["seconds"] = round(time.perf_counter() - start, 2)
-    (folder / "export.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    rundir.atomic_write_text(folder / EXPORT_INFO, json.dumps(report, indent=2))
     return report
 
 

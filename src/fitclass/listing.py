@@ -64,7 +64,8 @@ def describe(path: Path) -> dict[str, Any]:
                            "micro_f1": None, "log_loss": None, "n_valid": None, "error": None}
     try:
         status = rundir.read_status(run)
-        row |= {"status": status["status"], "started": status.get("started"),
+        # run.status(): a `running` run whose process is gone reads `interrupted`
+        row |= {"status": run.status(), "started": status.get("started"),
                 "error": status.get("error")}
         finished = status["status"] == "finished"
         # an unfinished run may have died before writing its recipe

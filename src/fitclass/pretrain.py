@@ -6,6 +6,7 @@ the tokenizer is a fast tokenizer with word ids. The output folder is a backbone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -18,15 +19,26 @@ import torch
 from accelerate.utils import set_seed
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
+from fitclass.atomic import follow_umask
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.models.registry import get_backbone
 from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
-from fitclass.rundir import replace_dir
+from fitclass.rundir import (
+    TOOL,
+    Layout,
+    atomic_write_text,
+    has_content,
+    refused,
+    remove_entries,
+    replace_refusal,
+)
 from fitclass.training.loop import make_accelerator
 from fitclass.training.optim import adamw
 from fitclass.training.progress import Reporter
+
+PRETRAIN_INFO = "fitclass_pretrain.json"
 
 
 def task_texts(recipe: Any, unlabelled: str | Path | None) -> list[str]:
@@ -71,9 +83,7 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
         raise RecipeError(f"fitclass pretrain needs a transformer backbone; model.backbone "
                           f"is {recipe.model.backbone!r}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FitclassError(f"{out}: exists and is not empty; choose another --out or pass "
-                            f"--overwrite")
+    check_out(out, overwrite)
     reporter = reporter or Reporter()
     set_seed(recipe.train.seed)
     tokenizer = AutoTokenizer.from_pretrained(backbone.source)
@@ -107,7 +117,8 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
             total, count = total + loss.item(), count + 1
         history.append({"epoch": epoch + 1, "mlm_loss": total / max(count, 1)})
         reporter.log(f"pretrain epoch {epoch + 1}: masked-LM loss {history[-1]['mlm_loss']:.4f}")
-    staged = out.with_name(f".{out.name}.staging")
+    target = out.resolve()
+    staged = target.with_name(f".{target.name}.staging")
     if staged.exists():
         shutil.rmtree(staged)
     accelerator.unwrap_model(model).save_pretrained(staged)
@@ -115,11 +126,50 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     pooling = Path(backbone.source) / "1_Pooling"
     if pooling.is_dir():  # keep sentence-transformers pooling, so `pooling: auto` still means it
         shutil.copytree(pooling, staged / "1_Pooling")
-    (staged / "fitclass_pretrain.json").write_text(json.dumps({
-        "source": backbone.source, "texts": len(texts), "epochs": epochs, "lr": lr,
-        "whole_word_mask": whole_word, "history": history,
-        "seconds": round(time.perf_counter() - start, 2)}, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    replace_dir(staged, out)
+    follow_umask(staged)
+    files = sorted([p.name for p in staged.iterdir()] + [PRETRAIN_INFO])
+    atomic_write_text(staged / PRETRAIN_INFO, json.dumps({
+        "tool": TOOL, "source": backbone.source, "texts": len(texts), "epochs": epochs,
+        "lr": lr, "whole_word_mask": whole_word, "history": history,
+        "seconds": round(time.perf_counter() - start, 2), "files": files}, indent=2))
+    _move_into(staged, target, overwrite)
     return out
+
+
+def backbone_layout(folder: Path) -> Layout:
+    """What the pretrain that wrote `folder` wrote: the files its info file lists."""
+    names = {PRETRAIN_INFO}
+    # no or unreadable info: the folder is not provably ours, which the rule then reports
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        names |= {str(n) for n in json.loads(
+            (folder / PRETRAIN_INFO).read_text(encoding="utf-8")).get("files", [])}
+    return Layout("pretrained backbone", frozenset(names), proof=PRETRAIN_INFO)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """`out` must be new or empty, or (with `overwrite`) a backbone a pretrain wrote."""
+    if out.exists() and not out.is_dir():
+        raise FitclassError(f"{out}: is a file; --out names the folder for the backbone")
+    if not has_content(out):
+        return
+    layout = backbone_layout(out)
+    problem = replace_refusal(out, layout)
+    if problem is not None:
+        raise refused(out, problem, layout)
+    if not overwrite:
+        raise FitclassError(f"{out}: a pretrained backbone is already here; choose another "
+                            f"--out or pass --overwrite to replace it")
+
+
+def _move_into(staged: Path, target: Path, overwrite: bool) -> None:
+    """Put the staged backbone's files into `target`, deleting only the files an earlier
+    pretrain wrote there (the info file first, so a kill midway leaves a folder that a
+    later --overwrite may replace)."""
+    check_out(target, overwrite)  # again: the folder may have changed while training ran
+    if has_content(target):
+        remove_entries(target, backbone_layout(target))
+    target.mkdir(parents=True, exist_ok=True)
+    names = [PRETRAIN_INFO] + [p.name for p in staged.iterdir() if p.name != PRETRAIN_INFO]
+    for name in names:
+        (staged / name).rename(target / name)
+    staged.rmdir()

@@ -28,6 +28,11 @@ SCALARS = (str, int, float, bool, type(None))
 SWEEP_FILE = "sweep.json"
 LEADERBOARD = "leaderboard.csv"
 BEST_RECIPE = "best_recipe.yaml"
+#: What a sweep writes into its folder (the overwrite rule: rundir.claim_folder).
+SWEEP_DIR = rundir.Layout("sweep", frozenset({
+    SWEEP_FILE, LEADERBOARD, BEST_RECIPE, "importance.csv", rundir.REPORT, "trials",
+    "sweep.db", "sweep.db-journal", "sweep.db-wal", "sweep.db-shm", "mlruns.db",
+    "mlartifacts"}), legacy=("sweep.db", SWEEP_FILE))
 
 
 def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -145,8 +150,7 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
         raise RecipeError("fitclass sweep needs a `sweep.params` section in the recipe, e.g. "
                           "sweep: {params: {train.lr: {loguniform: [1.0e-5, 1.0e-4]}}}")
     config = recipe.sweep.resolved(recipe.train.select.metric, recipe.train.select.direction)
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.claim_folder(Path(out).resolve(), SWEEP_DIR)
     storage = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     study_name = study_name or recipe.name or "fitclass-sweep"
     reporter = reporter or Reporter()

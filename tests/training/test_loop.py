@@ -267,12 +267,13 @@ def test_resume_after_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_unfinished_run_needs_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      base_recipe: dict[str, Any]) -> None:
-    interrupt_on_evaluation(monkeypatch, 1)
+    interrupt_on_evaluation(monkeypatch, 2)  # after the first evaluation's checkpoint
     path = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         fitclass.train(base_recipe, out=path)
     monkeypatch.undo()
-    with pytest.raises(RunError, match=r"an unfinished run \(interrupted\)") as info:
+    with pytest.raises(RunError, match=r"an unfinished run \(interrupted\) with a "
+                                       r"checkpoint") as info:
         fitclass.train(base_recipe, out=path)
     assert f"--resume {path}" in str(info.value)
     with pytest.raises(RunError, match="--resume"):

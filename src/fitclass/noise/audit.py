@@ -9,6 +9,7 @@ them; training dynamics from the fold runs and conflicting duplicates add eviden
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ from fitclass.rundir import atomic_write_text
 from fitclass.training.cache import FeatureCache, feature_key
 
 PROXIES = ("tfidf", "linear_probe")
+SUSPECT_COLUMNS = ["id", "text", "given_label", "suggested_label", "score", "methods"]
+#: The fold runs' folder (--work-dir): fold-<k>/ holding the fold's train.csv and run/.
+WORK_DIR = rundir.Layout("audit work", frozenset({"mlruns.db", "mlartifacts"}),
+                         patterns=("fold-*",), legacy=("fold-0/run/status.json",))
+FOLD_DIR = rundir.Layout("audit fold", frozenset({"train.csv", "run", "mlruns.db",
+                                                  "mlartifacts"}),
+                         legacy=("run/status.json", "train.csv"))
+WORK_DIR_FIX = "choose another --work-dir (a new or empty folder)"
 
 
 @dataclass
@@ -92,21 +101,22 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
 
     probs = np.zeros((len(table), len(class_names)))
     margins: dict[str, list[float]] = {}
+    rundir.claim_folder(work_dir, WORK_DIR, fix=WORK_DIR_FIX)
     for k, (train_rows, held_rows) in enumerate(splits):
-        fold_dir = work_dir / f"fold-{k}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
+        fold_dir = rundir.claim_folder(work_dir / f"fold-{k}", FOLD_DIR, fix=WORK_DIR_FIX)
         train_csv = fold_dir / "train.csv"
-        _fold_frame(table, train_rows, recipe.task == "multilabel").to_csv(train_csv,
-                                                                          index=False)
+        atomic_write_text(train_csv, _fold_frame(table, train_rows, recipe.task == "multilabel")
+                          .to_csv(index=False))
         run_dir = rundir.RunDir(fold_dir / "run")
         status = run_dir.status()
         if status == "finished":
             from fitclass.run import load_run
 
             run = load_run(run_dir.path)
-        else:
+        else:  # continue a fold from its checkpoint; one with nothing to continue starts over
+            resumable = status == "running" or run_dir.has_checkpoint()
             run = train(_fold_recipe(recipe, train_csv, table), out=run_dir.path,
-                        resume=run_dir.path if status else None)
+                        resume=run_dir.path if status is not None and resumable else None)
         held = table.subset(held_rows)
         probs[held_rows] = _aligned(run, class_names, run.predict_proba(list(held.texts)))
         dynamics = run.dir.file(rundir.DYNAMICS)
@@ -182,8 +192,7 @@ def rank_suspects(table: TextTable, class_names: list[str], targets: np.ndarray,
                          "suggested_label": _suggestion(i, probs, targets, class_names,
                                                         duplicates),
                          "score": round(float(score[i]), 6), "methods": "+".join(methods)})
-    frame = pd.DataFrame(rows, columns=["id", "text", "given_label", "suggested_label",
-                                        "score", "methods"])
+    frame = pd.DataFrame(rows, columns=SUSPECT_COLUMNS)
     return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -219,6 +228,8 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     groups = table.groups if config.data.split.method == "group" else None
     splits = fold_splits(targets, groups, folds, seed)
     out = Path(out)
+    summary_path = out.with_name(f"{out.stem}_summary.json")
+    check_outputs(out, summary_path, config)
     work = Path(work_dir) if work_dir else out.with_name(f"{out.stem}_folds")
     margins: dict[str, float] = {}
     if proxy == "linear_probe":
@@ -235,6 +246,43 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
                                                              for m in ms.split("+")}),
     }
     atomic_write_text(out, suspects.to_csv(index=False))
-    atomic_write_text(out.with_name(f"{out.stem}_summary.json"),
-                      json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
     return AuditResult(suspects=suspects, summary=summary, oof_probs=probs)
+
+
+def check_outputs(out: Path, summary: Path, recipe: Recipe) -> None:
+    """Replace only files an audit wrote: `out` must be new or a suspects table (its
+    columns), the summary new or an audit summary (its keys); never one of the recipe's
+    inputs."""
+    inputs = [Path(p).resolve() for p in (recipe.data.train, recipe.data.valid,
+                                          recipe.noise.suspects) if p]
+    for path in (out, summary):
+        if path.resolve() in inputs:
+            raise FitclassError(f"{path}: is an input of the recipe; write the audit to "
+                                f"another --out, e.g. suspects.csv")
+    if out.is_dir():
+        raise FitclassError(f"{out}: is a folder; --out names the suspects CSV to write, "
+                            f"e.g. {out / 'suspects.csv'}")
+    if out.exists() and _header(out) != SUSPECT_COLUMNS:
+        raise FitclassError(f"{out}: exists and is not a suspects table written by fitclass "
+                            f"audit (columns {', '.join(SUSPECT_COLUMNS)}); fitclass will not "
+                            f"replace it: choose another --out")
+    if summary.exists() and not _is_audit_summary(summary):
+        raise FitclassError(f"{summary}: exists and is not an audit summary written by "
+                            f"fitclass; fitclass will not replace it: choose another --out")
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def _is_audit_summary(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"rows", "suspects", "folds", "proxy"} <= record.keys()

@@ -17,6 +17,8 @@ from safetensors.numpy import load_file, save_file
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from fitclass.atomic import follow_umask
+from fitclass.errors import RunError
 from fitclass.rundir import RunDir, replace_dir
 
 LAST, BEST = "last", "best"
@@ -28,15 +30,28 @@ def save_best(run: RunDir, module: nn.Module) -> None:
     staged = run.checkpoint(f".{BEST}.staging")
     staged.mkdir(parents=True, exist_ok=True)
     save_model(module, str(staged / "model.safetensors"))
+    follow_umask(staged)
     replace_dir(staged, run.checkpoint(BEST))
-
-
-def has_best(run: RunDir) -> bool:
-    return (run.checkpoint(BEST) / "model.safetensors").is_file()
 
 
 def load_best(run: RunDir, module: nn.Module) -> None:
     load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
+
+
+def restore_selected(run: RunDir, module: nn.Module, best_step: int | None) -> bool:
+    """Load the best checkpoint into `module` when an evaluation selected one; False (the
+    final weights stay) when none did. A selected checkpoint that is missing is an error:
+    falling back to other weights would describe one model in metrics.json and ship another.
+    """
+    if best_step is None:
+        return False
+    path = run.checkpoint(BEST) / "model.safetensors"
+    if not path.is_file():
+        raise RunError(f"{path}: the best checkpoint (step {best_step}) is missing; something "
+                       f"removed it while the run trained (another process writing to "
+                       f"{run.path}?). Train again with --overwrite, or into another --out")
+    load_best(run, module)
+    return True
 
 
 def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[str, Any],
@@ -50,6 +65,7 @@ def save_training_state(run: RunDir, accelerator: Accelerator, loop_state: dict[
     if arrays:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
                   str(staged / ARRAYS))
+    follow_umask(staged)
     replace_dir(staged, run.checkpoint(LAST))
 
 

@@ -206,11 +206,15 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     final = accelerator.unwrap_model(module)
     for parameter in final.parameters():
         parameter.requires_grad_(True)
-    if checkpoint.has_best(run):  # under DDP only the main process keeps the best weights
-        checkpoint.load_best(run, final)
-    classifier.module = final
     best: dict[str, Any] = {"metric": selector.metric, "value": selector.best_value,
                             "step": selector.best_step, "valid_loss": selector.best_loss}
+    # Under DDP only the main process keeps the best weights; the others' copies are dropped.
+    if accelerator.is_main_process and not checkpoint.restore_selected(run, final,
+                                                                       selector.best_step):
+        best["weights"] = "final (no evaluation selected a best checkpoint)"
+        reporter.log(f"warning: no evaluation gave a {selector.metric} value, so no best "
+                     f"checkpoint was selected; the final weights are kept")
+    classifier.module = final
     if averager is not None:
         best["averaging"] = averager.finalize(
             final, selector.best_value,
