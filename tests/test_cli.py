@@ -177,7 +177,7 @@ def test_missing_inputs_exit_2(tfidf_run, tmp_path: Path, capsys, monkeypatch) -
                               tmp_path / "x.csv", "--out", tmp_path / "p.csv")
     assert code == 2 and "no such run directory" in err
     code, _, err = in_process(capsys, monkeypatch, "evaluate", out, tmp_path / "x.csv")
-    assert code == 2 and f"{tmp_path / 'x.csv'}: file not found" in err
+    assert code == 2 and f"{tmp_path / 'x.csv'}: not found" in err
     code, _, err = in_process(capsys, monkeypatch, "train")
     assert code == 2 and "--resume RUN_DIR" in err
 
