@@ -31,10 +31,10 @@ class Run:
         self.path = self.dir.path
         if not self.dir.file(rundir.STATUS).is_file():
             raise RunError(f"{self.path}: not a fitclass run directory (no status.json)")
-        status = rundir.read_status(self.dir)["status"]
+        status = self.dir.status()
         if status != "finished":
             raise RunError(f"{self.path}: not a finished run (status: {status}); "
-                           f"finish it with `fitclass train --resume {self.path}`")
+                           f"{unfinished_hint(self.dir, status)}")
         self.recipe: Recipe = self._read_recipe()
         self.class_names: list[str] = rundir.read_labels(self.dir)["classes"]
         # labels.json and the model's own saved names must agree before anything predicts
@@ -215,6 +215,19 @@ def predictions_for(ids: list[str], id_column: str, labels: list[Label] | None,
 def label_strings(labels: list[Label]) -> list[str]:
     """Class names; a multi-label row's names joined with '|'."""
     return [label if isinstance(label, str) else "|".join(label) for label in labels]
+
+
+def unfinished_hint(run: rundir.RunDir, status: str | None) -> str:
+    """What makes an unfinished run usable: only what actually works for its state."""
+    if status == "running":
+        return "it is still training; wait for it to finish"
+    if run.has_checkpoint():
+        return run.continue_hint()
+    error = rundir.read_status(run).get("error")
+    cause = f" ({error})" if error else ""
+    return (f"it stopped before saving a checkpoint{cause}, so there is nothing to resume; "
+            f"fix the cause and rerun the same `fitclass train ... --out {run.path}` command, "
+            f"which replaces it")
 
 
 def load_run(path: str | Path) -> Run:

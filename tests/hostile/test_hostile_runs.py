@@ -244,6 +244,9 @@ def test_a_failed_run_without_checkpoint_is_replaced_by_the_same_command(
     with pytest.raises(DataError):
         fitclass.train(recipe, out=out)
     assert status(out)["status"] == "failed"
+    with pytest.raises(RunError) as info:  # predicting with it names what works, not --resume
+        fitclass.load_run(out)
+    assert "nothing to resume" in str(info.value) and "--resume" not in str(info.value)
     shutil.copy(train_csv, data)  # the user fixes the missing file, reruns the same command
     run = fitclass.train(recipe, out=out)
     assert status(run.path)["status"] == "finished" and "error" not in status(run.path)
