@@ -15,7 +15,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,32 @@ IMAGE_CLASSES = ("across", "checks", "down")
 def image_folder_writer() -> Callable[..., Path]:
     """`write(root, per_class, seed=0, size=16)`: class folders of pattern PNGs."""
     return write_image_folder
+
+
+@pytest.fixture(scope="module")
+def no_reports() -> Iterator[None]:
+    """Training writes no report.html (matplotlib, about a second a run): report tests draw
+    their own. Use with `pytestmark = pytest.mark.usefixtures("no_reports")`."""
+    import fitclass.api
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
+        yield
+
+
+@pytest.fixture
+def cli_main(capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """`fitclass ...` run through `fitclass.cli.main` (what the console script calls) in this
+    process, for paths that need no new interpreter; returns (exit code, stdout, stderr)."""
+    from fitclass.cli import main
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["fitclass", *map(str, args)])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main()
+        captured = capsys.readouterr()
+        return int(info.value.code or 0), captured.out, captured.err
+
+    return run

@@ -31,19 +31,6 @@ def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
                           env=env, cwd=cwd, timeout=300)
 
 
-def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-               *args: str | Path) -> tuple[int, str, str]:
-    """`fitclass.cli.main` (what the console script calls) in this process: for error paths
-    that fail before any training, without paying for a new interpreter."""
-    from fitclass.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["fitclass", *map(str, args)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
-
 
 def last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
@@ -137,48 +124,46 @@ def test_bad_recipe_key_exits_2_without_traceback(project: Path, tmp_path: Path)
     assert not (tmp_path / "run").exists()  # nothing is created for an invalid recipe
 
 
-def test_bad_set_values_exit_2(project: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_bad_set_values_exit_2(cli_main, project: Path, tmp_path: Path) -> None:
     recipe = project / "recipes" / "tfidf.yaml"
-    code, out, err = in_process(capsys, monkeypatch, "train", recipe, "--set", "train.lr=-1",
+    code, out, err = cli_main("train", recipe, "--set", "train.lr=-1",
                                 "--out", tmp_path / "run")
     assert code == 2 and out == ""
     assert "train.lr" in err and "(got -1)" in err and "Traceback" not in err
-    code, _, err = in_process(capsys, monkeypatch, "train", recipe, "--set", "data.text=[q, a",
+    code, _, err = cli_main("train", recipe, "--set", "data.text=[q, a",
                               "--out", tmp_path / "run")
     assert code == 2
     assert "--set 'data.text=[q, a': the value is not valid YAML" in err
 
 
-def test_error_messages_are_printed_verbatim(project: Path, tmp_path: Path, capsys,
-                                             monkeypatch) -> None:
+def test_error_messages_are_printed_verbatim(cli_main, project: Path, tmp_path: Path) -> None:
     """Paths and values in messages are not rich markup: '[draft]' must survive, and a
     '[/x]' must not crash the error printer."""
-    code, _, err = in_process(capsys, monkeypatch, "train", project / "recipes" / "tfidf.yaml",
+    code, _, err = cli_main("train", project / "recipes" / "tfidf.yaml",
                               "--set", "data.train=/nowhere/[draft]/[/x] train.csv",
                               "--out", tmp_path / "run")
     assert code == 2
     assert "/nowhere/[draft]/[/x] train.csv: file not found" in err
 
 
-def test_finished_run_is_not_overwritten(tfidf_run, project: Path, capsys,
-                                         monkeypatch) -> None:
+def test_finished_run_is_not_overwritten(cli_main, tfidf_run, project: Path) -> None:
     out, _ = tfidf_run
     before = (out / "metrics.json").read_text()
-    code, _, err = in_process(capsys, monkeypatch, "train", project / "recipes" / "tfidf.yaml",
+    code, _, err = cli_main("train", project / "recipes" / "tfidf.yaml",
                               "--out", out)
     assert code == 2
     assert "a finished run is already here" in err and "--overwrite" in err
     assert (out / "metrics.json").read_text() == before
 
 
-def test_missing_inputs_exit_2(tfidf_run, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_missing_inputs_exit_2(cli_main, tfidf_run, tmp_path: Path) -> None:
     out, _ = tfidf_run
-    code, _, err = in_process(capsys, monkeypatch, "predict", tmp_path / "no-run",
+    code, _, err = cli_main("predict", tmp_path / "no-run",
                               tmp_path / "x.csv", "--out", tmp_path / "p.csv")
     assert code == 2 and "no such run directory" in err
-    code, _, err = in_process(capsys, monkeypatch, "evaluate", out, tmp_path / "x.csv")
+    code, _, err = cli_main("evaluate", out, tmp_path / "x.csv")
     assert code == 2 and f"{tmp_path / 'x.csv'}: not found" in err
-    code, _, err = in_process(capsys, monkeypatch, "train")
+    code, _, err = cli_main("train")
     assert code == 2 and "--resume RUN_DIR" in err
 
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,7 @@ PROBE_TEXTS = ["football goal for the team", "my laptop runs new software",
                "pizza with cheese in the kitchen", "a story about the city"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 # --- combiners on synthetic member probabilities ----------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,7 @@ TEXTS = ["football goal for the team today", "my laptop runs new software code",
          "pizza with cheese in the kitchen", "a story", "supercalifragilistic " * 12]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 @pytest.fixture(scope="module")

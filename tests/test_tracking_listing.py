@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,7 @@ from fitclass.tracking import flatten, scalars
 _write_report = fitclass.api.write_report_safely
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 # --- tracking ----------------------------------------------------------------------------

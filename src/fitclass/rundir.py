@@ -345,14 +345,9 @@ class RunDir:
         path = self.file(STATUS)
         if not path.is_file():
             return None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise RunError(f"{path}: unreadable ({error}); the run folder is damaged: move "
-                           f"it aside and train again") from None
+        record = read_json_file(path)
         if not isinstance(record, dict):
-            raise RunError(f"{path}: expected a JSON object; the run folder is damaged: move "
-                           f"it aside and train again")
+            raise damaged(path, f"should hold a JSON object, not {type(record).__name__}")
         return record
 
     def status(self) -> str | None:

@@ -11,7 +11,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,7 @@ CLASSES = ["food", "sports", "tech"]
 PROBS = [f"prob:{name}" for name in CLASSES]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """report.html has its own tests; skip it here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +24,7 @@ from fitclass.report.build import gather, write_report
 _write_report = fitclass.api.write_report_safely
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """Training writes no report.html here (about a second a run); tests that need one
-    call `write_report` themselves."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 def truncate(path: Path, keep: float = 0.5) -> None:
@@ -59,17 +51,6 @@ def use_run(path: Path) -> None:
     assert run.metrics
     run.predict(["a football match", "new laptop software"])
 
-
-def in_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-           *args: str | Path) -> tuple[int, str, str]:
-    from fitclass.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["fitclass", *map(str, args)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +117,12 @@ def test_a_truncated_validation_array_stops_the_report_clearly(masters: dict[str
         write_report(run)
 
 
-def test_cli_exits_2_on_a_damaged_run(masters: dict[str, Path], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_2_on_a_damaged_run(cli_main, masters: dict[str, Path],
+                                      tmp_path: Path) -> None:
     run = copy_run(masters["tfidf"], tmp_path / "run")
     truncate(run / "labels.json")
     (tmp_path / "in.csv").write_text("text\na football match\n", encoding="utf-8")
-    code, _, err = in_cli(capsys, monkeypatch, "predict", run, tmp_path / "in.csv",
+    code, _, err = cli_main("predict", run, tmp_path / "in.csv",
                           "--out", tmp_path / "preds.csv")
     assert code == 2
     assert "labels.json is not valid JSON" in err and "Traceback" not in err
@@ -268,10 +248,8 @@ def test_ensemble_refuses_an_out_folder_among_its_members(ensembles: dict[str, P
 
 # --- listings and reports carry on past a broken run ---------------------------------------
 
-def test_runs_lists_healthy_runs_and_marks_a_broken_one(masters: dict[str, Path],
-                                                        tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_lists_healthy_runs_and_marks_a_broken_one(cli_main, masters: dict[str, Path],
+                                                        tmp_path: Path) -> None:
     good = copy_run(masters["tfidf"], tmp_path / "runs" / "good")
     for name, damage in [("labels", "labels.json"), ("status", "status.json"),
                          ("weights", "model/weights.safetensors")]:
@@ -282,7 +260,7 @@ def test_runs_lists_healthy_runs_and_marks_a_broken_one(masters: dict[str, Path]
     assert "labels.json is not valid JSON" in rows["labels"]["status"]
     assert "status.json" in rows["status"]["status"]
     assert "weights.safetensors" in rows["weights"]["status"]
-    code, out, err = in_cli(capsys, monkeypatch, "runs", tmp_path / "runs", "--json")
+    code, out, err = cli_main("runs", tmp_path / "runs", "--json")
     assert code == 0, err
     assert {Path(r["run"]).name for r in json.loads(out)} == {"good", "labels", "status",
                                                              "weights"}

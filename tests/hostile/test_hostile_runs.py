@@ -36,17 +36,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-            *args: str | Path) -> tuple[int, str]:
-    """`fitclass ...` in this process; (exit code, stderr)."""
-    from fitclass.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["fitclass", *map(str, args)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main()
-    return int(info.value.code or 0), capsys.readouterr().err
-
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
@@ -79,8 +68,7 @@ def killed(run: Path) -> None:
 
 
 def test_out_dot_overwrite_in_a_project_folder_deletes_nothing(
-        tmp_path: Path, train_csv: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        cli_main, tmp_path: Path, train_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(train_csv, tmp_path / "train.csv")
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(
         {"data": {"train": "train.csv", "id": "id"}, "model": {"backbone": "tfidf"}}))
@@ -88,7 +76,7 @@ def test_out_dot_overwrite_in_a_project_folder_deletes_nothing(
     before = snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
     for extra in (["--overwrite"], []):
-        code, err = run_cli(capsys, monkeypatch, "train", "r.yaml", "--out", ".", *extra)
+        code, _, err = cli_main("train", "r.yaml", "--out", ".", *extra)
         assert code == 2
         assert "it is the working directory" in err and "choose another --out" in err
         assert "pass --overwrite" not in err
@@ -383,12 +371,10 @@ def test_export_refuses_an_onnx_folder_holding_other_files(
     assert (onnx / "notes.txt").read_text() == "mine"
 
 
-def test_demo_refuses_a_data_folder_it_did_not_write(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_refuses_a_data_folder_it_did_not_write(cli_main, tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.csv").write_text("text,label\nmine,a\n")
-    code, err = run_cli(capsys, monkeypatch, "demo", "--out", tmp_path, "--backbone", "tfidf")
+    code, _, err = cli_main("demo", "--out", tmp_path, "--backbone", "tfidf")
     assert code == 2 and "is not this demo data" in err
     assert (tmp_path / "data" / "train.csv").read_text() == "text,label\nmine,a\n"
     assert not (tmp_path / "run").exists()

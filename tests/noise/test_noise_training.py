@@ -4,7 +4,6 @@ self-training and co-teaching."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,7 @@ ML_LOGITS = torch.tensor([[1.0, -2.0, 0.3], [-0.5, 2.0, -1.0]])
 ML_TARGETS = torch.tensor([[1, 0, 0], [0, 0, 1]])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_reports() -> Iterator[None]:
-    """report.html (matplotlib, about a second a run) has its own tests; skip it here."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fitclass.api, "write_report_safely", lambda path, reporter: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 def spec(multilabel: bool = False, **kwargs: Any) -> LossSpec:
