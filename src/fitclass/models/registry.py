@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fitclass.errors import RunError
+from fitclass.files import check_same_classes, read_json_object
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.loading import load_failure, model_info_path, read_model_info
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import check_same_classes, read_json_object
 
 BackboneFactory = Callable[[ModelConfig], Backbone]
 

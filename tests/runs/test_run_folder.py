@@ -9,7 +9,9 @@ import pytest
 
 import fitclass
 from fitclass.errors import DataError, RunError
-from fitclass.rundir import RunDir, atomic_write_text, replace_dir
+from fitclass.atomic import atomic_write_text
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import replace_dir
 
 
 def status(path: Path) -> dict:
