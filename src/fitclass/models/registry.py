@@ -98,7 +98,7 @@ def load_classifier(model_dir: Path, class_names: list[str] | None = None,
                        f"{sorted(_KINDS)}")
     info = read_model_info(model_dir)
     if class_names is not None:
-        check_same_classes(labels_path or model_dir.parent / "labels.json", class_names,
+        check_same_classes(labels_path or model_dir.parent, class_names,
                            model_dir / MODEL_INFO, info["class_names"])
     try:
         return _KINDS[kind].load(model_dir)
