@@ -50,12 +50,14 @@ def train_or_reuse(recipe: dict[str, Any], out: Path) -> Any:
     """Train, unless `out` already holds a finished run of this exact recipe (so a
     benchmark interrupted half-way resumes instead of starting again)."""
     import fitclass
-    from fitclass import rundir
+    from fitclass.runs.folder import RunDir
+    from fitclass.runs.readers import has_recipe
+    from fitclass.runs.resume import stored_recipe
 
-    run_dir = rundir.RunDir(out)
-    if run_dir.status() == "finished" and run_dir.file(rundir.RECIPE).is_file():
+    run_dir = RunDir(out)
+    if run_dir.status() == "finished" and has_recipe(run_dir):
         wanted = fitclass.load_recipe(recipe).to_yaml()
-        if fitclass.load_recipe(run_dir.file(rundir.RECIPE)).to_yaml() == wanted:
+        if stored_recipe(run_dir).to_yaml() == wanted:
             print(f"reusing finished run {out}", flush=True)
             return fitclass.load_run(out)
     return fitclass.train(recipe, out=out, overwrite=True)

@@ -17,11 +17,12 @@ if TYPE_CHECKING:
     from fitclass.api import train
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.recipe import Recipe, load_recipe
-    from fitclass.run import Run, load_run
+    from fitclass.runs.run import Run, load_run
 
 _LAZY = {"train": "fitclass.api", "ensemble": "fitclass.ensembling",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
-         "load_recipe": "fitclass.recipe", "Run": "fitclass.run", "load_run": "fitclass.run"}
+         "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
+         "load_run": "fitclass.runs.run"}
 
 __all__ = [
     "DataError",

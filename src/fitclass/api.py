@@ -13,14 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from fitclass import rundir
-from fitclass.atomic import follow_umask
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
 from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
 from fitclass.decide.decision import fit_decision
-from fitclass.environment import describe_environment
 from fitclass.errors import Pruned, RunError
 from fitclass.metrics import degenerate_reasons
 from fitclass.models.base import Backbone
@@ -28,8 +25,12 @@ from fitclass.models.registry import get_backbone
 from fitclass.noise.actions import apply_noise_action
 from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
-from fitclass.resuming import resume_recipe
-from fitclass.run import Run, prediction_frame
+from fitclass.runs import writer
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import not_a_run
+from fitclass.runs.readers import read_metrics
+from fitclass.runs.resume import resume_recipe, stored_recipe
+from fitclass.runs.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
 from fitclass.training.class_weights import class_counts
@@ -38,8 +39,6 @@ from fitclass.training.objective import class_priors, stacked_remedies
 from fitclass.training.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
-SELF_TRAINING = rundir.SELF_TRAINING
-NOISE_CHANGES = rundir.NOISE_CHANGES
 
 
 def default_run_path(recipe: Recipe) -> Path:
@@ -66,9 +65,10 @@ def _record_checks(prepared: PreparedData, backbone: Backbone, recipe: Recipe,
                  f"rows, {len(prepared.class_names)} classes; train counts {counts['train']}")
 
 
-def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
+def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
                   result: FitResult) -> dict[str, Any]:
-    """Write model, labels, metrics, history and validation predictions; return the metrics."""
+    """Write the finished run's record (model, labels, metrics, history, validation
+    predictions) through the one writer; return the metrics."""
     task = make_task(recipe.task, prepared.class_names)
     probs = result.classifier.predict_proba(prepared.valid.texts, recipe.train.eval_batch_size)
     targets = prepared.valid.targets(prepared.class_names)
@@ -86,32 +86,24 @@ def _save_outputs(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
         decision.calibrate(probs)), prepared.class_names, recipe.train.select.metric)
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
-    staged = run.path / ".model.staging"
-    if staged.exists():
-        shutil.rmtree(staged)
-    result.classifier.save(staged)
-    follow_umask(staged)
-    rundir.replace_dir(staged, run.model_dir)
-    run.write_json(rundir.LABELS, {
-        "task": recipe.task, "classes": prepared.class_names,
-        "train_counts": class_counts(train_targets, len(prepared.class_names)).tolist(),
-        "data_fingerprint": data_fingerprint(recipe.data, prepared.valid,
-                                             prepared.class_names)})
-    run.write_json(rundir.DECISION, decision.to_dict())
-    run.write_csv(rundir.HISTORY, pd.DataFrame(result.history))
+    dynamics = None
     if result.dynamics is not None:
         texts = dict(zip(prepared.train.ids, map(str, prepared.train.texts), strict=False))
-        run.write_csv(rundir.DYNAMICS, result.dynamics.assign(
-            text=[texts.get(str(i), "") for i in result.dynamics["id"]]))
+        dynamics = result.dynamics.assign(
+            text=[texts.get(str(i), "") for i in result.dynamics["id"]])
     valid_frame = prediction_frame(prepared.valid, probs, task, decision)
     valid_frame.insert(1, "text", [str(t) for t in prepared.valid.texts])
-    run.write_csv(rundir.VALID_PREDICTIONS, valid_frame)
-    run.write_arrays(rundir.VALID_PROBS, {"raw": probs, "targets": targets})
-    run.write_json(rundir.METRICS, metrics)
+    writer.write_record(run, writer.RunRecord(
+        recipe=recipe, classifier=result.classifier, classes=prepared.class_names,
+        train_counts=class_counts(train_targets, len(prepared.class_names)),
+        decision=decision, metrics=metrics, valid_predictions=valid_frame,
+        valid_probs=probs, valid_targets=targets,
+        data_fingerprint=data_fingerprint(recipe.data, prepared.valid, prepared.class_names),
+        history=pd.DataFrame(result.history), dynamics=dynamics))
     return metrics
 
 
-def _apply_noise_action(run: rundir.RunDir, recipe: Recipe, prepared: PreparedData,
+def _apply_noise_action(run: RunDir, recipe: Recipe, prepared: PreparedData,
                        reporter: Reporter) -> None:
     """Drop or relabel audit suspects in train (and in validation rows split from train)."""
     multilabel = recipe.task == "multilabel"
@@ -120,9 +112,9 @@ def _apply_noise_action(run: rundir.RunDir, recipe: Recipe, prepared: PreparedDa
         prepared.valid, valid_changes = apply_noise_action(prepared.valid, recipe.noise,
                                                            multilabel)
         changes = pd.concat([changes, valid_changes.assign(split="valid")], ignore_index=True)
-    run.write_csv(NOISE_CHANGES, changes)
+    written = writer.write_noise_changes(run, changes)
     reporter.log(f"noise.action {recipe.noise.action}: {len(changes)} rows changed "
-                 f"(score >= {recipe.noise.min_score}); see {NOISE_CHANGES}")
+                 f"(score >= {recipe.noise.min_score}); see {written}")
 
 
 def _process_state() -> Any:
@@ -143,7 +135,7 @@ def process_count() -> int:
 
 def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
               overwrite: bool, resume: str | Path | None
-              ) -> tuple[Recipe, rundir.RunDir, dict[str, Any]]:
+              ) -> tuple[Recipe, RunDir, dict[str, Any]]:
     """The recipe and the run folder, locked by this process, with the details status.json
     records about how the run was opened."""
     if resume is not None:
@@ -154,9 +146,9 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
         # Under DDP (`accelerate launch`, `torchrun`) every process trains; only the main
         # process writes the real run directory, the others a private scratch folder.
         path = Path(tempfile.mkdtemp(prefix="fitclass-rank-")) / "run"
-    run = rundir.RunDir.create(path, overwrite=overwrite)
+    run = RunDir.create(path, overwrite=overwrite)
     try:
-        run.write_text(rundir.RECIPE, recipe.to_yaml())
+        writer.write_recipe(run, recipe)
     except BaseException:
         run.release()
         raise
@@ -164,19 +156,19 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
 
 
 def _open_resumed(path: Path, overrides: list[str] | None
-                  ) -> tuple[Recipe, rundir.RunDir, dict[str, Any]]:
+                  ) -> tuple[Recipe, RunDir, dict[str, Any]]:
     if process_count() > 1:
         raise RunError("--resume restores single-process runs; resume without "
                        "accelerate launch / torchrun, or start the run again")
-    run = rundir.RunDir(path)
+    run = RunDir(path)
     status = run.status()  # `running` only while a live process holds the lock
     if status is None:
-        raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
+        raise not_a_run(run.path)
     if status == "finished":
         raise RunError(f"{run.path}: this run already finished; nothing to resume")
     run.acquire()  # refuses, naming the process, while another run holds the folder
     try:
-        if load_recipe(run.file(rundir.RECIPE)).self_training:
+        if stored_recipe(run).self_training:
             raise RunError(f"{run.path}: self-training runs cannot resume mid-round; rerun "
                            f"the recipe with --overwrite")
         recipe, history = resume_recipe(run, overrides)
@@ -212,7 +204,7 @@ def train(
         run.release()
 
 
-def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any],
+def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
                   reporter: Reporter) -> Run:
     resumed = bool(opened["resumed"])
     run.set_status("running", **opened)
@@ -220,7 +212,7 @@ def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any]
     trackers = start_trackers(run.path, recipe_obj)
     reporter.listeners.extend(_metric_listener(t) for t in trackers)
     try:
-        run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
+        writer.write_environment(run, recipe_obj.train.seed)
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
         if recipe_obj.noise.action != "none":
@@ -231,14 +223,14 @@ def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any]
                                                      recipe_obj.imbalance.minority_augment)
             prepared.report.augmented_rows = added
             reporter.log(f"minority augmentation (AEDA) added training rows: {added}")
-        run.write_json(rundir.DATA_CHECKS, prepared.report.to_dict())
+        writer.write_data_checks(run, prepared.report.to_dict())
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),
                              train=prepared.train, valid=prepared.valid, run=run,
                              reporter=reporter, resume=resumed)
         if recipe_obj.self_training is not None:
             result, rounds = self_train(backbone, context, recipe_obj.self_training)
-            run.write_json(SELF_TRAINING, rounds)
+            writer.write_self_training(run, rounds)
         else:
             result = backbone.fit(context)
         _save_outputs(run, recipe_obj, prepared, result)
@@ -254,17 +246,17 @@ def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any]
         run.set_status("failed", error=f"{type(error).__name__}: {error}")
         _finish_trackers(trackers, "failed")
         raise
-    shutil.rmtree(run.path / rundir.CHECKPOINTS, ignore_errors=True)  # the best is in model/
+    writer.drop_checkpoints(run)
     run.set_status("finished", wall_seconds=round(time.perf_counter() - started, 2))
     if not is_main_process():  # the scratch copy of a non-main DDP process: drop the weights
         shutil.rmtree(run.model_dir, ignore_errors=True)
         return Run(run.path)
-    write_report_safely(run.path, reporter)
-    final = scalars({f"final/{k}": v for k, v in run.read_json(rundir.METRICS).items()})
+    final = scalars({f"final/{k}": v for k, v in read_metrics(run).items()})
+    report = write_report_safely(run.path, reporter)
     for tracker in trackers:
         tracker.log_metrics(final, step=len(result.history))
-        if run.file(rundir.REPORT).is_file():
-            tracker.log_artifact(run.file(rundir.REPORT))
+        if report is not None:
+            tracker.log_artifact(report)
     _finish_trackers(trackers, "finished")
     return Run(run.path)
 
@@ -279,12 +271,14 @@ def _finish_trackers(trackers: list[Tracker], status: str) -> None:
         tracker.finish(status)
 
 
-def write_report_safely(path: Path, reporter: Reporter) -> None:
-    """The report is a view of a finished run: failing to draw it must not fail the run."""
+def write_report_safely(path: Path, reporter: Reporter) -> Path | None:
+    """The report is a view of a finished run: failing to draw it must not fail the run.
+    Returns the report's path, None when it could not be written."""
     from fitclass.report.build import write_report
 
     try:
-        write_report(path)
+        return write_report(path)
     except Exception as error:
-        reporter.log(f"warning: report.html could not be written ({type(error).__name__}: "
+        reporter.log(f"warning: the report could not be written ({type(error).__name__}: "
                      f"{error}); retry with `fitclass report {path}`")
+        return None

@@ -397,7 +397,7 @@ def export(
     quantize: str | None = typer.Option(None, help="int8: also write a quantised graph."),
 ) -> None:
     """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch."""
-    from fitclass.export import export_onnx
+    from fitclass.export import ONNX_DIR, export_onnx
 
     quiet_libraries()
     report = export_onnx(run_dir, quantize)
@@ -406,7 +406,7 @@ def export(
             row = report[name]
             err.print(f"{name}: {row['path']}  max |prob diff| {row['max_abs_prob_diff']:.2e}, "
                       f"argmax agreement {row['argmax_agreement']:.1%} on {row['rows']} rows")
-    print(Path(run_dir) / "onnx")
+    print(Path(run_dir) / ONNX_DIR)
 
 
 @app.command()
@@ -427,7 +427,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """List the runs under a folder: name, task, backbone, metrics, date, status."""
-    from fitclass.listing import list_runs
+    from fitclass.runs.listing import list_runs
 
     rows = list_runs(folder, sort, descending=not ascending)
     if as_json:

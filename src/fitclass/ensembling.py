@@ -16,18 +16,18 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from fitclass import rundir
-from fitclass.atomic import follow_umask
 from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
-from fitclass.environment import describe_environment
 from fitclass.errors import FitclassError, RecipeError, RunError
+from fitclass.metrics import degenerate_reasons
 from fitclass.models.ensemble import EnsembleClassifier
-from fitclass.models.members import find_cycle
 from fitclass.models.registry import get_backbone
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
-from fitclass.run import Run, load_run, predictions_for
+from fitclass.runs import readers, writer
+from fitclass.runs.folder import RunDir
+from fitclass.runs.members import find_cycle
+from fitclass.runs.run import Run, load_run, predictions_for
 from fitclass.tasks import Task
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "log_loss")
@@ -67,8 +67,7 @@ def _labels_from(column: pd.Series, multilabel: bool) -> list[Label]:
 def shared_validation(members: Sequence[Run]) -> tuple[list[str], str, list[Label], np.ndarray]:
     """Ids, id column, labels and member probabilities of the members' common validation rows
     (from each member's `valid_predictions.csv`, aligned by id)."""
-    frames = [pd.read_csv(m.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
-                          keep_default_na=False) for m in members]
+    frames = [readers.read_valid_predictions(m.dir) for m in members]
     id_column = frames[0].columns[0]
     ids = frames[0][id_column].astype(str).tolist()
     probs = []
@@ -146,11 +145,12 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
     member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
                     "weight": float(w), **headline(task.metrics(targets, p))}
                    for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
-    run = rundir.RunDir.create(out, overwrite=overwrite)  # locked until written
+    run = RunDir.create(out, overwrite=overwrite)  # locked until written
     try:
         _write(run, members, combiner, task, targets, labels, ids, id_column,
                held_out[chosen], {"method": chosen, "metric": metric, "folds": folds,
-                                  "members": member_rows, "methods": comparison})
+                                  "members": member_rows, "methods": comparison},
+               shared_fingerprint(members) if valid is None else None)
     except BaseException as error:
         run.set_status("failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -167,17 +167,25 @@ def _targets(labels: list[Label], first: Run) -> np.ndarray:
     return table.targets(first.class_names)
 
 
-def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combiner,
+def shared_fingerprint(members: Sequence[Run]) -> str | None:
+    """The members' data fingerprint when they all trained and validated on the same data
+    (the ensemble is scored on those validation rows), else None."""
+    prints = {readers.read_labels(m.dir).get("data_fingerprint") for m in members}
+    only = prints.pop() if len(prints) == 1 else None
+    return only if isinstance(only, str) else None
+
+
+def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
            task: Task, targets: np.ndarray, labels: list[Label], ids: list[str],
-           id_column: str, held_out: np.ndarray, summary: dict[str, Any]) -> None:
+           id_column: str, held_out: np.ndarray, summary: dict[str, Any],
+           fingerprint: str | None) -> None:
     first = members[0]
     raw_recipe = first.recipe.to_dict()
     raw_recipe["model"] = {"backbone": "ensemble"}
     raw_recipe["name"] = f"ensemble-{summary['method']}"
     recipe = load_recipe(raw_recipe)
-    run.write_text(rundir.RECIPE, recipe.to_yaml())
-    run.write_json(rundir.ENVIRONMENT, describe_environment(recipe.train.seed))
-    train_counts = np.asarray(first.dir.read_json(rundir.LABELS).get(
+    writer.write_start(run, recipe)
+    train_counts = np.asarray(readers.read_labels(first.dir).get(
         "train_counts", np.ones(len(first.class_names))), dtype=float)
     priors = train_counts / max(train_counts.sum(), 1.0)  # used by multi-class prior correction
     decision = fit_decision(recipe.decision, targets, held_out, priors, first.class_names)
@@ -185,24 +193,22 @@ def _write(run: rundir.RunDir, members: Sequence[Run], combiner: combiners.Combi
     metrics["ensemble"] = summary
     metrics["calibration"] = decision.report
     metrics["select"] = {"metric": summary["metric"], "held_out": True}
+    metrics["warnings"] = degenerate_reasons(
+        targets, held_out, decision.predict(decision.calibrate(held_out)), first.class_names,
+        summary["metric"])
     members_info = [{"absolute": str(m.path.resolve()),
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]
-    EnsembleClassifier(first.class_names, members_info, combiner).save(run.model_dir)
-    follow_umask(run.model_dir)
-    run.write_json(rundir.LABELS, {"task": recipe.task, "classes": first.class_names,
-                                   "train_counts": train_counts.tolist()})
-    run.write_json(rundir.DECISION, decision.to_dict())
-    run.write_json(rundir.METRICS, metrics)
-    run.write_json(rundir.ENSEMBLE, summary | {"combiner": combiner.to_dict()})
     frame = predictions_for(ids, id_column, labels, held_out, task, decision)
-    first_rows = pd.read_csv(first.dir.file(rundir.VALID_PREDICTIONS), dtype={0: str},
-                             keep_default_na=False)
+    first_rows = readers.read_valid_predictions(first.dir)
     if "text" in first_rows.columns:
         texts = dict(zip(first_rows.iloc[:, 0].astype(str), first_rows["text"], strict=True))
         frame.insert(1, "text", [texts.get(i, "") for i in ids])
-    run.write_csv(rundir.VALID_PREDICTIONS, frame)
-    run.write_arrays(rundir.VALID_PROBS, {"raw": held_out, "targets": targets})
+    writer.write_record(run, writer.RunRecord(
+        recipe=recipe, classifier=EnsembleClassifier(first.class_names, members_info, combiner),
+        classes=first.class_names, train_counts=train_counts, decision=decision,
+        metrics=metrics, valid_predictions=frame, valid_probs=held_out, valid_targets=targets,
+        data_fingerprint=fingerprint, ensemble=summary | {"combiner": combiner.to_dict()}))
     run.set_status("finished")
     from fitclass.api import write_report_safely
     from fitclass.training.progress import Reporter
@@ -244,7 +250,7 @@ def train_seeds(recipe: Any, seeds: int, out: str | Path, *, overrides: list[str
     for offset in range(seeds):
         seed = base.train.seed + offset
         path = out / f"seed-{seed}"
-        member = rundir.RunDir(path)
+        member = RunDir(path)
         status = member.status()
         if status != "finished":
             # continue a member from its checkpoint; one with nothing to continue (or a live

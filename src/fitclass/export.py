@@ -13,23 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from fitclass import rundir
+from fitclass.atomic import atomic_write_text
 from fitclass.data.table import TextInput
 from fitclass.errors import FitclassError, RunError
 from fitclass.models.base import Classifier
 from fitclass.models.text import TransformerClassifier, over_batches, probabilities
-from fitclass.run import Run, load_run
+from fitclass.runs.layout import EXPORT_INFO, ONNX, VALID_PREDICTIONS, Layout, claim_folder
+from fitclass.runs.readers import read_valid_predictions
+from fitclass.runs.run import Run, load_run
 
-ONNX_DIR = rundir.ONNX
+ONNX_DIR = ONNX
 FP32, INT8 = "model.onnx", "model.int8.onnx"
-EXPORT_INFO = "export.json"
-#: What an export writes into RUN/onnx (the overwrite rule: rundir.claim_folder); the
+#: What an export writes into RUN/onnx (the overwrite rule: runs.layout.claim_folder); the
 #: `.data` files are torch's external weights for graphs over 2 GB.
-ONNX_FOLDER = rundir.Layout("ONNX export", frozenset({FP32, INT8, EXPORT_INFO}),
-                            patterns=("*.onnx.data", "*.onnx_data"), legacy=(EXPORT_INFO,))
+ONNX_FOLDER = Layout("ONNX export", frozenset({FP32, INT8, EXPORT_INFO}),
+                     patterns=("*.onnx.data", "*.onnx_data"), legacy=(EXPORT_INFO,))
 
 
 def _require_onnxruntime() -> Any:
@@ -118,9 +118,9 @@ def quantize_int8(source: Path, target: Path) -> None:
 def verify(run: Run, reference: TransformerClassifier, onnx_path: Path,
            rows: int = 256) -> dict[str, Any]:
     """Compare the exported graph with the PyTorch model on validation texts."""
-    valid = pd.read_csv(run.dir.file(rundir.VALID_PREDICTIONS), keep_default_na=False)
+    valid = read_valid_predictions(run.dir)
     if "text" not in valid.columns:
-        raise RunError(f"{run.path}: valid_predictions.csv has no text column to verify on")
+        raise RunError(f"{run.path}: {VALID_PREDICTIONS} has no text column to verify on")
     texts = valid["text"].astype(str).tolist()[:rows]
     torch_probs = reference.predict_proba(texts)
     onnx_probs = OnnxClassifier(reference, onnx_path).predict_proba(texts)
@@ -136,7 +136,7 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     _require_onnxruntime()
     run = load_run(run_dir)
     classifier = transformer_of(run)
-    folder = rundir.claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
+    folder = claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
         f"move those files out of {run.path / ONNX_DIR}, then export again"))
     start = time.perf_counter()
     export_graph(classifier, folder / FP32)
@@ -146,7 +146,7 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
         quantize_int8(folder / FP32, folder / INT8)
         report["int8"] = {"path": str(folder / INT8), **verify(run, classifier, folder / INT8)}
     report["seconds"] = round(time.perf_counter() - start, 2)
-    rundir.atomic_write_text(folder / EXPORT_INFO, json.dumps(report, indent=2))
+    atomic_write_text(folder / EXPORT_INFO, json.dumps(report, indent=2))
     return report
 
 

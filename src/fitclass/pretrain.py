@@ -19,16 +19,15 @@ import torch
 from accelerate.utils import set_seed
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
-from fitclass.atomic import follow_umask
+from fitclass.atomic import atomic_write_text, follow_umask
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.models.registry import get_backbone
 from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
-from fitclass.rundir import (
+from fitclass.runs.layout import (
     TOOL,
     Layout,
-    atomic_write_text,
     has_content,
     refused,
     remove_entries,

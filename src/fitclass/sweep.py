@@ -16,10 +16,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fitclass import rundir
+from fitclass.atomic import atomic_write_text
 from fitclass.errors import FitclassError, Pruned, RecipeError
 from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overrides
-from fitclass.rundir import atomic_write_text
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import REPORT, Layout, claim_folder, is_run
+from fitclass.runs.readers import has_metrics
 from fitclass.sweep_storage import fail_dead_trials, hide_password, rdb_storage
 from fitclass.sweep_storage import import_optuna as _optuna
 from fitclass.training.progress import Reporter
@@ -28,9 +30,9 @@ SCALARS = (str, int, float, bool, type(None))
 SWEEP_FILE = "sweep.json"
 LEADERBOARD = "leaderboard.csv"
 BEST_RECIPE = "best_recipe.yaml"
-#: What a sweep writes into its folder (the overwrite rule: rundir.claim_folder).
-SWEEP_DIR = rundir.Layout("sweep", frozenset({
-    SWEEP_FILE, LEADERBOARD, BEST_RECIPE, "importance.csv", rundir.REPORT, "trials",
+#: What a sweep writes into its folder (the overwrite rule: runs.layout.claim_folder).
+SWEEP_DIR = Layout("sweep", frozenset({
+    SWEEP_FILE, LEADERBOARD, BEST_RECIPE, "importance.csv", REPORT, "trials",
     "sweep.db", "sweep.db-journal", "sweep.db-wal", "sweep.db-shm", "mlruns.db",
     "mlartifacts"}), legacy=("sweep.db", SWEEP_FILE))
 
@@ -150,7 +152,7 @@ def sweep(recipe_source: Any, out: str | Path, *, trials: int | None = None,
         raise RecipeError("fitclass sweep needs a `sweep.params` section in the recipe, e.g. "
                           "sweep: {params: {train.lr: {loguniform: [1.0e-5, 1.0e-4]}}}")
     config = recipe.sweep.resolved(recipe.train.select.metric, recipe.train.select.direction)
-    out = rundir.claim_folder(Path(out).resolve(), SWEEP_DIR)
+    out = claim_folder(Path(out).resolve(), SWEEP_DIR)
     storage = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     study_name = study_name or recipe.name or "fitclass-sweep"
     reporter = reporter or Reporter()
@@ -180,7 +182,7 @@ def write_sweep_report(study: Any, summary: dict[str, Any], out: Path,
     """OUT/report.html: the best trial's report with the leaderboard, parameter importance
     and optimisation history added."""
     best = summary.get("best_run")
-    if not best or not (Path(best) / rundir.METRICS).is_file():
+    if not best or not has_metrics(RunDir(best)):
         return
     from fitclass.report import plots
     from fitclass.report.build import gather, render
@@ -200,7 +202,7 @@ def write_sweep_report(study: Any, summary: dict[str, Any], out: Path,
     context = gather(best) | {"title": f"sweep {summary['study']} (best trial)",
                               "sweep": {"html": "".join(parts)}}
     try:
-        atomic_write_text(out / rundir.REPORT, render(context))
+        atomic_write_text(out / REPORT, render(context))
     except Exception as error:
         reporter.log(f"warning: sweep report not written ({error})")
 
@@ -255,7 +257,7 @@ def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
         summary |= {"best_trial": best.number, "best_value": best.value,
                     "best_params": best.params, "best_run": best.user_attrs.get("run_dir")}
         summary["top_runs"] = [r for r in complete["run_dir"].head(max(top, 1)).tolist()
-                               if r and (Path(r) / rundir.STATUS).is_file()]
+                               if r and is_run(Path(r))]
     if len(complete) >= 2:
         try:
             importances = optuna.importance.get_param_importances(study)

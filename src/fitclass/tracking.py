@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from fitclass.errors import RecipeError
 from fitclass.recipe import Recipe
+from fitclass.runs.layout import TENSORBOARD
 
 
 class Tracker(Protocol):
@@ -48,7 +49,7 @@ class TensorBoardTracker:
         except ImportError:
             raise RecipeError("tracking: tensorboard needs the tensorboard package: "
                               "pip install 'fitclass[tracking]'") from None
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD))
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.writer.add_text("recipe", "\n".join(f"{k}: {v}" for k, v in params.items()))

@@ -18,8 +18,8 @@ import pytest
 import fitclass
 import fitclass.api
 from fitclass.errors import RunError
-from fitclass.listing import list_runs
 from fitclass.report.build import gather, write_report
+from fitclass.runs.listing import list_runs
 
 _write_report = fitclass.api.write_report_safely
 

@@ -20,9 +20,11 @@ import pytest
 import yaml
 
 import fitclass
+from fitclass.atomic import atomic_write_text
 from fitclass.errors import DataError, FitclassError, RunError
-from fitclass.listing import list_runs
-from fitclass.rundir import RunDir, atomic_write_text, remove_run
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import remove_run
+from fitclass.runs.listing import list_runs
 
 SRC = Path(fitclass.__file__).resolve().parents[1]
 
@@ -171,7 +173,7 @@ def test_a_killed_run_reads_interrupted_and_resumes_at_once(run_copy: Path) -> N
     (run_copy / "run.lock").unlink()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from fitclass.runlock import RunLock\n"
+         "from fitclass.runs.lock import RunLock\n"
          f"RunLock(Path({str(run_copy)!r})).acquire()\nprint('held', flush=True)\n"
          "time.sleep(120)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
@@ -196,7 +198,7 @@ def test_a_lock_from_another_host_is_dead_once_its_heartbeat_is_stale(
     lock = json.loads((run_copy / "run.lock").read_text())
     (run_copy / "run.lock").write_text(json.dumps(lock | {"host": "elsewhere", "pid": 1}))
     assert RunDir(run_copy).status() == "running"  # another host, fresh heartbeat
-    monkeypatch.setattr("fitclass.runlock.STALE_SECONDS", 0.0)
+    monkeypatch.setattr("fitclass.runs.lock.STALE_SECONDS", 0.0)
     assert RunDir(run_copy).status() == "interrupted"
 
 

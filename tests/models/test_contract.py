@@ -18,7 +18,7 @@ import yaml
 
 import fitclass
 from fitclass.errors import DataError
-from fitclass.run import Run
+from fitclass.runs.run import Run
 
 BACKBONES = ["tiny_bert", "tfidf"]
 CLASSES = ["food", "sports", "tech"]

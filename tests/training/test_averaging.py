@@ -18,7 +18,7 @@ from torch import nn
 import fitclass
 from fitclass import api
 from fitclass.recipe import AveragingConfig, EmaConfig, SwaConfig
-from fitclass.rundir import RunDir
+from fitclass.runs.folder import RunDir
 from fitclass.training.averaging import (
     Averager,
     Snapshot,

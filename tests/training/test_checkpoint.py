@@ -12,7 +12,7 @@ import torch
 
 import fitclass
 from fitclass.errors import RunError
-from fitclass.rundir import RunDir
+from fitclass.runs.folder import RunDir
 from fitclass.training import checkpoint
 
 

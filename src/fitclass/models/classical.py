@@ -20,12 +20,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from fitclass.data.table import TextInput
 from fitclass.errors import RunError
+from fitclass.files import damaged, read_json_file, read_safetensors
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.linear_heads import LinearHead, fit_head
 from fitclass.models.loading import read_model_info
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import damaged, read_json_file, read_safetensors
 from fitclass.training.class_weights import class_counts, class_weights
 from fitclass.training.context import FitContext, FitResult
 

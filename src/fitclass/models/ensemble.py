@@ -17,17 +17,17 @@ import numpy as np
 from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
+from fitclass.files import damaged
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.loading import read_model_info
-from fitclass.models.members import (
+from fitclass.models.registry import register_backbone, register_kind
+from fitclass.recipe import ModelConfig
+from fitclass.runs.members import (
     ENSEMBLE_KIND,
     check_no_cycle,
     checked_members,
     resolve_member,
 )
-from fitclass.models.registry import register_backbone, register_kind
-from fitclass.recipe import ModelConfig
-from fitclass.rundir import damaged
 from fitclass.training.context import FitContext, FitResult
 
 
@@ -68,7 +68,7 @@ class EnsembleClassifier(Classifier):
         return [resolve_member(self.model_dir, m) for m in self.members]
 
     def member_probabilities(self, texts: Sequence[TextInput], batch_size: int) -> np.ndarray:
-        from fitclass.run import load_run
+        from fitclass.runs.run import load_run
 
         stacked = []
         for path in self.member_paths():

@@ -30,6 +30,7 @@ from transformers import (
 from fitclass.data.image_io import Preprocess, decode_many
 from fitclass.data.table import TextInput
 from fitclass.errors import DataError, RecipeError
+from fitclass.files import damaged, read_json_object
 from fitclass.models.base import MODEL_INFO, Backbone
 from fitclass.models.loading import (
     WEIGHTS,
@@ -41,7 +42,6 @@ from fitclass.models.loading import (
 from fitclass.models.neural import NeuralClassifier, TrainingData
 from fitclass.models.registry import register_backbone, register_kind, register_source
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import damaged, read_json_object
 from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:

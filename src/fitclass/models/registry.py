@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fitclass.errors import RunError
+from fitclass.files import check_same_classes, read_json_object
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.loading import load_failure, model_info_path, read_model_info
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import check_same_classes, read_json_object
 
 BackboneFactory = Callable[[ModelConfig], Backbone]
 
@@ -98,7 +98,7 @@ def load_classifier(model_dir: Path, class_names: list[str] | None = None,
                        f"{sorted(_KINDS)}")
     info = read_model_info(model_dir)
     if class_names is not None:
-        check_same_classes(labels_path or model_dir.parent / "labels.json", class_names,
+        check_same_classes(labels_path or model_dir.parent, class_names,
                            model_dir / MODEL_INFO, info["class_names"])
     try:
         return _KINDS[kind].load(model_dir)

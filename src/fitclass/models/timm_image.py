@@ -29,6 +29,7 @@ from transformers import PreTrainedModel
 
 from fitclass.data.image_io import Preprocess
 from fitclass.errors import RecipeError
+from fitclass.files import damaged
 from fitclass.models.base import MODEL_INFO
 from fitclass.models.image import (
     PROCESSOR_CONFIG,
@@ -40,7 +41,6 @@ from fitclass.models.image import (
 from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.registry import register_kind, register_source
 from fitclass.recipe import ModelConfig
-from fitclass.rundir import damaged
 
 PREFIX = "timm:"
 

@@ -21,23 +21,24 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-from fitclass import rundir
+from fitclass.atomic import atomic_write_text
 from fitclass.data.prepare import class_names_of, read_labelled
 from fitclass.data.table import TextTable
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.noise import scoring
 from fitclass.recipe import Recipe, load_recipe
-from fitclass.rundir import atomic_write_text
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import STATUS, Layout, claim_folder
+from fitclass.runs.readers import read_dynamics
 from fitclass.training.cache import FeatureCache, feature_key
 
 PROXIES = ("tfidf", "linear_probe")
 SUSPECT_COLUMNS = ["id", "text", "given_label", "suggested_label", "score", "methods"]
 #: The fold runs' folder (--work-dir): fold-<k>/ holding the fold's train.csv and run/.
-WORK_DIR = rundir.Layout("audit work", frozenset({"mlruns.db", "mlartifacts"}),
-                         patterns=("fold-*",), legacy=("fold-0/run/status.json",))
-FOLD_DIR = rundir.Layout("audit fold", frozenset({"train.csv", "run", "mlruns.db",
-                                                  "mlartifacts"}),
-                         legacy=("run/status.json", "train.csv"))
+WORK_DIR = Layout("audit work", frozenset({"mlruns.db", "mlartifacts"}),
+                  patterns=("fold-*",), legacy=(f"fold-0/run/{STATUS}",))
+FOLD_DIR = Layout("audit fold", frozenset({"train.csv", "run", "mlruns.db", "mlartifacts"}),
+                  legacy=(f"run/{STATUS}", "train.csv"))
 WORK_DIR_FIX = "choose another --work-dir (a new or empty folder)"
 
 
@@ -101,16 +102,16 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
 
     probs = np.zeros((len(table), len(class_names)))
     margins: dict[str, list[float]] = {}
-    rundir.claim_folder(work_dir, WORK_DIR, fix=WORK_DIR_FIX)
+    claim_folder(work_dir, WORK_DIR, fix=WORK_DIR_FIX)
     for k, (train_rows, held_rows) in enumerate(splits):
-        fold_dir = rundir.claim_folder(work_dir / f"fold-{k}", FOLD_DIR, fix=WORK_DIR_FIX)
+        fold_dir = claim_folder(work_dir / f"fold-{k}", FOLD_DIR, fix=WORK_DIR_FIX)
         train_csv = fold_dir / "train.csv"
         atomic_write_text(train_csv, _fold_frame(table, train_rows, recipe.task == "multilabel")
                           .to_csv(index=False))
-        run_dir = rundir.RunDir(fold_dir / "run")
+        run_dir = RunDir(fold_dir / "run")
         status = run_dir.status()
         if status == "finished":
-            from fitclass.run import load_run
+            from fitclass.runs.run import load_run
 
             run = load_run(run_dir.path)
         else:  # continue a fold from its checkpoint; one with nothing to continue starts over
@@ -119,9 +120,8 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
                         resume=run_dir.path if status is not None and resumable else None)
         held = table.subset(held_rows)
         probs[held_rows] = _aligned(run, class_names, run.predict_proba(list(held.texts)))
-        dynamics = run.dir.file(rundir.DYNAMICS)
-        if dynamics.is_file():
-            frame = pd.read_csv(dynamics, dtype={"id": str})
+        frame = read_dynamics(run.dir)
+        if frame is not None:
             for row_id, margin in zip(frame["id"], frame["margin_mean"], strict=True):
                 margins.setdefault(str(row_id), []).append(float(margin))
     return probs, {key: float(np.mean(values)) for key, values in margins.items()}

@@ -10,25 +10,17 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from fitclass import rundir
 from fitclass.decide.calibration import expected_calibration_error, scale
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
 from fitclass.report import plots
+from fitclass.runs import readers
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import REPORT, is_run, not_a_run
 
 SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "weighted_f1",
            "samples_f1", "subset_accuracy", "hamming_loss", "lrap", "pr_auc_macro",
            "roc_auc_macro", "log_loss")
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise rundir.damaged(path, f"is not a readable table ({type(error).__name__})"
-                             ) from None
 
 
 def majority_baseline(metrics: dict[str, Any], multilabel: bool) -> dict[str, float] | None:
@@ -41,7 +33,7 @@ def majority_baseline(metrics: dict[str, Any], multilabel: bool) -> dict[str, fl
     return {"accuracy": share, "macro_f1": (2 * share / (1 + share)) / len(counts)}
 
 
-def tfidf_baseline(run: rundir.RunDir, labels: dict[str, Any]) -> dict[str, Any] | None:
+def tfidf_baseline(run: RunDir, labels: dict[str, Any]) -> dict[str, Any] | None:
     """The newest finished TF-IDF run beside this one trained and validated on the same
     data (same `data_fingerprint` in labels.json, which covers the class names), if any.
     Damaged or unrelated siblings are passed over: they never stop the report."""
@@ -50,10 +42,10 @@ def tfidf_baseline(run: rundir.RunDir, labels: dict[str, Any]) -> dict[str, Any]
         return None
     candidates = []
     for sibling in sorted(run.path.parent.iterdir()):
-        if sibling == run.path or not (sibling / rundir.STATUS).is_file():
+        if sibling == run.path or not is_run(sibling):
             continue
         try:
-            metrics = _baseline_metrics(rundir.RunDir(sibling), fingerprint)
+            metrics = _baseline_metrics(RunDir(sibling), fingerprint)
         except RunError:
             continue
         if metrics is not None:
@@ -64,20 +56,20 @@ def tfidf_baseline(run: rundir.RunDir, labels: dict[str, Any]) -> dict[str, Any]
     return {"path": path, **{k: v for k, v in metrics.items() if k in SCALARS}}
 
 
-def _baseline_metrics(other: rundir.RunDir, fingerprint: str) -> dict[str, Any] | None:
+def _baseline_metrics(other: RunDir, fingerprint: str) -> dict[str, Any] | None:
     """`other`'s metrics when it is a finished TF-IDF run on the same data, else None."""
-    if rundir.read_status(other)["status"] != "finished":
+    if readers.read_status(other)["status"] != "finished":
         return None
-    model = rundir.read_recipe_dict(other).get("model")
+    model = readers.read_recipe_dict(other).get("model")
     if not isinstance(model, dict) or model.get("backbone") != "tfidf":
         return None
-    if rundir.read_labels(other).get("data_fingerprint") != fingerprint:
+    if readers.read_labels(other).get("data_fingerprint") != fingerprint:
         return None
-    return rundir.read_metrics(other)
+    return readers.read_metrics(other)
 
 
-def _calibration_plot(run: rundir.RunDir, decision: Decision) -> dict[str, Any] | None:
-    arrays = run.read_arrays(rundir.VALID_PROBS)
+def _calibration_plot(run: RunDir, decision: Decision) -> dict[str, Any] | None:
+    arrays = readers.read_valid_arrays(run)
     if "raw" not in arrays:
         return None
     raw, targets = arrays["raw"].astype(float), arrays["targets"]
@@ -98,7 +90,7 @@ def _calibration_plot(run: rundir.RunDir, decision: Decision) -> dict[str, Any] 
         "temperature": decision.temperature,
         "pr_svg": plots.pr_curves(targets if multilabel else np.eye(raw.shape[1])[targets],
                                   scale(raw, decision.temperature, multilabel),
-                                  rundir.read_labels(run)["classes"]),
+                                  readers.read_labels(run)["classes"]),
     }
 
 
@@ -123,11 +115,11 @@ def _worst_errors(valid: pd.DataFrame | None, multilabel: bool) -> list[dict[str
              "predicted": r["label"], "confidence": r["confidence"]} for _, r in wrong.iterrows()]
 
 
-def _suspects(run: rundir.RunDir) -> tuple[str, list[dict[str, Any]]]:
-    audit = _read_csv(run.file("suspects.csv"))
+def _suspects(run: RunDir) -> tuple[str, list[dict[str, Any]]]:
+    audit = readers.read_suspects(run)
     if audit is not None:
         return "audit", _records(audit.head(50))
-    dynamics = _read_csv(run.file(rundir.DYNAMICS))
+    dynamics = readers.read_dynamics(run)
     if dynamics is None:
         return "", []
     return "training dynamics", _records(dynamics.head(50))
@@ -139,24 +131,23 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def gather(path: str | Path) -> dict[str, Any]:
     """Everything the template shows, from the run's files."""
-    run = rundir.RunDir(path)
-    if not run.file(rundir.STATUS).is_file():
-        raise RunError(f"{run.path}: not a fitclass run directory (no status.json)")
-    status = rundir.read_status(run)
-    metrics = rundir.read_metrics(run)
-    labels = rundir.read_labels(run)
+    run = RunDir(path)
+    if not is_run(run.path):
+        raise not_a_run(run.path)
+    status = readers.read_status(run)
+    metrics = readers.read_metrics(run)
+    labels = readers.read_labels(run)
     multilabel = labels.get("task") == "multilabel"
-    decision = (rundir.read_decision(run.file(rundir.DECISION), len(labels["classes"]))
-                if run.file(rundir.DECISION).is_file() else Decision(multilabel=multilabel))
+    saved = readers.read_decision(run, len(labels["classes"]))
+    decision = Decision(multilabel=multilabel) if saved is None else saved
     select = metrics.get("select", {}).get("metric", "macro_f1")
     headline = [(select, metrics.get(select))] + [(k, metrics[k]) for k in SCALARS
                                                    if k != select and k in metrics]
-    history = _read_csv(run.file(rundir.HISTORY))
-    valid = _read_csv(run.file(rundir.VALID_PREDICTIONS))
-    checks = run.read_json(rundir.DATA_CHECKS) if run.file(rundir.DATA_CHECKS).is_file() else {}
+    history = readers.read_history(run)
+    valid = readers.read_valid_predictions(run, missing_ok=True)
+    checks = readers.read_data_checks(run)
     suspects_source, suspects = _suspects(run)
-    rundir.read_recipe_dict(run)  # present and readable
-    recipe_text = run.file(rundir.RECIPE).read_text(encoding="utf-8")
+    recipe_text = readers.read_recipe_text(run)
     matrix = metrics.get("confusion_matrix")
     classes = labels["classes"]
     return {
@@ -193,7 +184,7 @@ def render(context: dict[str, Any]) -> str:
 
 def write_report(path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Render the run's report to `RUN_DIR/report.html`; return its path."""
-    run = rundir.RunDir(path)
+    run = RunDir(path)
     context = gather(path) | (extra or {})
-    run.write_text(rundir.REPORT, render(context))
-    return run.file(rundir.REPORT)
+    run.write_text(REPORT, render(context))
+    return run.file(REPORT)

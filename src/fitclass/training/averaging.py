@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fitclass.recipe import AveragingConfig
-from fitclass.rundir import RunDir
+from fitclass.runs.folder import RunDir
 
 #: Evaluates the module's current weights: returns the select metric's value.
 Evaluate = Callable[[nn.Module], float | None]

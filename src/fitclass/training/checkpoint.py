@@ -19,7 +19,8 @@ from torch import nn
 
 from fitclass.atomic import follow_umask
 from fitclass.errors import RunError
-from fitclass.rundir import RunDir, replace_dir
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import replace_dir
 
 LAST, BEST = "last", "best"
 LOOP_STATE = "loop_state.json"

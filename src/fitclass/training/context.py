@@ -10,7 +10,7 @@ import pandas as pd
 
 from fitclass.data.table import TextTable
 from fitclass.recipe import Recipe
-from fitclass.rundir import RunDir
+from fitclass.runs.folder import RunDir
 from fitclass.tasks import Task
 from fitclass.training.progress import Reporter
 

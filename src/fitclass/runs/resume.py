@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fitclass import rundir
 from fitclass.errors import RunError
 from fitclass.recipe import Recipe, load_recipe
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import RECIPE, now
 
 #: Dotted keys (and their sub-keys) a resume may change.
 RESUMABLE = ("name", "tracking", "mlflow", "train.early_stopping", "train.eval_batch_size")
@@ -45,7 +46,7 @@ def changed_keys(before: Recipe, after: Recipe) -> dict[str, tuple[Any, Any]]:
             if old.get(key, _ABSENT) != new.get(key, _ABSENT)}
 
 
-def _resumed_from_step(run: rundir.RunDir) -> int | None:
+def _resumed_from_step(run: RunDir) -> int | None:
     from fitclass.training.checkpoint import LAST, LOOP_STATE
 
     path = run.checkpoint(LAST) / LOOP_STATE
@@ -55,28 +56,32 @@ def _resumed_from_step(run: rundir.RunDir) -> int | None:
         return None
 
 
-def resume_recipe(run: rundir.RunDir,
+def stored_recipe(run: RunDir) -> Recipe:
+    """The recipe the run was started with (as amended by earlier resumes)."""
+    return load_recipe(run.file(RECIPE))
+
+
+def resume_recipe(run: RunDir,
                   overrides: list[str] | None) -> tuple[Recipe, list[dict[str, Any]]]:
     """The stored recipe with the allowed `overrides` applied (and written into
     `recipe.yaml`), and the run's resume history with this resume added (for status.json)."""
-    stored_path = run.file(rundir.RECIPE)
-    stored = load_recipe(stored_path)
-    recipe = load_recipe(stored_path, overrides) if overrides else stored
+    stored = stored_recipe(run)
+    recipe = load_recipe(run.file(RECIPE), overrides) if overrides else stored
     changes = changed_keys(stored, recipe)
     refused = {key: values for key, values in changes.items() if not resumable(key)}
     if refused:
         listed = "; ".join(f"{key}: stored {old!r}, requested {new!r}"
                            for key, (old, new) in refused.items())
         raise RunError(f"{run.path}: --resume cannot change {listed}. A resumed run continues "
-                       f"its stored {rundir.RECIPE}, and these keys would make a run that no "
+                       f"its stored {RECIPE}, and these keys would make a run that no "
                        f"recipe reproduces; a resume may change only {', '.join(RESUMABLE)}. "
                        f"To train with the new values, start a new run (another --out, or "
                        f"--overwrite) from your recipe")
     if changes:
-        run.write_text(rundir.RECIPE, recipe.to_yaml())
+        run.write_text(RECIPE, recipe.to_yaml())
     record = run.status_record() or {}
     history = [*record.get("resumes", []), {
-        "at": rundir.now(), "from_step": _resumed_from_step(run),
+        "at": now(), "from_step": _resumed_from_step(run),
         "overrides": list(overrides or []),
         "changed": {key: {"from": old, "to": new} for key, (old, new) in changes.items()}}]
     return recipe, history

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 import fitclass
+from fitclass.atomic import atomic_write_text
 from fitclass.errors import DataError, RunError
-from fitclass.rundir import RunDir, atomic_write_text, replace_dir
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import replace_dir
 
 
 def status(path: Path) -> dict:

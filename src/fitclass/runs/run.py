@@ -9,15 +9,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fitclass import rundir
 from fitclass.data import scoring
 from fitclass.data.table import Label, TextInput, TextTable
 from fitclass.decide.decision import Decision
 from fitclass.errors import DataError, RecipeError, RunError
+from fitclass.files import check_same_classes, damaged
 from fitclass.models.base import MODEL_INFO, Classifier
 from fitclass.models.loading import read_model_info
 from fitclass.models.registry import load_classifier
 from fitclass.recipe import DataConfig, Recipe, load_recipe
+from fitclass.runs import readers
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import RECIPE, is_run, not_a_run
 from fitclass.tasks import Task, make_task
 
 Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
@@ -27,22 +30,22 @@ class Run:
     """A run directory with its recipe, classes, metrics and (lazily loaded) model."""
 
     def __init__(self, path: str | Path) -> None:
-        self.dir = rundir.RunDir(path)
+        self.dir = RunDir(path)
         self.path = self.dir.path
-        if not self.dir.file(rundir.STATUS).is_file():
-            raise RunError(f"{self.path}: not a fitclass run directory (no status.json)")
-        status = self.dir.status()
+        if not is_run(self.path):
+            raise not_a_run(self.path)
+        status = self.dir.status()  # a `running` run whose process is gone reads `interrupted`
         if status != "finished":
             raise RunError(f"{self.path}: not a finished run (status: {status}); "
                            f"{unfinished_hint(self.dir, status)}")
         self.recipe: Recipe = self._read_recipe()
-        self.class_names: list[str] = rundir.read_labels(self.dir)["classes"]
+        self.class_names: list[str] = readers.read_labels(self.dir)["classes"]
         # labels.json and the model's own saved names must agree before anything predicts
         # (a run without model/, such as a DDP worker's scratch copy, is checked on use)
         if self.dir.model_dir.exists():
             model_info = read_model_info(self.dir.model_dir)
-            rundir.check_same_classes(self.dir.file(rundir.LABELS), self.class_names,
-                                      self.dir.model_dir / MODEL_INFO, model_info["class_names"])
+            check_same_classes(readers.labels_path(self.dir), self.class_names,
+                               self.dir.model_dir / MODEL_INFO, model_info["class_names"])
         self.task: Task = make_task(self.recipe.task, self.class_names)
         self.decision: Decision = self._read_decision()
         self._classifier: Classifier | None = None
@@ -50,19 +53,17 @@ class Run:
     def _read_recipe(self) -> Recipe:
         """The run's own recipe: it loaded when the run was trained, so failing now means
         the file changed since (a damaged run, not a recipe to fix)."""
-        path = self.dir.file(rundir.RECIPE)
+        path = self.dir.file(RECIPE)
         if not path.is_file():
-            raise rundir.damaged(path, "is missing")
+            raise damaged(path, "is missing")
         try:
             return load_recipe(path)
         except RecipeError as error:
-            raise rundir.damaged(path, f"no longer loads ({error})") from None
+            raise damaged(path, f"no longer loads ({error})") from None
 
     def _read_decision(self) -> Decision:
-        path = self.dir.file(rundir.DECISION)
-        if not path.is_file():
-            return self.task.default_decision()
-        return rundir.read_decision(path, len(self.class_names))
+        decision = readers.read_decision(self.dir, len(self.class_names))
+        return self.task.default_decision() if decision is None else decision
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -71,13 +72,13 @@ class Run:
     def classifier(self) -> Classifier:
         if self._classifier is None:
             self._classifier = load_classifier(self.dir.model_dir, self.class_names,
-                                               self.dir.file(rundir.LABELS))
+                                               readers.labels_path(self.dir))
         return self._classifier
 
     @property
     def metrics(self) -> dict[str, Any]:
         """Validation metrics of the selected model (`metrics.json`)."""
-        return rundir.read_metrics(self.dir)
+        return readers.read_metrics(self.dir)
 
     def scoring_data(self, text_column: str | list[str] | None = None,
                      overrides: Sequence[str] | None = None) -> DataConfig:
@@ -217,13 +218,13 @@ def label_strings(labels: list[Label]) -> list[str]:
     return [label if isinstance(label, str) else "|".join(label) for label in labels]
 
 
-def unfinished_hint(run: rundir.RunDir, status: str | None) -> str:
+def unfinished_hint(run: RunDir, status: str | None) -> str:
     """What makes an unfinished run usable: only what actually works for its state."""
     if status == "running":
         return "it is still training; wait for it to finish"
     if run.has_checkpoint():
         return run.continue_hint()
-    error = rundir.read_status(run).get("error")
+    error = readers.read_status(run).get("error")
     cause = f" ({error})" if error else ""
     return (f"it stopped before saving a checkpoint{cause}, so there is nothing to resume; "
             f"fix the cause and rerun the same `fitclass train ... --out {run.path}` command, "

@@ -1,6 +1,6 @@
-"""Where an ensemble's members are, and whether following them ever comes back: kept
-apart from `models/ensemble.py` (which imports torch through the training context) so that
-`fitclass runs` can check ensembles cheaply."""
+"""Where an ensemble run's member runs are, and whether following them ever comes back:
+kept apart from `models/ensemble.py` (which imports torch through the training context) so
+that `fitclass runs` can check ensembles cheaply."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from fitclass.errors import RunError
+from fitclass.files import damaged, read_json_object
 from fitclass.models.base import MODEL_INFO
-from fitclass.rundir import damaged, read_json_object
+from fitclass.runs.layout import MODEL, is_run
 
 ENSEMBLE_KIND = "ensemble"
 
@@ -18,10 +19,10 @@ def resolve_member(model_dir: Path, member: dict[str, str]) -> Path:
     """A member's run folder: relative to the ensemble first (the pair can move together),
     then the absolute path recorded at build time."""
     relative = (model_dir.parent / member["relative"]).resolve()
-    if (relative / "status.json").is_file():
+    if is_run(relative):
         return relative
     absolute = Path(member["absolute"])
-    if (absolute / "status.json").is_file():
+    if is_run(absolute):
         return absolute.resolve()
     raise RunError(f"{model_dir}: ensemble member not found at {relative} or {absolute}; "
                    f"keep member runs next to the ensemble or at their original paths")
@@ -29,7 +30,7 @@ def resolve_member(model_dir: Path, member: dict[str, str]) -> Path:
 
 def member_runs(run_path: Path) -> list[Path]:
     """The member run folders of the ensemble run at `run_path` ([] for any other run)."""
-    model_dir = run_path / "model"
+    model_dir = run_path / MODEL
     info_path = model_dir / MODEL_INFO
     if not info_path.is_file():
         return []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fitclass.errors import RunError
-from fitclass.runlock import LOCK, LockInfo, RunLock, lock_holder, process_start
+from fitclass.runs.lock import LOCK, LockInfo, RunLock, lock_holder, process_start
 
 
 def write_lock(folder: Path, **fields: object) -> None:
@@ -59,7 +59,7 @@ def test_an_unreadable_lock_is_dead_once_it_cannot_still_be_being_written(
 
 def test_the_heartbeat_refreshes_the_lock(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("fitclass.runlock.HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr("fitclass.runs.lock.HEARTBEAT_SECONDS", 0.05)
     lock = RunLock(tmp_path)
     lock.acquire()
     try:

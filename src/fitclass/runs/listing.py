@@ -8,10 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fitclass import rundir
 from fitclass.errors import RunError
+from fitclass.files import DAMAGED, check_safetensors
 from fitclass.models.loading import read_model_info
-from fitclass.models.members import check_no_cycle
+from fitclass.runs import readers
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import CHECKPOINTS, MODEL, is_run
+from fitclass.runs.members import check_no_cycle
 
 MAX_DEPTH = 4  # runs nest inside sweeps, audits and seed ensembles
 
@@ -21,27 +24,26 @@ def find_runs(root: Path, depth: int = 0) -> list[Path]:
     checkpoints or model."""
     if not root.is_dir() or depth > MAX_DEPTH:
         return []
-    found = [root] if (root / rundir.STATUS).is_file() else []
+    found = [root] if is_run(root) else []
     try:
         children = sorted(root.iterdir())
     except OSError:  # a folder we may not read holds no run we could list
         return found
     for child in children:
-        if child.is_dir() and child.name not in (rundir.MODEL, rundir.CHECKPOINTS):
+        if child.is_dir() and child.name not in (MODEL, CHECKPOINTS):
             found += find_runs(child, depth + 1)
     return found
 
 
-def check_finished_files(run: rundir.RunDir) -> None:
+def check_finished_files(run: RunDir) -> None:
     """The files a finished run is used through are there and readable (headers only:
     listing stays fast); a `RunError` names the first that is not."""
-    rundir.read_labels(run)
-    rundir.read_metrics(run)
+    readers.read_labels(run)
+    readers.read_metrics(run)
     read_model_info(run.model_dir)
     for weights in sorted(run.model_dir.glob("*.safetensors")):
-        rundir.check_safetensors(weights)
-    if run.file(rundir.VALID_PROBS).exists():
-        rundir.check_safetensors(run.file(rundir.VALID_PROBS))
+        check_safetensors(weights)
+    readers.check_valid_arrays(run)
     check_no_cycle(run.path)  # an ensemble: its members are there and never lead back
 
 
@@ -57,27 +59,27 @@ def nested(mapping: Any, *keys: str) -> Any:
 def describe(path: Path) -> dict[str, Any]:
     """One run's summary row; unfinished runs show their status and what is known, damaged
     ones `broken: <reason>`."""
-    run = rundir.RunDir(path)
+    run = RunDir(path)
     row: dict[str, Any] = {"run": str(path), "name": path.name, "task": None, "backbone": None,
                            "status": None, "started": None, "select_metric": None,
                            "select_value": None, "accuracy": None, "macro_f1": None,
                            "micro_f1": None, "log_loss": None, "n_valid": None, "error": None}
     try:
-        status = rundir.read_status(run)
+        status = readers.read_status(run)
         # run.status(): a `running` run whose process is gone reads `interrupted`
         row |= {"status": run.status(), "started": status.get("started"),
                 "error": status.get("error")}
         finished = status["status"] == "finished"
         # an unfinished run may have died before writing its recipe
-        recipe = (rundir.read_recipe_dict(run) if finished or run.file(rundir.RECIPE).exists()
+        recipe = (readers.read_recipe_dict(run) if finished or readers.has_recipe(run)
                   else {})
         row |= {"name": recipe.get("name") or path.name, "task": recipe.get("task"),
                 "backbone": nested(recipe, "model", "backbone")}
         if finished:
             check_finished_files(run)
-        metrics = rundir.read_metrics(run) if run.file(rundir.METRICS).is_file() else {}
+        metrics = readers.read_metrics_if_any(run)
     except RunError as error:
-        return row | {"status": f"broken: {str(error).removesuffix('; ' + rundir.DAMAGED)}"}
+        return row | {"status": f"broken: {str(error).removesuffix('; ' + DAMAGED)}"}
     select = nested(metrics, "select", "metric") or nested(recipe, "train", "select", "metric")
     return row | {
         "select_metric": select,

@@ -21,8 +21,8 @@ from typing import Any
 
 from fitclass.atomic import atomic_write_text
 from fitclass.errors import RunError
+from fitclass.runs.layout import LOCK
 
-LOCK = "run.lock"
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0  # a lock from another host whose heartbeat is older than this is dead
 WRITING_SECONDS = 5.0  # an unreadable lock younger than this is still being written
