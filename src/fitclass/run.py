@@ -15,8 +15,8 @@ from fitclass.data.table import Label, TextInput, TextTable
 from fitclass.decide.decision import Decision
 from fitclass.errors import DataError, RecipeError, RunError
 from fitclass.models.base import MODEL_INFO, Classifier
+from fitclass.models.catalog import load_classifier
 from fitclass.models.loading import read_model_info
-from fitclass.models.registry import load_classifier
 from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.tasks import Task, make_task
 

@@ -23,7 +23,7 @@ from torch import nn
 
 import fitclass
 from fitclass.errors import RecipeError
-from fitclass.models.registry import get_backbone
+from fitclass.models.catalog import get_backbone
 from fitclass.models.timm_image import TimmBackbone, TimmClassifier
 from fitclass.recipe import ModelConfig
 from fitclass.training.stages import set_trainable

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from fitclass.contracts.capabilities import ENSEMBLE
+from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
@@ -28,7 +30,6 @@ from fitclass.models.members import (
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
 from fitclass.rundir import damaged
-from fitclass.training.context import FitContext, FitResult
 
 
 def checked_combiner(payload: dict[str, Any], members: int, classes: int,
@@ -97,6 +98,7 @@ class EnsembleBackbone(Backbone):
     """Ensembles are built from finished runs by `fitclass ensemble`, not trained."""
 
     kind = ENSEMBLE_KIND
+    capabilities = ENSEMBLE
 
     def fit(self, context: FitContext) -> FitResult:
         raise RecipeError("model.backbone 'ensemble' is built from finished runs: use "

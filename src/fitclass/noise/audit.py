@@ -139,7 +139,7 @@ def _aligned(run: Any, class_names: list[str], probs: np.ndarray) -> np.ndarray:
 def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
                      splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """OOF probabilities of a logistic regression on frozen pooled transformer features."""
-    from fitclass.models.registry import get_backbone
+    from fitclass.models.catalog import get_backbone
     from fitclass.models.text import TransformerBackbone
 
     backbone = get_backbone(recipe.model)

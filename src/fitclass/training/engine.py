@@ -1,0 +1,27 @@
+"""The one entry point that trains a neural model kind: the loop, or co-teaching when the
+recipe asks for it. The workflow layer passes `fit_neural` in `FitContext.trainer`, so model
+kinds build their networks without importing the training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from accelerate.utils import set_seed
+
+from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.contracts.neural import NeuralClassifier
+from fitclass.training.coteaching import fit_coteaching
+from fitclass.training.loop import fit_transformer
+
+
+def fit_neural(build: Callable[[], NeuralClassifier], context: FitContext) -> FitResult:
+    """Build the network(s) under `train.seed` (the new head's initial weights follow it) and
+    fine-tune them."""
+    seed = context.recipe.train.seed
+    set_seed(seed)
+    first = build()
+    coteaching = context.recipe.noise.coteaching
+    if coteaching is not None:
+        set_seed(seed + 1)  # the peer network starts from a different head
+        return fit_coteaching(first, build(), context, coteaching)
+    return fit_transformer(first, context)
