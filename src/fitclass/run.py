@@ -71,7 +71,7 @@ class Run:
     def classifier(self) -> Classifier:
         if self._classifier is None:
             self._classifier = load_classifier(self.dir.model_dir, self.class_names,
-                                               self.dir.file(rundir.LABELS))
+                                               self.dir.file(rundir.LABELS), load_run)
         return self._classifier
 
     @property
@@ -123,10 +123,11 @@ class Run:
         if name == "torch":
             return self.classifier
         if name in ("onnx", "onnx-fp32", "onnx-int8"):
-            from fitclass.export import onnx_classifier
+            from fitclass.models.onnx import onnx_classifier
 
             quantized = {"onnx": None, "onnx-fp32": False, "onnx-int8": True}[name]
-            return onnx_classifier(self, quantized)
+            return onnx_classifier(self.path, self.path / rundir.ONNX, self.classifier,
+                                   quantized)
         raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
 
     def predict(self, inputs: Inputs, batch_size: int = 64, engine: str = "torch", *,

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
-from fitclass.contracts.capabilities import Capabilities
+from fitclass.capabilities import Capabilities
 from fitclass.data.table import TextInput
 
 if TYPE_CHECKING:
     from fitclass.contracts.fit import FitContext, FitResult
+    from fitclass.contracts.neural import FeatureEncoder
+
+
+class Predictor(Protocol):
+    """Anything that predicts class probabilities: a classifier, or a loaded run."""
+
+    class_names: list[str]
+
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
+
+
+#: Loads a finished run folder as a `Predictor` (`fitclass.run.load_run`); passed down to
+#: classifiers made of runs, so `models/` never imports the run layer above it.
+RunLoader = Callable[[Path], Predictor]
 
 
 class Classifier(ABC):
@@ -32,6 +46,11 @@ class Classifier(ABC):
     def save(self, model_dir: Path) -> None:
         """Write everything needed to predict into `model_dir` (safetensors/JSON, no pickle)."""
 
+    def bind_runs(self, load_run: RunLoader) -> None:
+        """Give a classifier made of runs (an ensemble) the function that loads a run; the
+        others ignore it."""
+        del load_run
+
 
 class Backbone(ABC):
     """A registered kind of model: how it is fitted, and how a saved one is loaded."""
@@ -48,6 +67,11 @@ class Backbone(ABC):
     @abstractmethod
     def load(cls, model_dir: Path) -> Classifier:
         """Load a classifier that `Classifier.save` wrote."""
+
+    def feature_encoder(self) -> FeatureEncoder | None:
+        """A fresh network whose `encode` gives cacheable features (kinds that declare
+        `cacheable_features`, e.g. for the audit's linear probe); None for the others."""
+        return None
 
     def token_lengths(self, texts: Sequence[TextInput]) -> np.ndarray | None:
         """Lengths in tokens before any truncation (for the data checks); None if not needed."""

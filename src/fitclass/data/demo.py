@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fitclass.atomic import atomic_write_text
 from fitclass.errors import DataError
-from fitclass.rundir import atomic_write_text
 
 SHARES = {"billing": 0.50, "delivery": 0.25, "technical": 0.15, "account": 0.10}
 

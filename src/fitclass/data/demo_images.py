@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fitclass.atomic import atomic_write_text
 from fitclass.errors import DataError
-from fitclass.rundir import atomic_write_text
 
 #: Side of the written PNGs (the 8x8 digits upscaled 4x).
 SIDE = 32

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fitclass.contracts.capabilities import Capabilities
+from fitclass.capabilities import Capabilities
+from fitclass.contracts.model import RunLoader
 from fitclass.errors import RunError
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.loading import load_failure, model_info_path, read_model_info
@@ -50,9 +51,11 @@ def capabilities(config: ModelConfig) -> Capabilities:
 
 
 def load_classifier(model_dir: Path, class_names: list[str] | None = None,
-                    labels_path: Path | None = None) -> Classifier:
+                    labels_path: Path | None = None,
+                    load_run: RunLoader | None = None) -> Classifier:
     """Load a saved classifier of any kind from its folder. With `class_names` (the run's
-    `labels.json`, at `labels_path`), the model's own saved class names must match them."""
+    `labels.json`, at `labels_path`), the model's own saved class names must match them;
+    `load_run` is given to classifiers made of runs (ensembles)."""
     _ensure_builtins()
     model_dir = Path(model_dir)
     kind = read_json_object(model_info_path(model_dir), {"kind": str})["kind"]
@@ -64,9 +67,12 @@ def load_classifier(model_dir: Path, class_names: list[str] | None = None,
         check_same_classes(labels_path or model_dir.parent / "labels.json", class_names,
                            model_dir / MODEL_INFO, info["class_names"])
     try:
-        return KINDS.get(kind).load(model_dir)
+        classifier = KINDS.get(kind).load(model_dir)
     except RunError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as error:
         # the loaders check the files they need; this names anything they could not foresee
         raise load_failure(model_dir, kind, error) from None
+    if load_run is not None:
+        classifier.bind_runs(load_run)
+    return classifier

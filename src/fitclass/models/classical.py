@@ -18,7 +18,7 @@ from safetensors.numpy import save_file
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from fitclass.contracts.capabilities import TFIDF
+from fitclass.capabilities import TFIDF
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.class_weights import class_counts, class_weights
 from fitclass.data.table import TextInput

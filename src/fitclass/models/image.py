@@ -27,7 +27,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from fitclass.contracts.capabilities import IMAGE_MODEL
+from fitclass.capabilities import IMAGE_MODEL
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.image_io import Preprocess, decode_many
 from fitclass.data.table import TextInput

@@ -24,7 +24,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from fitclass.contracts.capabilities import TEXT_TRANSFORMER
+from fitclass.capabilities import TEXT_TRANSFORMER
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.table import TextInput
 from fitclass.errors import RecipeError
@@ -246,6 +246,9 @@ class TransformerBackbone(Backbone):
                                            self.config.max_length, multilabel)
         classifier.feature_source = self.source
         return classifier
+
+    def feature_encoder(self) -> TransformerClassifier:
+        return self.build(["0", "1"])
 
     def fit(self, context: FitContext) -> FitResult:
         if context.recipe.data.images is not None:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from fitclass.contracts.capabilities import TIMM_IMAGE
+from fitclass.capabilities import TIMM_IMAGE
 from fitclass.data.image_io import Preprocess
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO

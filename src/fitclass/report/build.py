@@ -11,6 +11,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fitclass import rundir
+from fitclass.capabilities import capabilities_for
 from fitclass.decide.calibration import expected_calibration_error, scale
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
@@ -65,11 +66,14 @@ def tfidf_baseline(run: rundir.RunDir, labels: dict[str, Any]) -> dict[str, Any]
 
 
 def _baseline_metrics(other: rundir.RunDir, fingerprint: str) -> dict[str, Any] | None:
-    """`other`'s metrics when it is a finished TF-IDF run on the same data, else None."""
+    """`other`'s metrics when it is a finished baseline run (a kind that declares
+    `report_baseline`, i.e. TF-IDF) on the same data, else None."""
     if rundir.read_status(other)["status"] != "finished":
         return None
     model = rundir.read_recipe_dict(other).get("model")
-    if not isinstance(model, dict) or model.get("backbone") != "tfidf":
+    backbone = model.get("backbone") if isinstance(model, dict) else None
+    capabilities = capabilities_for(backbone) if isinstance(backbone, str) else None
+    if capabilities is None or not capabilities.report_baseline:
         return None
     if rundir.read_labels(other).get("data_fingerprint") != fingerprint:
         return None

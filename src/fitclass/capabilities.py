@@ -19,6 +19,8 @@ Modality = Literal["text", "image", "any"]
 class Capabilities:
     """The abilities one model kind declares."""
 
+    #: fitted by `fitclass train` from a recipe; False for an ensemble (built from runs)
+    trainable: bool = True
     #: fine-tuned by the training loop (a torch module); False for classical/ensemble kinds
     neural: bool = True
     #: the inputs it reads: "text", "image", or "any" (an ensemble takes its members')
@@ -38,6 +40,8 @@ class Capabilities:
     minority_augmentation: bool = False
     #: `fitclass export --onnx` can export it
     onnx_export: bool = False
+    #: a fast classical baseline the report sets a run beside (same data)
+    report_baseline: bool = False
     #: `model` keys only this kind reads (refused for other kinds)
     model_keys: tuple[str, ...] = ()
 
@@ -51,10 +55,10 @@ IMAGE_MODEL = Capabilities(modality="image")
 TIMM_IMAGE = Capabilities(modality="image")
 #: TF-IDF features and a linear head: deterministic, no layers, no checkpoints.
 TFIDF = Capabilities(neural=False, block_structure=False, seed_sensitive=False,
-                     self_training=True, minority_augmentation=True,
+                     self_training=True, minority_augmentation=True, report_baseline=True,
                      model_keys=("analyzer", "ngram_range", "max_features", "C", "classifier"))
 #: A run made of runs: combines its members' probabilities.
-ENSEMBLE = Capabilities(neural=False, modality="any", block_structure=False,
+ENSEMBLE = Capabilities(trainable=False, neural=False, modality="any", block_structure=False,
                         seed_sensitive=False)
 
 #: Recipe backbone names (and claimed sources) to their kind's declared capabilities.
@@ -70,3 +74,13 @@ def capabilities_for(backbone: str) -> Capabilities | None:
     """The declared capabilities of `model.backbone`; None for a Hugging Face id or folder,
     whose kind (text or image) is known only once its config is read."""
     return DECLARED.find(backbone)
+
+
+def kinds_reading(key: str) -> list[str]:
+    """The declared backbone names whose kind alone reads `model.<key>`."""
+    return [name for name, caps in DECLARED.items() if key in caps.model_keys]
+
+
+def kind_only_keys() -> set[str]:
+    """Every `model` key that only some kinds read."""
+    return {key for _, caps in DECLARED.items() for key in caps.model_keys}
