@@ -25,9 +25,10 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 def imports_of(tree: ast.Module, name: str, is_package: bool,
-               modules: set[str]) -> list[tuple[str, bool]]:
-    """(imported fitclass module, inside a function) for every import outside TYPE_CHECKING."""
-    found: list[tuple[str, bool]] = []
+               modules: set[str]) -> list[tuple[str, bool, int]]:
+    """(imported fitclass module, inside a function, statement line) for every import
+    outside `if TYPE_CHECKING:`."""
+    found: list[tuple[str, bool, int]] = []
 
     def resolve(target: str) -> str | None:
         while target and target not in modules:
@@ -43,7 +44,7 @@ def imports_of(tree: ast.Module, name: str, is_package: bool,
             for alias in node.names:
                 target = resolve(alias.name)
                 if target:
-                    found.append((target, in_function))
+                    found.append((target, in_function, node.lineno))
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -54,7 +55,7 @@ def imports_of(tree: ast.Module, name: str, is_package: bool,
             for alias in node.names:
                 target = resolve(f"{base}.{alias.name}") or resolve(base)
                 if target:
-                    found.append((target, in_function))
+                    found.append((target, in_function, node.lineno))
         inner = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         for child in ast.iter_child_nodes(node):
             visit(child, inner)
@@ -103,17 +104,17 @@ def main(root: Path) -> int:
     names = {module_name(path, root): path for path in files}
     modules = set(names)
     graph: dict[str, set[str]] = {name: set() for name in names}
-    in_function = 0
+    in_function: set[tuple[str, int]] = set()  # (module, line) of fitclass imports in functions
     for name, path in names.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for target, inside in imports_of(tree, name, path.name == "__init__.py", modules):
+        for target, inside, line in imports_of(tree, name, path.name == "__init__.py", modules):
             if target == name:
                 continue
-            # importing fitclass.a.b runs fitclass.a/__init__ too; parents count as imported
             graph[name].add(target)
-            in_function += inside
+            if inside:
+                in_function.add((name, line))
     cycles = [c for c in strongly_connected(graph) if len(c) > 1]
-    print(f"modules: {len(modules)}  imports inside functions: {in_function}")
+    print(f"modules: {len(modules)}  fitclass imports inside functions: {len(in_function)}")
     print(f"cycles: {len(cycles)}  largest: {max((len(c) for c in cycles), default=0)}")
     for cycle in sorted(cycles, key=len, reverse=True):
         print(f"  {len(cycle)}: {', '.join(cycle)}")

@@ -5,18 +5,23 @@ kinds build their networks without importing the training loop."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from accelerate.utils import set_seed
-
-from fitclass.contracts.fit import FitContext, FitResult
-from fitclass.contracts.neural import NeuralClassifier
-from fitclass.training.coteaching import fit_coteaching
-from fitclass.training.loop import fit_transformer
+if TYPE_CHECKING:
+    from fitclass.contracts.fit import FitContext, FitResult
+    from fitclass.contracts.neural import NeuralClassifier
 
 
 def fit_neural(build: Callable[[], NeuralClassifier], context: FitContext) -> FitResult:
     """Build the network(s) under `train.seed` (the new head's initial weights follow it) and
     fine-tune them."""
+    # imported here, not at the top: accelerate and the loop cost seconds, and `fitclass.api`
+    # (which names this function) must stay quick to import for tfidf runs and the CLI
+    from accelerate.utils import set_seed
+
+    from fitclass.training.coteaching import fit_coteaching
+    from fitclass.training.loop import fit_transformer
+
     seed = context.recipe.train.seed
     set_seed(seed)
     first = build()
