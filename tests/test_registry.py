@@ -56,3 +56,10 @@ def test_the_built_in_registries_are_registries() -> None:
     assert {"mean", "weighted", "greedy", "stacking", "best"} <= set(METHODS.names())
     with pytest.raises(RecipeError, match=r"imbalance\.sampler: unknown sampler 'nope'"):
         SAMPLERS.get("nope")
+
+
+def test_sweep_samplers_and_pruners_are_registries() -> None:
+    from fitclass.sweep import PRUNERS, SWEEP_SAMPLERS
+
+    assert SWEEP_SAMPLERS.names() == ["cmaes", "grid", "random", "tpe"]
+    assert PRUNERS.names() == ["hyperband", "median", "none"]
