@@ -28,9 +28,9 @@ from accelerate.utils import set_seed
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from _holdout import markdown_table
+from fitclass.data.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
 from fitclass.models.text import TransformerBackbone, embedded_minilm_path, tokenize
 from fitclass.recipe import ModelConfig
-from fitclass.training.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
 from fitclass.training.optim import parameter_groups
 
 

@@ -352,7 +352,7 @@ def padding_stats(args: argparse.Namespace, train_path: Path, seed: int) -> dict
     from transformers import AutoTokenizer
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
-    from fitclass.training.batching import LengthGroupedBatchSampler
+    from fitclass.data.batching import LengthGroupedBatchSampler
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_path())
     frame = read_tsv(train_path)

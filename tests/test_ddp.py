@@ -18,7 +18,7 @@ import yaml
 from accelerate.data_loader import BatchSamplerShard
 
 import fitclass
-from fitclass.training.batching import LengthGroupedBatchSampler
+from fitclass.data.batching import LengthGroupedBatchSampler
 
 #: Largest allowed gap between the single-process and the DDP run's final validation
 #: accuracy: 0.1 is 3 of the 30 validation rows. The runs cannot match exactly (DDP takes

@@ -24,6 +24,7 @@ from fitclass.errors import FitclassError, RunError
 from fitclass.models.classical import LinearTextClassifier, TfidfBackbone
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.models.linear_heads import fit_head, log_count_ratio
+from fitclass.registry import Registry
 
 #: Combiners are cross-fitted on a score; log loss is cheap, a full metrics dict per greedy
 #: round (macro_f1, the default) costs seconds even on 30 validation rows.
@@ -70,7 +71,7 @@ def test_mean_is_the_hand_average(synthetic: tuple[np.ndarray, np.ndarray]) -> N
 @pytest.mark.parametrize("method", ["weighted", "greedy", "best"])
 def test_weights_on_the_simplex(synthetic: tuple[np.ndarray, np.ndarray], method: str) -> None:
     members, targets = synthetic
-    combiner = combiners.METHODS[method](members, targets, accuracy)
+    combiner = combiners.METHODS.get(method)(members, targets, accuracy)
     assert combiner.weights.shape == (3,)
     assert (combiner.weights >= 0).all()
     assert combiner.weights.sum() == pytest.approx(1.0)
@@ -113,6 +114,15 @@ def test_stacking_probabilities(synthetic: tuple[np.ndarray, np.ndarray]) -> Non
     np.testing.assert_allclose(restored.combine(members), probs)
 
 
+def with_stacking(fit: Any) -> Registry[Any]:
+    """The combiner registry with `stacking` fitted by `fit` (for spying on cross-fitting)."""
+    registry: Registry[Any] = Registry("combiner", "ensemble method")
+    for name, entry in combiners.METHODS.items():
+        registry.add(name, entry)
+    registry.add("stacking", fit)
+    return registry
+
+
 def test_cross_fit_stacking_never_scores_its_own_rows(
         synthetic: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     members, targets = synthetic
@@ -137,7 +147,7 @@ def test_cross_fit_stacking_never_scores_its_own_rows(
         calls.append(record)
         return Spy(real(member_probs, fit_targets, score, **options), record)
 
-    monkeypatch.setitem(combiners.METHODS, "stacking", spy_fit)
+    monkeypatch.setattr(combiners, "METHODS", with_stacking(spy_fit))
     out = combiners.cross_fit("stacking", members, targets, accuracy, k=4, seed=3)
     assert len(calls) == 4
     for record in calls:
@@ -145,7 +155,7 @@ def test_cross_fit_stacking_never_scores_its_own_rows(
         assert record["fitted"] | record["scored"] == set(range(len(targets)))
     assert set().union(*(c["scored"] for c in calls)) == set(range(len(targets)))
     # and each fold's output is what a combiner fitted on the other folds gives
-    monkeypatch.setitem(combiners.METHODS, "stacking", real)
+    monkeypatch.setattr(combiners, "METHODS", with_stacking(real))
     for fit_rows, score_rows in combiners.folds(targets, 4, 3):
         alone = real(members[:, fit_rows], targets[fit_rows], accuracy)
         np.testing.assert_allclose(out[score_rows], alone.combine(members[:, score_rows]),

@@ -15,13 +15,14 @@ import pandas as pd
 
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
+from fitclass.data.class_weights import class_counts
 from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
 from fitclass.decide.decision import fit_decision
 from fitclass.errors import Pruned, RunError
 from fitclass.metrics import degenerate_reasons
 from fitclass.models.base import Backbone
-from fitclass.models.registry import get_backbone
+from fitclass.models.catalog import get_backbone
 from fitclass.noise.actions import apply_noise_action
 from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
@@ -33,8 +34,8 @@ from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
-from fitclass.training.class_weights import class_counts
 from fitclass.training.context import FitContext, FitResult
+from fitclass.training.engine import fit_neural
 from fitclass.training.objective import class_priors, stacked_remedies
 from fitclass.training.progress import Reporter
 
@@ -227,7 +228,7 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),
                              train=prepared.train, valid=prepared.valid, run=run,
-                             reporter=reporter, resume=resumed)
+                             reporter=reporter, resume=resumed, trainer=fit_neural)
         if recipe_obj.self_training is not None:
             result, rounds = self_train(backbone, context, recipe_obj.self_training)
             writer.write_self_training(run, rounds)

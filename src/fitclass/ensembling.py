@@ -21,8 +21,8 @@ from fitclass.decide import combiners
 from fitclass.decide.decision import fit_decision
 from fitclass.errors import FitclassError, RecipeError, RunError
 from fitclass.metrics import degenerate_reasons
+from fitclass.models.catalog import get_backbone
 from fitclass.models.ensemble import EnsembleClassifier
-from fitclass.models.registry import get_backbone
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
 from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
@@ -141,7 +141,7 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
                   for name, probs in held_out.items()}
     chosen = method if method != "auto" else max(held_out,
                                                  key=lambda n: score(targets, held_out[n]))
-    combiner = combiners.METHODS[chosen](member_probs, targets, score)
+    combiner = combiners.METHODS.get(chosen)(member_probs, targets, score)
     member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
                     "weight": float(w), **headline(task.metrics(targets, p))}
                    for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
@@ -225,7 +225,7 @@ def _relative(target: Path, start: Path) -> str:
 def refuse_identical_seeds(recipe: Recipe, seeds: int) -> None:
     """Several seeds of a backbone whose fit ignores the seed are identical models: their
     ensemble only costs N times the training and reads like a variance estimate it is not."""
-    if seeds > 1 and not get_backbone(recipe.model).seed_sensitive:
+    if seeds > 1 and not get_backbone(recipe.model).capabilities.seed_sensitive:
         raise RecipeError(
             f"--seeds {seeds}: model.backbone {recipe.model.backbone!r} learns the same model "
             f"whatever train.seed is, so {seeds} seeds would train {seeds} identical members "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,25 @@ import numpy as np
 import torch
 
 from fitclass.atomic import atomic_write_text
-from fitclass.data.table import TextInput
 from fitclass.errors import FitclassError, RunError
-from fitclass.models.base import Classifier
-from fitclass.models.text import TransformerClassifier, over_batches, probabilities
+from fitclass.models.onnx import (
+    FP32,
+    INT8,
+    OnnxClassifier,
+    onnx_classifier,
+    require_onnxruntime,
+    transformer_of,
+)
+from fitclass.models.text import TransformerClassifier
 from fitclass.runs.layout import EXPORT_INFO, ONNX, VALID_PREDICTIONS, Layout, claim_folder
 from fitclass.runs.readers import read_valid_predictions
 from fitclass.runs.run import Run, load_run
 
 ONNX_DIR = ONNX
-FP32, INT8 = "model.onnx", "model.int8.onnx"
 #: What an export writes into RUN/onnx (the overwrite rule: runs.layout.claim_folder); the
 #: `.data` files are torch's external weights for graphs over 2 GB.
 ONNX_FOLDER = Layout("ONNX export", frozenset({FP32, INT8, EXPORT_INFO}),
                      patterns=("*.onnx.data", "*.onnx_data"), legacy=(EXPORT_INFO,))
-
-
-def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise FitclassError("ONNX export and inference need onnx and onnxruntime: "
-                            "pip install 'fitclass[onnx]'") from None
-    return onnxruntime
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -50,47 +45,6 @@ class _LogitsOnly(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.module(**dict(zip(self.names, inputs, strict=True)))["logits"]
-
-
-class OnnxClassifier(Classifier):
-    """Predicts with an exported graph in onnxruntime; same probabilities as the run."""
-
-    kind = "onnx"
-
-    def __init__(self, source: TransformerClassifier, model_path: Path,
-                 threads: int | None = None) -> None:
-        super().__init__(source.class_names)
-        ort = _require_onnxruntime()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_path), options,
-                                            providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.tokenizer, self.max_length = source.tokenizer, source.max_length
-        self.multilabel = source.multilabel
-
-    def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
-            feed = {name: batch[name].numpy().astype(np.int64) for name in self.inputs}
-            return np.asarray(self.session.run(None, feed)[0])
-
-        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
-                            len(self.class_names), run)
-
-    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        return probabilities(self.logits(texts, batch_size), self.multilabel)
-
-    def save(self, model_dir: Path) -> None:
-        raise RunError("an ONNX classifier is saved by `fitclass export`, not by a run")
-
-
-def transformer_of(run: Run) -> TransformerClassifier:
-    classifier = run.classifier
-    if not isinstance(classifier, TransformerClassifier):
-        raise FitclassError(f"{run.path}: ONNX export is for transformer runs; this run's "
-                            f"model is {classifier.kind!r}")
-    return classifier
 
 
 def export_graph(classifier: TransformerClassifier, path: Path) -> None:
@@ -109,7 +63,7 @@ def export_graph(classifier: TransformerClassifier, path: Path) -> None:
 
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of weights (activations quantised at run time)."""
-    _require_onnxruntime()
+    require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
@@ -133,9 +87,9 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     """Export (and optionally quantise) a run; returns and records the verification."""
     if quantize not in (None, "int8"):
         raise FitclassError(f"--quantize {quantize!r}: only int8 is supported")
-    _require_onnxruntime()
+    require_onnxruntime()
     run = load_run(run_dir)
-    classifier = transformer_of(run)
+    classifier = transformer_of(run.classifier, run.path)
     folder = claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
         f"move those files out of {run.path / ONNX_DIR}, then export again"))
     start = time.perf_counter()
@@ -150,14 +104,4 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     return report
 
 
-def onnx_classifier(run: Run, quantized: bool | None = None) -> OnnxClassifier:
-    """The exported graph of a run (int8 when present, unless `quantized=False`)."""
-    folder = run.path / ONNX_DIR
-    int8, fp32 = folder / INT8, folder / FP32
-    path = int8 if (quantized is not False and int8.is_file()) else fp32
-    if quantized and not int8.is_file():
-        raise RunError(f"{run.path}: no int8 export; run `fitclass export {run.path} --onnx "
-                       f"--quantize int8`")
-    if not path.is_file():
-        raise RunError(f"{run.path}: no ONNX export; run `fitclass export {run.path} --onnx`")
-    return OnnxClassifier(transformer_of(run), path)
+__all__ = ["OnnxClassifier", "export_onnx", "onnx_classifier"]

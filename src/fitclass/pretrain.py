@@ -22,7 +22,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLan
 from fitclass.atomic import atomic_write_text, follow_umask
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
-from fitclass.models.registry import get_backbone
+from fitclass.models.catalog import get_backbone
 from fitclass.models.text import TransformerBackbone
 from fitclass.recipe import load_recipe
 from fitclass.runs.layout import (

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import yaml
 from fitclass.atomic import atomic_write_text
 from fitclass.errors import FitclassError, Pruned, RecipeError
 from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overrides
+from fitclass.registry import Registry
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import REPORT, Layout, claim_folder, is_run
 from fitclass.runs.readers import has_metrics
@@ -60,26 +62,34 @@ def sample(trial: Any, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
+#: `sweep.sampler` names to (config, optuna module, seed) -> an Optuna sampler.
+SWEEP_SAMPLERS: Registry[Callable[[SweepConfig, Any, int], Any]] = Registry("sampler",
+                                                                           "sweep.sampler")
+#: `sweep.pruner` names to (config, optuna module) -> an Optuna pruner.
+PRUNERS: Registry[Callable[[SweepConfig, Any], Any]] = Registry("pruner", "sweep.pruner")
+
+
+@SWEEP_SAMPLERS.register("grid")
+def _grid(config: SweepConfig, optuna: Any, seed: int) -> Any:
+    grid = {k: v["categorical"] for k, v in config.params.items()}
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+SWEEP_SAMPLERS.add("random", lambda config, optuna, seed: optuna.samplers.RandomSampler(seed=seed))
+SWEEP_SAMPLERS.add("cmaes", lambda config, optuna, seed: optuna.samplers.CmaEsSampler(seed=seed))
+SWEEP_SAMPLERS.add("tpe", lambda config, optuna, seed: optuna.samplers.TPESampler(seed=seed))
+PRUNERS.add("median", lambda config, optuna: optuna.pruners.MedianPruner(
+    n_startup_trials=config.startup_trials, n_warmup_steps=0))
+PRUNERS.add("hyperband", lambda config, optuna: optuna.pruners.HyperbandPruner())
+PRUNERS.add("none", lambda config, optuna: optuna.pruners.NopPruner())
+
+
 def make_sampler(config: SweepConfig, seed: int) -> Any:
-    optuna = _optuna()
-    if config.sampler == "grid":
-        grid = {k: v["categorical"] for k, v in config.params.items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    return SWEEP_SAMPLERS.get(config.sampler)(config, _optuna(), seed)
 
 
 def make_pruner(config: SweepConfig) -> Any:
-    optuna = _optuna()
-    if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
-                                           n_warmup_steps=0)
-    if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.NopPruner()
+    return PRUNERS.get(config.pruner)(config, _optuna())
 
 
 def with_params(recipe: Recipe, values: dict[str, Any]) -> Recipe:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from fitclass.errors import RecipeError
 from fitclass.recipe import Recipe
+from fitclass.registry import Registry
 from fitclass.runs.layout import TENSORBOARD
 
 
@@ -101,13 +102,13 @@ class MlflowTracker:
         self.mlflow.end_run(status="FINISHED" if status == "finished" else "FAILED")
 
 
-TRACKERS: dict[str, Callable[[Path, Recipe], Tracker]] = {
-    "tensorboard": TensorBoardTracker, "mlflow": MlflowTracker,
-}
+TRACKERS: Registry[Callable[[Path, Recipe], Tracker]] = Registry("tracker", "tracking")
+TRACKERS.add("tensorboard", TensorBoardTracker)
+TRACKERS.add("mlflow", MlflowTracker)
 
 
 def start_trackers(run_dir: Path, recipe: Recipe) -> list[Tracker]:
-    trackers = [TRACKERS[name](run_dir, recipe) for name in recipe.tracking]
+    trackers = [TRACKERS.get(name)(run_dir, recipe) for name in recipe.tracking]
     params = flatten(recipe.to_dict())
     for tracker in trackers:
         tracker.log_params(params)

@@ -147,5 +147,5 @@ def test_the_capability_is_the_kinds_not_its_name() -> None:
     from fitclass.models.classical import TfidfBackbone
     from fitclass.models.text import TransformerBackbone
 
-    assert Backbone.seed_sensitive and TransformerBackbone.seed_sensitive
-    assert not TfidfBackbone.seed_sensitive
+    assert Backbone.capabilities.seed_sensitive and TransformerBackbone.capabilities.seed_sensitive
+    assert not TfidfBackbone.capabilities.seed_sensitive

@@ -16,8 +16,8 @@ from transformers import ResNetConfig, ResNetForImageClassification
 
 import fitclass
 from fitclass.errors import RecipeError
+from fitclass.models.catalog import get_backbone
 from fitclass.models.image import RESNET_TINY, ImageBackbone, ImageClassifier
-from fitclass.models.registry import get_backbone
 from fitclass.recipe import ModelConfig, load_recipe
 
 

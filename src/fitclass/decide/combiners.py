@@ -16,6 +16,8 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
+from fitclass.registry import Registry
+
 #: A score to maximise on (targets, combined probabilities).
 Score = Callable[[np.ndarray, np.ndarray], float]
 EPS = 1e-7
@@ -164,10 +166,10 @@ def _expand(coef: np.ndarray, intercept: np.ndarray, seen: np.ndarray,
     return full_coef, full_intercept
 
 
-METHODS: dict[str, Callable[..., Combiner]] = {
-    "mean": fit_mean, "weighted": fit_weighted, "greedy": fit_greedy, "stacking": fit_stacking,
-    "best": fit_best,
-}
+METHODS: Registry[Callable[..., Combiner]] = Registry("combiner", "ensemble method")
+for _name, _fitter in {"mean": fit_mean, "weighted": fit_weighted, "greedy": fit_greedy,
+                       "stacking": fit_stacking, "best": fit_best}.items():
+    METHODS.add(_name, _fitter)
 
 
 def folds(targets: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -183,7 +185,7 @@ def cross_fit(method: str, member_probs: np.ndarray, targets: np.ndarray, score:
     """Combined probabilities for every row from a combiner fitted without that row."""
     out = np.zeros_like(member_probs[0])
     for fit_rows, score_rows in folds(targets, k, seed):
-        combiner = METHODS[method](member_probs[:, fit_rows], targets[fit_rows], score,
+        combiner = METHODS.get(method)(member_probs[:, fit_rows], targets[fit_rows], score,
                                    **options)
         out[score_rows] = combiner.combine(member_probs[:, score_rows])
     return out

@@ -18,6 +18,9 @@ from safetensors.numpy import save_file
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from fitclass.capabilities import TFIDF
+from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.data.class_weights import class_counts, class_weights
 from fitclass.data.table import TextInput
 from fitclass.errors import RunError
 from fitclass.files import damaged, read_json_file, read_safetensors
@@ -26,8 +29,6 @@ from fitclass.models.linear_heads import LinearHead, fit_head
 from fitclass.models.loading import read_model_info
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.training.class_weights import class_counts, class_weights
-from fitclass.training.context import FitContext, FitResult
 
 PAIR_SEPARATOR = " [SEP] "
 VECTORIZER_SETTINGS = ("analyzer", "ngram_range", "max_features", "sublinear_tf", "lowercase",
@@ -89,8 +90,9 @@ class TfidfBackbone(Backbone):
     """TF-IDF features (`analyzer`, `ngram_range`, `max_features`) + a linear head (`C`)."""
 
     kind = "tfidf"
-    # the vectoriser and the convex linear heads reach the same optimum whatever the seed
-    seed_sensitive = False
+    # not seed-sensitive: the vectoriser and the convex linear heads reach the same optimum
+    # whatever the seed
+    capabilities = TFIDF
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

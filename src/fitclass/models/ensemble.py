@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from fitclass.capabilities import ENSEMBLE
+from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.contracts.model import RunLoader
 from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
@@ -28,7 +31,6 @@ from fitclass.runs.members import (
     checked_members,
     resolve_member,
 )
-from fitclass.training.context import FitContext, FitResult
 
 
 def checked_combiner(payload: dict[str, Any], members: int, classes: int,
@@ -61,6 +63,10 @@ class EnsembleClassifier(Classifier):
         self.members = members
         self.combiner = combiner
         self.model_dir = model_dir
+        self.load_run: RunLoader | None = None  # set by `bind_runs` (the run layer)
+
+    def bind_runs(self, load_run: RunLoader) -> None:
+        self.load_run = load_run
 
     def member_paths(self) -> list[Path]:
         if self.model_dir is None:
@@ -68,11 +74,12 @@ class EnsembleClassifier(Classifier):
         return [resolve_member(self.model_dir, m) for m in self.members]
 
     def member_probabilities(self, texts: Sequence[TextInput], batch_size: int) -> np.ndarray:
-        from fitclass.runs.run import load_run
-
+        if self.load_run is None:
+            raise RunError(f"{self.model_dir}: an ensemble predicts through its member runs; "
+                           f"load it with fitclass.load_run")
         stacked = []
         for path in self.member_paths():
-            member = load_run(path)
+            member = self.load_run(path)
             if member.class_names != self.class_names:
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
@@ -97,6 +104,7 @@ class EnsembleBackbone(Backbone):
     """Ensembles are built from finished runs by `fitclass ensemble`, not trained."""
 
     kind = ENSEMBLE_KIND
+    capabilities = ENSEMBLE
 
     def fit(self, context: FitContext) -> FitResult:
         raise RecipeError("model.backbone 'ensemble' is built from finished runs: use "

@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from fitclass.capabilities import IMAGE_MODEL
+from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.image_io import Preprocess, decode_many
 from fitclass.data.table import TextInput
 from fitclass.errors import DataError, RecipeError
@@ -42,7 +44,6 @@ from fitclass.models.loading import (
 from fitclass.models.neural import NeuralClassifier, TrainingData
 from fitclass.models.registry import register_backbone, register_kind, register_source
 from fitclass.recipe import ModelConfig
-from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:
     from fitclass.recipe import Recipe
@@ -242,6 +243,7 @@ class ImageBackbone(Backbone):
     """Fine-tunes an image encoder with fitclass's loop (`training/loop.py`)."""
 
     kind = "image"
+    capabilities = IMAGE_MODEL
 
     def __init__(self, source: str, config: ModelConfig,
                  architecture: PretrainedConfig | None = None) -> None:
@@ -276,18 +278,16 @@ class ImageBackbone(Backbone):
         return ImageClassifier(class_names, module, preprocess, multilabel)
 
     def fit(self, context: FitContext) -> FitResult:
-        from accelerate.utils import set_seed
-
-        from fitclass.training.loop import fit_transformer
-
         if context.recipe.data.images is None:
             raise RecipeError(f"model.backbone {self.source!r} is an image model; set "
                               f"data.images (see docs/recipe.md) to train it on images")
-        set_seed(context.recipe.train.seed)  # the new head's initial weights follow the seed
+        return context.train_neural(lambda: self._build_for_training(context))
+
+    def _build_for_training(self, context: FitContext) -> ImageClassifier:
         classifier = self.build(context.class_names, context.task.multilabel)
         if torch.cuda.is_available():  # convolutions run faster channels-last with AMP
             classifier.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return fit_transformer(classifier, context)
+        return classifier
 
     @classmethod
     def load(cls, model_dir: Path) -> ImageClassifier:

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 from sklearn.svm import LinearSVC
 
-from fitclass.errors import RecipeError
+from fitclass.registry import Registry
 
 
 @dataclass
@@ -50,23 +50,14 @@ class LinearHead:
 
 ClassWeights = dict[int, float] | None
 HeadFitter = Callable[[sparse.csr_matrix, np.ndarray, float, ClassWeights, int], LinearHead]
-_HEADS: dict[str, HeadFitter] = {}
-
-
-def register_head(name: str) -> Callable[[HeadFitter], HeadFitter]:
-    def decorate(fitter: HeadFitter) -> HeadFitter:
-        _HEADS[name] = fitter
-        return fitter
-
-    return decorate
+HEADS: Registry[HeadFitter] = Registry("linear head", "model.classifier")
+register_head = HEADS.register
 
 
 def fit_head(name: str, features: sparse.csr_matrix, targets: np.ndarray, C: float,
              weights: ClassWeights, seed: int) -> LinearHead:
     """Fit head `name` on multi-class targets (class indices)."""
-    if name not in _HEADS:
-        raise RecipeError(f"model.classifier: unknown {name!r}; choose one of {sorted(_HEADS)}")
-    return _HEADS[name](features, targets, C, weights, seed)
+    return HEADS.get(name)(features, targets, C, weights, seed)
 
 
 def _platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:

@@ -1,66 +1,14 @@
-"""What the training loop needs from a neural classifier, whatever its inputs are.
+"""What the training loop needs from a neural classifier (defined in
+`fitclass.contracts.neural`, re-exported for the model kinds)."""
 
-The loop (`training/loop.py`) never tokenizes or decodes: it asks the classifier for its
-`TrainingData` (a map dataset, a collate function, row lengths for the sampler, and an
-optional on-device batch transform such as image augmentation) and for validation `logits`.
-Text classifiers tokenize; image classifiers decode, resize and augment.
-"""
+from fitclass.contracts.neural import (
+    Batch,
+    BatchTransform,
+    FeatureEncoder,
+    NeuralClassifier,
+    TrainingData,
+    probabilities,
+)
 
-from __future__ import annotations
-
-from abc import abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import torch
-from torch import nn
-
-from fitclass.data.table import TextInput
-from fitclass.models.base import Classifier
-
-if TYPE_CHECKING:
-    from fitclass.recipe import Recipe
-
-#: A batch of model inputs (without `labels` / `row`).
-Batch = dict[str, torch.Tensor]
-#: (model inputs, labels) -> (model inputs, training targets), applied on the model's device.
-BatchTransform = Callable[[Batch, torch.Tensor], tuple[Batch, torch.Tensor]]
-
-
-@dataclass
-class TrainingData:
-    """The training rows in the form one classifier kind trains on."""
-
-    rows: Any  # a map-style dataset; each row a dict with `labels` and `row` (its position)
-    lengths: np.ndarray  # per-row lengths for length-grouped sampling (all equal for images)
-    collate: Callable[[list[dict[str, Any]]], Batch]
-    transform: BatchTransform | None = None
-    workers: int = 0  # DataLoader worker processes (decoding); 0 decodes in the main process
-    pin_memory: bool = False
-
-
-def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
-    """Sigmoid per label (multi-label) or softmax over classes."""
-    tensor = torch.from_numpy(logits)
-    return (torch.sigmoid(tensor) if multilabel else torch.softmax(tensor, dim=-1)).numpy()
-
-
-class NeuralClassifier(Classifier):
-    """A classifier with a torch `module` that fitclass's training loop fine-tunes."""
-
-    module: nn.Module
-    multilabel: bool
-
-    @abstractmethod
-    def logits(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        """Raw scores, one row per input, columns in `class_names` order."""
-
-    @abstractmethod
-    def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
-                      recipe: Recipe) -> TrainingData:
-        """The training rows, collate function and batch transform for the loop."""
-
-    def predict_proba(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        return probabilities(self.logits(inputs, batch_size), self.multilabel)
+__all__ = ["Batch", "BatchTransform", "FeatureEncoder", "NeuralClassifier", "TrainingData",
+           "probabilities"]

@@ -24,6 +24,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from fitclass.capabilities import TEXT_TRANSFORMER
+from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.table import TextInput
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone
@@ -31,7 +33,6 @@ from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, requ
 from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:
     from fitclass.recipe import Recipe
@@ -107,7 +108,7 @@ def over_batches(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
                  max_length: int, batch_size: int, width: int,
                  run: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
     """`run` on length-sorted, dynamically padded batches; rows back in input order."""
-    from fitclass.training.batching import iter_sorted_batches
+    from fitclass.data.batching import iter_sorted_batches
 
     encoded = tokenize(tokenizer, texts, max_length)
     out = np.zeros((len(texts), width), dtype=np.float32)
@@ -129,6 +130,22 @@ class TransformerClassifier(NeuralClassifier):
         self.module = module
         self.max_length = max_length
         self.multilabel = multilabel  # independent sigmoids instead of a softmax
+        self.feature_source: str | None = None  # set by the backbone that built it
+
+    def feature_encoder(self) -> TransformerClassifier:
+        return self
+
+    @property
+    def pooling(self) -> str:
+        return self.module.pooling
+
+    @property
+    def head(self) -> nn.Module:
+        return self.module.head
+
+    @property
+    def head_dropout(self) -> nn.Module:
+        return self.module.dropout
 
     @torch.inference_mode()
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
@@ -159,7 +176,7 @@ class TransformerClassifier(NeuralClassifier):
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
         """Tokenized rows (no padding), padded per batch by the collator."""
-        from fitclass.training.batching import Collator, rows_from_encoding
+        from fitclass.data.batching import Collator, rows_from_encoding
 
         encoded = tokenize(self.tokenizer, inputs, self.max_length)
         return TrainingData(rows=rows_from_encoding(encoded, targets),
@@ -182,6 +199,7 @@ class TransformerBackbone(Backbone):
     """Fine-tunes a Hugging Face encoder with fitclass's own loop (see `training/loop.py`)."""
 
     kind = "transformer"
+    capabilities = TEXT_TRANSFORMER
 
     def __init__(self, source: str, config: ModelConfig) -> None:
         self.source = source
@@ -224,28 +242,20 @@ class TransformerBackbone(Backbone):
         if pooling == "auto":
             pooling = default_pooling(self.source)
         module = SequenceClassifier(encoder, len(class_names), pooling, self.config.dropout)
-        return TransformerClassifier(class_names, tokenizer, module, self.config.max_length,
-                                     multilabel)
+        classifier = TransformerClassifier(class_names, tokenizer, module,
+                                           self.config.max_length, multilabel)
+        classifier.feature_source = self.source
+        return classifier
+
+    def feature_encoder(self) -> TransformerClassifier:
+        return self.build(["0", "1"])
 
     def fit(self, context: FitContext) -> FitResult:
-        from accelerate.utils import set_seed
-
-        from fitclass.training.loop import fit_transformer
-
         if context.recipe.data.images is not None:
             raise RecipeError(f"model.backbone {self.source!r} is a text model but data.images "
                               f"is set; use resnet-tiny or a Hugging Face image model")
-        seed, multilabel = context.recipe.train.seed, context.task.multilabel
-        set_seed(seed)  # the new head's initial weights follow the seed
-        coteaching = context.recipe.noise.coteaching
-        if coteaching is not None:
-            from fitclass.training.coteaching import fit_coteaching
-
-            first = self.build(context.class_names, multilabel)
-            set_seed(seed + 1)  # the peer network starts from a different head
-            second = self.build(context.class_names, multilabel)
-            return fit_coteaching(first, second, context, coteaching)
-        return fit_transformer(self.build(context.class_names, multilabel), context)
+        return context.train_neural(
+            lambda: self.build(context.class_names, context.task.multilabel))
 
     @classmethod
     def load(cls, model_dir: Path) -> TransformerClassifier:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from fitclass.capabilities import TIMM_IMAGE
 from fitclass.data.image_io import Preprocess
 from fitclass.errors import RecipeError
 from fitclass.files import damaged
@@ -114,6 +115,7 @@ class TimmBackbone(ImageBackbone):
     """Fine-tunes a timm model with fitclass's loop (fit is `ImageBackbone.fit`)."""
 
     kind = "timm-image"
+    capabilities = TIMM_IMAGE
 
     def __init__(self, source: str, config: ModelConfig) -> None:
         super().__init__(source, config)

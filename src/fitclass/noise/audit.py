@@ -139,18 +139,17 @@ def _aligned(run: Any, class_names: list[str], probs: np.ndarray) -> np.ndarray:
 def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
                      splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """OOF probabilities of a logistic regression on frozen pooled transformer features."""
-    from fitclass.models.registry import get_backbone
-    from fitclass.models.text import TransformerBackbone
+    from fitclass.models.catalog import get_backbone
 
     backbone = get_backbone(recipe.model)
-    if not isinstance(backbone, TransformerBackbone):
-        raise RecipeError(f"--proxy linear_probe needs a transformer backbone; "
-                          f"model.backbone is {recipe.model.backbone!r} (use --proxy tfidf)")
-    classifier = backbone.build(["0", "1"])
-    key = feature_key(backbone.source, classifier.max_length, classifier.module.pooling,
-                      table.texts)
+    encoder = backbone.feature_encoder() if backbone.capabilities.cacheable_features else None
+    if encoder is None or encoder.feature_source is None:
+        raise RecipeError(f"--proxy linear_probe needs a backbone with cacheable features "
+                          f"(a transformer); model.backbone is {recipe.model.backbone!r} "
+                          f"(use --proxy tfidf)")
+    key = feature_key(encoder.feature_source, encoder.max_length, encoder.pooling, table.texts)
     features = FeatureCache().get_or_compute(
-        key, lambda: classifier.encode(list(table.texts), recipe.train.eval_batch_size))
+        key, lambda: encoder.encode(list(table.texts), recipe.train.eval_batch_size))
     probs = np.zeros((len(table), targets.shape[1] if targets.ndim == 2
                       else int(targets.max()) + 1))
     for train_rows, held_rows in splits:

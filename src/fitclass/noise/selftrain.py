@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from fitclass.data.class_weights import class_counts
 from fitclass.data.prepare import read_inputs
 from fitclass.data.table import TextTable
 from fitclass.errors import RecipeError
 from fitclass.recipe import SelfTrainingConfig
-from fitclass.training.class_weights import class_counts
 from fitclass.training.context import FitContext, FitResult
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from fitclass.capabilities import capabilities_for
 from fitclass.errors import RecipeError
-from fitclass.recipe.base import SELECTABLE_METRICS, TASK_METRICS, TFIDF_KEYS, Strict
+from fitclass.recipe.base import SELECTABLE_METRICS, TASK_METRICS, Strict
 from fitclass.recipe.data import DataConfig, SplitConfig
 from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
 from fitclass.recipe.model import ModelConfig
@@ -42,7 +43,6 @@ from fitclass.recipe.training import (
 __all__ = [
     "SELECTABLE_METRICS",
     "TASK_METRICS",
-    "TFIDF_KEYS",
     "AugmentConfig",
     "AveragingConfig",
     "BootstrapConfig",
@@ -103,8 +103,8 @@ class Recipe(Strict):
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe (defaults included), minus keys its backbone never reads."""
         raw = self.model_dump(mode="json")
-        if self.model.backbone != "tfidf":
-            raw["model"] = {k: v for k, v in raw["model"].items() if k not in TFIDF_KEYS}
+        foreign = self.model.foreign_keys()
+        raw["model"] = {k: v for k, v in raw["model"].items() if k not in foreign}
         if self.data.images is None:  # image-only keys stay out of text recipes
             raw.pop("augment")
             raw["model"].pop("image_size", None)
@@ -145,31 +145,30 @@ def _task_problems(recipe: Recipe) -> list[str]:
 
 
 def _backbone_problems(recipe: Recipe) -> list[str]:
-    """Settings the TF-IDF backbone cannot honour, refused rather than ignored."""
-    if recipe.model.backbone != "tfidf":
+    """Settings a trained classical (non-neural) kind such as TF-IDF cannot honour, refused
+    rather than ignored; the kind's declared capabilities say which it is."""
+    capabilities = capabilities_for(recipe.model.backbone)
+    if capabilities is None or capabilities.neural or not capabilities.trainable:
         return []
+    name = recipe.model.backbone
     problems = []
     if recipe.imbalance.sampler != "none":
-        problems.append("imbalance.sampler needs a neural backbone; with backbone: tfidf use "
-                        "imbalance.class_weights")
+        problems.append(f"imbalance.sampler needs a neural backbone; with backbone: {name} "
+                        f"use imbalance.class_weights")
     if recipe.imbalance.loss not in ("ce", "bce"):
         problems.append(f"imbalance.loss {recipe.imbalance.loss!r} needs a neural backbone; "
-                        f"backbone: tfidf fits a logistic regression")
+                        f"backbone: {name} fits a linear model")
     if recipe.imbalance.pos_weight != "none":
-        problems.append("imbalance.pos_weight needs a neural backbone; with backbone: tfidf "
-                        "use imbalance.class_weights")
+        problems.append(f"imbalance.pos_weight needs a neural backbone; with backbone: {name} "
+                        f"use imbalance.class_weights")
     if recipe.averaging.active or recipe.train.stages or recipe.train.layer_decay:
-        problems.append("averaging, train.stages and train.layer_decay need a neural backbone "
-                        "(backbone: tfidf has no checkpoints or layers)")
+        problems.append(f"averaging, train.stages and train.layer_decay need a neural backbone "
+                        f"(backbone: {name} has no checkpoints or layers)")
     noise = recipe.noise
     if noise.label_smoothing or noise.bootstrap or noise.coteaching:
-        problems.append("noise.label_smoothing, noise.bootstrap and noise.coteaching need a "
-                        "neural backbone (backbone: tfidf fits a logistic regression)")
+        problems.append(f"noise.label_smoothing, noise.bootstrap and noise.coteaching need a "
+                        f"neural backbone (backbone: {name} fits a linear model)")
     return problems
-
-
-#: Registered backbones that read text only.
-TEXT_BACKBONES = ("minilm", "tfidf")
 
 
 def _image_problems(recipe: Recipe) -> list[str]:
@@ -180,7 +179,8 @@ def _image_problems(recipe: Recipe) -> list[str]:
                     "or remove the augment section"]
         return []
     problems = []
-    if recipe.model.backbone in TEXT_BACKBONES:
+    capabilities = capabilities_for(recipe.model.backbone)
+    if capabilities is not None and capabilities.modality == "text":
         problems.append(f"model.backbone {recipe.model.backbone!r} reads text; with "
                         f"data.images use resnet-tiny, a Hugging Face image model id or "
                         f"folder, or timm:<name>")

@@ -26,9 +26,6 @@ SELECTABLE_METRICS: dict[str, Literal["max", "min"]] = {
 TASK_METRICS = {"multiclass": {"accuracy", "balanced_accuracy"},
                 "multilabel": {"samples_f1", "subset_accuracy", "hamming_loss", "lrap"}}
 
-#: Keys of `model` that only the TF-IDF backbone reads.
-TFIDF_KEYS = ("analyzer", "ngram_range", "max_features", "C", "classifier")
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fitclass.recipe.base import TFIDF_KEYS, Strict
+from fitclass.capabilities import capabilities_for, kind_only_keys, kinds_reading
+from fitclass.recipe.base import Strict
 
 
 class ModelConfig(Strict):
@@ -26,13 +27,21 @@ class ModelConfig(Strict):
     C: float = Field(4.0, gt=0.0)
     classifier: Literal["logreg", "linear_svm", "nbsvm"] = "logreg"
 
+    def foreign_keys(self) -> set[str]:
+        """`model` keys that other kinds read and this backbone's kind does not (its
+        declared capabilities name the keys a kind alone reads)."""
+        own = capabilities_for(self.backbone)
+        return kind_only_keys() - set(own.model_keys if own is not None else ())
+
     @model_validator(mode="after")
-    def _tfidf_keys_only_for_tfidf(self) -> ModelConfig:
-        misplaced = sorted(set(TFIDF_KEYS) & self.model_fields_set)
-        if self.backbone != "tfidf" and misplaced:
+    def _kind_keys_only_for_their_kind(self) -> ModelConfig:
+        misplaced = sorted(self.foreign_keys() & self.model_fields_set)
+        if misplaced:
+            owners = sorted({name for key in misplaced for name in kinds_reading(key)})
             raise ValueError(
-                f"{', '.join('model.' + k for k in misplaced)} only apply to backbone: tfidf "
-                f"(backbone is {self.backbone!r}); remove them or set model.backbone: tfidf"
+                f"{', '.join('model.' + k for k in misplaced)} only apply to backbone: "
+                f"{' or '.join(owners)} (backbone is {self.backbone!r}); remove them or set "
+                f"model.backbone: {owners[0]}"
             )
         if self.ngram_range[0] < 1 or self.ngram_range[0] > self.ngram_range[1]:
             raise ValueError("model.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n")

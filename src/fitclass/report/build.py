@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from fitclass.capabilities import capabilities_for
 from fitclass.decide.calibration import expected_calibration_error, scale
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
@@ -57,11 +58,14 @@ def tfidf_baseline(run: RunDir, labels: dict[str, Any]) -> dict[str, Any] | None
 
 
 def _baseline_metrics(other: RunDir, fingerprint: str) -> dict[str, Any] | None:
-    """`other`'s metrics when it is a finished TF-IDF run on the same data, else None."""
+    """`other`'s metrics when it is a finished baseline run (a kind that declares
+    `report_baseline`, i.e. TF-IDF) on the same data, else None."""
     if readers.read_status(other)["status"] != "finished":
         return None
     model = readers.read_recipe_dict(other).get("model")
-    if not isinstance(model, dict) or model.get("backbone") != "tfidf":
+    backbone = model.get("backbone") if isinstance(model, dict) else None
+    capabilities = capabilities_for(backbone) if isinstance(backbone, str) else None
+    if capabilities is None or not capabilities.report_baseline:
         return None
     if readers.read_labels(other).get("data_fingerprint") != fingerprint:
         return None

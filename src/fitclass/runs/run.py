@@ -15,12 +15,12 @@ from fitclass.decide.decision import Decision
 from fitclass.errors import DataError, RecipeError, RunError
 from fitclass.files import check_same_classes, damaged
 from fitclass.models.base import MODEL_INFO, Classifier
+from fitclass.models.catalog import load_classifier
 from fitclass.models.loading import read_model_info
-from fitclass.models.registry import load_classifier
 from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import RECIPE, is_run, not_a_run
+from fitclass.runs.layout import ONNX, RECIPE, is_run, not_a_run
 from fitclass.tasks import Task, make_task
 
 Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
@@ -72,7 +72,7 @@ class Run:
     def classifier(self) -> Classifier:
         if self._classifier is None:
             self._classifier = load_classifier(self.dir.model_dir, self.class_names,
-                                               readers.labels_path(self.dir))
+                                               readers.labels_path(self.dir), load_run)
         return self._classifier
 
     @property
@@ -124,10 +124,11 @@ class Run:
         if name == "torch":
             return self.classifier
         if name in ("onnx", "onnx-fp32", "onnx-int8"):
-            from fitclass.export import onnx_classifier
+            from fitclass.models.onnx import onnx_classifier
 
             quantized = {"onnx": None, "onnx-fp32": False, "onnx-int8": True}[name]
-            return onnx_classifier(self, quantized)
+            return onnx_classifier(self.path, self.path / ONNX, self.classifier,
+                                   quantized)
         raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
 
     def predict(self, inputs: Inputs, batch_size: int = 64, engine: str = "torch", *,

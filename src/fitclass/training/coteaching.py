@@ -12,16 +12,14 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
 from torch.nn import functional as F
 
-from fitclass.models.text import TransformerClassifier, tokenize
+from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.contracts.neural import NeuralClassifier
 from fitclass.recipe import CoteachingConfig
-from fitclass.training.batching import Collator, rows_from_encoding
-from fitclass.training.context import FitContext, FitResult
 from fitclass.training.loop import eval_interval, evaluate, make_accelerator
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
@@ -66,20 +64,18 @@ def pick_rows(losses: torch.Tensor, labels: torch.Tensor, rate: float,
     return small_loss_rows(losses, max(1, round((1.0 - rate) * len(labels))))
 
 
-def fit_coteaching(first: TransformerClassifier, second: TransformerClassifier,
+def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
                    context: FitContext, config: CoteachingConfig) -> FitResult:
     """Train two classifiers by co-teaching; return the better one with its best weights."""
     train_config, run = context.recipe.train, context.run
     set_seed(train_config.seed)
     accelerator = make_accelerator(train_config.precision, train_config.grad_accumulation)
     targets = context.train_targets
-    encoded = tokenize(first.tokenizer, context.train.texts, first.max_length)
-    sampler = make_sampler(context.recipe.imbalance.sampler,
-                           np.array([len(x) for x in encoded["input_ids"]]), targets,
+    data = first.training_data(context.train.texts, targets, context.recipe)
+    sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
                            train_config.batch_size, train_config.seed)
-    rows: Any = rows_from_encoding(encoded, targets)
-    loader: Any = torch.utils.data.DataLoader(rows, batch_sampler=sampler,
-                                              collate_fn=Collator(first.tokenizer))
+    loader: Any = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
+                                              collate_fn=data.collate)
     pair = torch.nn.ModuleList([first.module, second.module])
     total_steps = math.ceil(len(loader) / train_config.grad_accumulation) * train_config.epochs
     optimizer = build_optimizer(pair, train_config)

@@ -18,19 +18,19 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
+from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.contracts.neural import BatchTransform, FeatureEncoder, NeuralClassifier
+from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.errors import FitclassError
 from fitclass.metrics import headline
-from fitclass.models.neural import BatchTransform, NeuralClassifier
-from fitclass.models.text import TransformerClassifier
 from fitclass.recipe import TrainConfig
 from fitclass.training import checkpoint
 from fitclass.training.averaging import Averager
-from fitclass.training.batching import LengthGroupedBatchSampler
-from fitclass.training.context import FitContext, FitResult
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
+from fitclass.training.probe import train_head
 from fitclass.training.samplers import make_sampler
 from fitclass.training.selection import Selector
 from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
@@ -126,8 +126,8 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
             recorder.restore(checkpoint.load_arrays(run))
         reporter.log(f"resumed at step {state['step']} of {total_steps}")
     elif (config.cache_features and stages[0].trainable == "head"
-          and isinstance(classifier, TransformerClassifier)):
-        _cached_head_stages(classifier, context, stages, loss_fn, selector, state,
+          and (encoder := classifier.feature_encoder()) is not None):
+        _cached_head_stages(classifier, encoder, context, stages, loss_fn, selector, state,
                             accelerator, averager)
         with warnings.catch_warnings():  # fast-forward the schedule past the cached stages
             warnings.simplefilter("ignore", UserWarning)
@@ -239,18 +239,12 @@ def _input_batches(loader: Any, limit: int = 200) -> Any:
         yield {k: v for k, v in batch.items() if k not in ("labels", "row")}
 
 
-def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
-                        stages: list[Stage], loss_fn: Loss, selector: Selector,
-                        state: dict[str, Any], accelerator: Accelerator,
+def _cached_head_stages(classifier: NeuralClassifier, encoder: FeatureEncoder,
+                        context: FitContext, stages: list[Stage], loss_fn: Loss,
+                        selector: Selector, state: dict[str, Any], accelerator: Accelerator,
                         averager: Averager | None) -> None:
     """Run the leading head-only stages on cached features; advance `state` past them."""
-    from fitclass.training.probe import train_head
-
-    source: str | None = context.recipe.model.backbone
-    if source == "minilm":
-        from fitclass.models.text import embedded_minilm_path
-
-        source = embedded_minilm_path()
+    source = encoder.feature_source
     if not context.recipe.model.pretrained:  # random weights: the source's features are not
         source = None  # these weights' features, so nothing is cached
     config = context.recipe.train
@@ -283,7 +277,7 @@ def _cached_head_stages(classifier: TransformerClassifier, context: FitContext,
                                        config.select.metric, improved,
                                        more_follows=row["epoch"] < config.total_epochs)
 
-        seconds = train_head(classifier, context, stage, source, loss_fn, on_eval)
+        seconds = train_head(encoder, context, stage, source, loss_fn, on_eval)
         context.reporter.log(f"stage {stage.index} trained the head on cached features: "
                              f"{seconds:.3f}s per epoch")
     state["batches_in_epoch"] = 0

@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from fitclass.errors import RecipeError
+from fitclass.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,27 +35,17 @@ class LossSpec:
 
 
 LossFactory = Callable[[LossSpec], Loss]
-_LOSSES: dict[str, LossFactory] = {}
-
-
-def register_loss(name: str) -> Callable[[LossFactory], LossFactory]:
-    def decorate(factory: LossFactory) -> LossFactory:
-        _LOSSES[name] = factory
-        return factory
-
-    return decorate
+LOSSES: Registry[LossFactory] = Registry("loss", "imbalance.loss")
+register_loss = LOSSES.register
 
 
 def loss_names() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def make_loss(name: str, spec: LossSpec) -> Loss:
     """The registered loss `name` built for `spec`."""
-    factory = _LOSSES.get(name)
-    if factory is None:
-        raise RecipeError(f"imbalance.loss: unknown loss {name!r}; choose one of {loss_names()}")
-    return factory(spec)
+    return LOSSES.get(name)(spec)
 
 
 def _tensor(values: np.ndarray | None) -> torch.Tensor | None:

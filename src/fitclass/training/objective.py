@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fitclass.data.class_weights import class_counts, class_weights, positive_weights
 from fitclass.recipe import Recipe
-from fitclass.training.class_weights import class_counts, class_weights, positive_weights
 from fitclass.training.losses import Loss, LossSpec, make_loss, with_bootstrap
 
 

@@ -12,40 +12,39 @@ from typing import Any
 import numpy as np
 import torch
 
-from fitclass.models.text import TransformerClassifier
+from fitclass.contracts.fit import FitContext
+from fitclass.contracts.neural import FeatureEncoder
 from fitclass.training.cache import FeatureCache, feature_key
-from fitclass.training.context import FitContext
 from fitclass.training.losses import Loss
 from fitclass.training.optim import adamw
 from fitclass.training.stages import Stage, stage_schedule
 
 
-def cached_features(classifier: TransformerClassifier, source: str | None, texts: list[Any],
+def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[Any],
                     batch_size: int) -> torch.Tensor:
     """Pooled features of `texts`, from the disk cache keyed by `source`'s weights; with
     `source` None (weights not loaded from it, e.g. `pretrained: false`) never cached."""
     if source is None:
         array = classifier.encode(texts, batch_size)
     else:
-        key = feature_key(source, classifier.max_length, classifier.module.pooling, texts)
+        key = feature_key(source, classifier.max_length, classifier.pooling, texts)
         array = FeatureCache().get_or_compute(key, lambda: classifier.encode(texts, batch_size))
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
-def train_head(classifier: TransformerClassifier, context: FitContext, stage: Stage,
+def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
                source: str | None, loss_fn: Loss,
                on_eval: Callable[[dict[str, Any], np.ndarray], None]) -> float:
-    """Train `classifier.module.head` for `stage.epochs` on cached features; `on_eval` gets
+    """Train `classifier.head` for `stage.epochs` on cached features; `on_eval` gets
     each epoch's history row and validation logits. Returns the seconds per epoch."""
     config = context.recipe.train
-    module = classifier.module
     start = time.perf_counter()
     train_x = cached_features(classifier, source, list(context.train.texts),
                               config.eval_batch_size)
     valid_x = cached_features(classifier, source, list(context.valid.texts),
                               config.eval_batch_size)
     extract_seconds = time.perf_counter() - start
-    head, dropout = module.head, module.dropout
+    head, dropout = classifier.head, classifier.head_dropout
     device = next(head.parameters()).device  # the prepared module may be on a GPU
     train_x, valid_x = train_x.to(device), valid_x.to(device)
     targets = torch.as_tensor(context.train_targets, device=device)

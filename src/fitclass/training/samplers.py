@@ -14,30 +14,19 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from fitclass.errors import RecipeError
-from fitclass.training.batching import LengthGroupedBatchSampler
+from fitclass.data.batching import LengthGroupedBatchSampler
+from fitclass.registry import Registry
 
 BatchSampler = torch.utils.data.Sampler[list[int]]
 SamplerFactory = Callable[[np.ndarray, np.ndarray, int, int], BatchSampler]
-_SAMPLERS: dict[str, SamplerFactory] = {}
-
-
-def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
-    def decorate(factory: SamplerFactory) -> SamplerFactory:
-        _SAMPLERS[name] = factory
-        return factory
-
-    return decorate
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler", "imbalance.sampler")
+register_sampler = SAMPLERS.register
 
 
 def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size: int,
                  seed: int) -> BatchSampler:
     """The registered sampler `name` over rows with these token lengths and targets."""
-    factory = _SAMPLERS.get(name)
-    if factory is None:
-        raise RecipeError(f"imbalance.sampler: unknown sampler {name!r}; choose one of "
-                          f"{sorted(_SAMPLERS)}")
-    return factory(lengths, targets, batch_size, seed)
+    return SAMPLERS.get(name)(lengths, targets, batch_size, seed)
 
 
 def rows_by_class(targets: np.ndarray) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 
 import fitclass
 from fitclass.errors import RecipeError, RunError
-from fitclass.models.registry import backbone_names, get_backbone, load_classifier
+from fitclass.models.catalog import backbone_names, get_backbone, load_classifier
 from fitclass.models.text import TransformerBackbone, default_pooling, embedded_minilm_path
 from fitclass.recipe import ModelConfig
 

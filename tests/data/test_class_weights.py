@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from fitclass.data.class_weights import class_counts, class_weights, positive_weights
 from fitclass.errors import RecipeError
-from fitclass.training.class_weights import class_counts, class_weights, positive_weights
 
 COUNTS = np.array([100.0, 10.0, 1.0])
 NAMES = ["big", "mid", "rare"]

@@ -1,0 +1,74 @@
+"""What a backbone's `fit` receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fitclass.data.table import TextTable
+from fitclass.errors import FitclassError
+from fitclass.recipe import Recipe
+from fitclass.tasks import Task
+
+if TYPE_CHECKING:
+    from fitclass.contracts.model import Classifier
+    from fitclass.contracts.neural import NeuralClassifier
+    from fitclass.runs.folder import RunDir
+    from fitclass.training.progress import Reporter
+
+#: Trains a neural kind: given a builder of fresh classifiers (called once per network, after
+#: the seed is set) and the context, returns the fitted result. `training.engine.fit_neural`
+#: is the one the workflow layer passes in, so `models/` never imports the training loop.
+NeuralTrainer = Callable[[Callable[[], "NeuralClassifier"], "FitContext"], "FitResult"]
+
+
+@dataclass
+class FitContext:
+    """Everything a fit needs: recipe, task, split rows, the run folder and a progress reporter,
+    and the trainer that fine-tunes neural kinds."""
+
+    recipe: Recipe
+    task: Task
+    train: TextTable
+    valid: TextTable
+    run: RunDir
+    reporter: Reporter
+    resume: bool = False
+    trainer: NeuralTrainer | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.task.class_names
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self.train.targets(self.class_names)
+
+    @property
+    def valid_targets(self) -> np.ndarray:
+        return self.valid.targets(self.class_names)
+
+    def train_neural(self, build: Callable[[], NeuralClassifier]) -> FitResult:
+        """Fine-tune the classifiers `build` makes with the context's trainer."""
+        if self.trainer is None:
+            raise FitclassError("FitContext.trainer is not set: pass "
+                                "trainer=fitclass.training.engine.fit_neural to train a "
+                                "neural model kind")
+        return self.trainer(build, self)
+
+
+@dataclass
+class FitResult:
+    """The selected classifier, one history row per evaluation, and training throughput."""
+
+    classifier: Classifier
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    train_samples_per_second: float | None = None
+    #: Per-row training dynamics (`training/dynamics.py`), when recorded.
+    dynamics: pd.DataFrame | None = None

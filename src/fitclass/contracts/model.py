@@ -1,0 +1,83 @@
+"""What every kind of model provides: a fitted `Classifier` and the `Backbone` that fits it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import numpy as np
+
+from fitclass.capabilities import Capabilities
+from fitclass.data.table import TextInput
+
+if TYPE_CHECKING:
+    from fitclass.contracts.fit import FitContext, FitResult
+    from fitclass.contracts.neural import FeatureEncoder
+
+
+class Predictor(Protocol):
+    """Anything that predicts class probabilities: a classifier, or a loaded run."""
+
+    class_names: list[str]
+
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
+
+
+#: Loads a finished run folder as a `Predictor` (`fitclass.run.load_run`); passed down to
+#: classifiers made of runs, so `models/` never imports the run layer above it.
+RunLoader = Callable[[Path], Predictor]
+
+
+class Classifier(ABC):
+    """A fitted model: texts in, class probabilities out; saves to and loads from a folder."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        """Probabilities, one row per text, columns in `class_names` order."""
+
+    @abstractmethod
+    def save(self, model_dir: Path) -> None:
+        """Write everything needed to predict into `model_dir` (safetensors/JSON, no pickle)."""
+
+    def bind_runs(self, load_run: RunLoader) -> None:
+        """Give a classifier made of runs (an ensemble) the function that loads a run; the
+        others ignore it."""
+        del load_run
+
+
+class Backbone(ABC):
+    """A registered kind of model: how it is fitted, and how a saved one is loaded."""
+
+    kind: ClassVar[str]
+    #: What this kind can do; callers ask this, never the kind's name.
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @abstractmethod
+    def fit(self, context: FitContext) -> FitResult:
+        """Train on `context.train`, select on `context.valid`, return the best classifier."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model_dir: Path) -> Classifier:
+        """Load a classifier that `Classifier.save` wrote."""
+
+    def feature_encoder(self) -> FeatureEncoder | None:
+        """A fresh network whose `encode` gives cacheable features (kinds that declare
+        `cacheable_features`, e.g. for the audit's linear probe); None for the others."""
+        return None
+
+    def token_lengths(self, texts: Sequence[TextInput]) -> np.ndarray | None:
+        """Lengths in tokens before any truncation (for the data checks); None if not needed."""
+        return None
+
+    @property
+    def max_length(self) -> int | None:
+        """Inputs longer than this many tokens are truncated; None when nothing truncates."""
+        return None

@@ -1,0 +1,86 @@
+"""Predicting with a run's exported ONNX graph in onnxruntime (`Run.engine("onnx")`).
+
+Kept apart from `fitclass/export.py` (which writes the export and loads runs) so the run
+layer can open an export without importing the exporter, and the exporter the run layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fitclass.data.table import TextInput
+from fitclass.errors import FitclassError, RunError
+from fitclass.models.base import Classifier
+from fitclass.models.text import TransformerClassifier, over_batches, probabilities
+
+#: The exported graphs inside a run's ONNX folder.
+FP32, INT8 = "model.onnx", "model.int8.onnx"
+
+
+def require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise FitclassError("ONNX export and inference need onnx and onnxruntime: "
+                            "pip install 'fitclass[onnx]'") from None
+    return onnxruntime
+
+
+class OnnxClassifier(Classifier):
+    """Predicts with an exported graph in onnxruntime; same probabilities as the run."""
+
+    kind = "onnx"
+
+    def __init__(self, source: TransformerClassifier, model_path: Path,
+                 threads: int | None = None) -> None:
+        super().__init__(source.class_names)
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model_path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer, self.max_length = source.tokenizer, source.max_length
+        self.multilabel = source.multilabel
+
+    def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+            feed = {name: batch[name].numpy().astype(np.int64) for name in self.inputs}
+            return np.asarray(self.session.run(None, feed)[0])
+
+        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                            len(self.class_names), run)
+
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        return probabilities(self.logits(texts, batch_size), self.multilabel)
+
+    def save(self, model_dir: Path) -> None:
+        raise RunError("an ONNX classifier is saved by `fitclass export`, not by a run")
+
+
+def transformer_of(classifier: Classifier, run_path: Path) -> TransformerClassifier:
+    """The run's transformer classifier; other kinds have no ONNX export."""
+    if not isinstance(classifier, TransformerClassifier):
+        raise FitclassError(f"{run_path}: ONNX export is for transformer runs; this run's "
+                            f"model is {classifier.kind!r}")
+    return classifier
+
+
+def onnx_classifier(run_path: Path, folder: Path, classifier: Classifier,
+                    quantized: bool | None = None) -> OnnxClassifier:
+    """The exported graph in `folder` of the run at `run_path` (int8 when present, unless
+    `quantized=False`)."""
+    int8, fp32 = folder / INT8, folder / FP32
+    path = int8 if (quantized is not False and int8.is_file()) else fp32
+    if quantized and not int8.is_file():
+        raise RunError(f"{run_path}: no int8 export; run `fitclass export {run_path} --onnx "
+                       f"--quantize int8`")
+    if not path.is_file():
+        raise RunError(f"{run_path}: no ONNX export; run `fitclass export {run_path} --onnx`")
+    return OnnxClassifier(transformer_of(classifier, run_path), path)
