@@ -220,7 +220,8 @@ def _train_locked(run: rundir.RunDir, recipe_obj: Recipe, opened: dict[str, Any]
     trackers = start_trackers(run.path, recipe_obj)
     reporter.listeners.extend(_metric_listener(t) for t in trackers)
     try:
-        run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed))
+        run.write_json(rundir.ENVIRONMENT, describe_environment(recipe_obj.train.seed,
+                                                            recipe_obj.train.precision))
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
         if recipe_obj.noise.action != "none":

@@ -12,6 +12,7 @@ import numpy as np
 from fitclass.data.table import TextInput
 
 if TYPE_CHECKING:
+    from fitclass.precision import Policy
     from fitclass.training.context import FitContext, FitResult
 
 #: File in every saved model folder naming its kind, so `load_classifier` finds the loader.
@@ -34,6 +35,9 @@ class Classifier(ABC):
     def save(self, model_dir: Path) -> None:
         """Write everything needed to predict into `model_dir` (safetensors/JSON, no pickle)."""
 
+    def use(self, policy: Policy) -> None:  # noqa: B027 (a default, not an abstract step)
+        """Run on `policy`'s device and precision (`fitclass.precision`); kinds without a
+        torch module ignore it."""
 
 
 class Backbone(ABC):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
 from fitclass.rundir import damaged
 from fitclass.training.context import FitContext, FitResult
+
+if TYPE_CHECKING:
+    from fitclass.precision import Policy
 
 
 def checked_combiner(payload: dict[str, Any], members: int, classes: int,
@@ -61,6 +64,11 @@ class EnsembleClassifier(Classifier):
         self.members = members
         self.combiner = combiner
         self.model_dir = model_dir
+        self.policy: Policy | None = None  # members load with it (device, precision)
+
+    def use(self, policy: Policy) -> None:
+        """Members run on `policy`'s device and precision as each is loaded."""
+        self.policy = policy
 
     def member_paths(self) -> list[Path]:
         if self.model_dir is None:
@@ -72,7 +80,9 @@ class EnsembleClassifier(Classifier):
 
         stacked = []
         for path in self.member_paths():
-            member = load_run(path)
+            policy = self.policy
+            member = (load_run(path) if policy is None else
+                      load_run(path, device=str(policy.device), precision=policy.precision))
             if member.class_names != self.class_names:
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
