@@ -170,16 +170,24 @@ def test_sdpa_falls_back_where_a_model_lacks_it() -> None:
 
     def from_config(config: str, **kwargs: Any) -> str:
         calls.append(kwargs)
-        if "attn_implementation" in kwargs:
+        if kwargs.get("attn_implementation") == "sdpa":
             raise ValueError("SomeModel does not support an attention implementation through "
                              "torch.nn.functional.scaled_dot_product_attention (sdpa) yet")
         return config
 
     assert load_pretrained(from_config, "config") == "config"
     assert calls == [{"dtype": torch.float32, "attn_implementation": "sdpa"},
-                     {"dtype": torch.float32}]
+                     {"dtype": torch.float32, "attn_implementation": "eager"}]
     with pytest.raises(ValueError, match="other"):
         load_pretrained(lambda *a, **k: (_ for _ in ()).throw(ValueError("other")), "x")
+
+
+def test_an_architecture_without_sdpa_loads_with_fp32_weights() -> None:
+    from transformers import AutoModelForImageClassification, ResNetConfig
+
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8], depths=[1], dtype="bfloat16")
+    model = load_pretrained(AutoModelForImageClassification.from_config, config)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_device_and_precision_resolution() -> None:

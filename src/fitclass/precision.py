@@ -135,13 +135,15 @@ def training_policy(precision: str) -> Policy:
 def load_pretrained(load: Callable[..., Model], *args: Any, **kwargs: Any) -> Model:
     """`load(*args, dtype=float32, attn_implementation="sdpa", **kwargs)` (a Hugging Face
     `from_pretrained` / `from_config`): fp32 master weights whatever dtype the checkpoint or
-    its config says, SDPA attention where the architecture has it, else its default."""
+    its config says, SDPA attention where the architecture has it, else eager (what such an
+    architecture runs anyway; named, because a failed first try leaves `sdpa` written into a
+    config object it was given)."""
     try:
         return load(*args, dtype=torch.float32, attn_implementation=ATTENTION, **kwargs)
     except (ValueError, ImportError) as error:
         if ATTENTION not in str(error) and "attn_implementation" not in str(error):
             raise
-        return load(*args, dtype=torch.float32, **kwargs)
+        return load(*args, dtype=torch.float32, attn_implementation="eager", **kwargs)
 
 
 @contextlib.contextmanager
