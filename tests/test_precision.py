@@ -219,3 +219,42 @@ def test_device_cuda_on_a_cpu_machine_names_the_option(
         assert "--device 'cuda'" in result.output and "devices present: cpu" in result.output
     with pytest.raises(RunError, match="--device 'cuda:1'"):
         fitclass.load_run(run.path, device="cuda:1")
+
+
+def test_ensemble_members_load_under_the_ensemble_policy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from fitclass.decide.combiners import Combiner
+    from fitclass.models.ensemble import EnsembleClassifier
+
+    opened: list[dict[str, Any]] = []
+
+    class Member:
+        def __init__(self) -> None:
+            self.class_names = ["a", "b"]
+
+        def predict_proba(self, texts: list[str], batch_size: int) -> np.ndarray:
+            return np.full((len(texts), 2), 0.5)
+
+    def fake_load_run(path: Path, **kwargs: Any) -> Member:
+        opened.append(kwargs)
+        return Member()
+
+    monkeypatch.setattr("fitclass.run.load_run", fake_load_run)
+    members = [{"relative": "m", "absolute": "/nowhere/m"}] * 2
+    ensemble = EnsembleClassifier(["a", "b"], members, Combiner(
+        method="mean", weights=np.array([0.5, 0.5])))
+    ensemble.use(Policy(torch.device("cpu"), "bf16"))
+    assert ensemble.predict_proba(["x"]).shape == (1, 2)
+    assert opened == [{"device": "cpu", "precision": "bf16"}] * 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_audit_device_cuda_on_a_cpu_machine_fails_before_training(
+        tmp_path: Path, train_csv: Path, recipe_for: Callable[..., dict[str, Any]]) -> None:
+    from fitclass.noise.audit import audit
+
+    with pytest.raises(RunError, match=r"--device 'cuda'.*devices present: cpu"):
+        audit(recipe_for("tfidf", train_csv), tmp_path / "suspects.csv", device="cuda")
+    assert not (tmp_path / "suspects_folds").exists()
