@@ -213,7 +213,7 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
     trackers = start_trackers(run.path, recipe_obj)
     reporter.listeners.extend(_metric_listener(t) for t in trackers)
     try:
-        writer.write_environment(run, recipe_obj.train.seed)
+        writer.write_environment(run, recipe_obj.train.seed, recipe_obj.train.precision)
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
         if recipe_obj.noise.action != "none":

@@ -162,6 +162,9 @@ def printed_warnings() -> Iterator[None]:
 
 
 TEXT_COLUMN_HELP = "The file's text column, when it differs from training."
+DEVICE_HELP = ("Where the model runs: auto (the GPU when there is one), cpu, cuda, cuda:N "
+               "or mps.")
+PRECISION_HELP = "fp32, bf16 or fp16 autocast (default: the run's train.precision)."
 LAYOUT_HELP = ("The file's layout, as train's --set: data.text=..., data.id=..., "
                "data.label=..., data.quoting=none")
 
@@ -174,8 +177,11 @@ def evaluate(
     out: Path | None = typer.Option(None, help="Write the metrics as JSON here."),
     text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str | None = typer.Option(None, help=PRECISION_HELP),
 ) -> None:
-    """Score a labelled file with a trained run; prints the metrics as JSON."""
+    """Score a labelled file with a trained run; prints the metrics as JSON (with `compute`:
+    the device and precision it ran in)."""
     import fitclass
     from fitclass.data.writers import atomic_write_bytes, check_output
 
@@ -183,8 +189,8 @@ def evaluate(
         check_output(out)
     quiet_libraries()
     with printed_warnings():
-        metrics = fitclass.load_run(run_dir).evaluate(file, text_column=text_column,
-                                                      overrides=set_)
+        metrics = fitclass.load_run(run_dir, device=device, precision=precision).evaluate(
+            file, text_column=text_column, overrides=set_)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
     if out is not None:
         atomic_write_bytes(out, text.encode("utf-8"))
@@ -211,6 +217,8 @@ def predict(
     set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
     batch_size: int = typer.Option(64, help="Rows per inference batch."),
     engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str | None = typer.Option(None, help=PRECISION_HELP),
 ) -> None:
     """Predict labels and class probabilities for every row of a file (or of stdin)."""
     import fitclass
@@ -221,7 +229,7 @@ def predict(
         writers.check_output(target)
     kind = writers.output_format(target, format_)
     quiet_libraries()
-    run = fitclass.load_run(run_dir)
+    run = fitclass.load_run(run_dir, device=device, precision=precision)
     inputs: Path | list[str] = file
     if str(file) == "-":
         scoring.check_line_inputs(run.scoring_data(text_column, set_), "standard input")
@@ -248,13 +256,14 @@ def audit(
                                                 "tfidf or linear_probe."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a recipe key."),
     work_dir: Path | None = typer.Option(None, help="Fold runs (default <out>_folds/)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """List training rows whose label is likely wrong, with a suggested label."""
     from fitclass.noise.audit import audit as run_audit
 
     quiet_libraries()
     result = run_audit(recipe, out, folds=folds, proxy=proxy, overrides=set_,
-                       work_dir=work_dir)
+                       work_dir=work_dir, device=device)
     table = Table(title=f"{len(result.suspects)} suspects of {result.summary['rows']} rows "
                         f"(most suspect first)")
     for column in ("id", "given", "suggested", "score", "methods", "text"):

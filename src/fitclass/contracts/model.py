@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -15,6 +15,7 @@ from fitclass.data.table import TextInput
 if TYPE_CHECKING:
     from fitclass.contracts.fit import FitContext, FitResult
     from fitclass.contracts.neural import FeatureEncoder
+    from fitclass.precision import Policy
 
 
 class Predictor(Protocol):
@@ -25,9 +26,13 @@ class Predictor(Protocol):
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
 
 
-#: Loads a finished run folder as a `Predictor` (`fitclass.run.load_run`); passed down to
-#: classifiers made of runs, so `models/` never imports the run layer above it.
-RunLoader = Callable[[Path], Predictor]
+class RunLoader(Protocol):
+    """Loads a finished run folder as a `Predictor` (`fitclass.runs.run.load_run`), on a
+    device and in a precision; passed down to classifiers made of runs, so `models/` never
+    imports the run layer above it."""
+
+    def __call__(self, path: Path, *, device: str | None = None,
+                 precision: str | None = None) -> Predictor: ...
 
 
 class Classifier(ABC):
@@ -50,6 +55,10 @@ class Classifier(ABC):
         """Give a classifier made of runs (an ensemble) the function that loads a run; the
         others ignore it."""
         del load_run
+
+    def use(self, policy: Policy) -> None:  # noqa: B027 (a default, not an abstract step)
+        """Run on `policy`'s device and precision (`fitclass.precision`); kinds without a
+        torch module ignore it."""
 
 
 class Backbone(ABC):

@@ -19,6 +19,7 @@ from torch import nn
 
 from fitclass.contracts.model import Classifier
 from fitclass.data.table import TextInput
+from fitclass.precision import FP32_CPU, Policy
 
 if TYPE_CHECKING:
     from fitclass.recipe import Recipe
@@ -53,6 +54,10 @@ class FeatureEncoder(Protocol):
     #: where the pretrained weights came from (the feature cache key); None when not cached
     feature_source: str | None
     max_length: int
+    #: the device and precision its `encode` runs in
+    policy: Policy
+
+    def use(self, policy: Policy) -> None: ...
 
     @property
     def pooling(self) -> str: ...
@@ -71,6 +76,14 @@ class NeuralClassifier(Classifier):
 
     module: nn.Module
     multilabel: bool
+    #: How `logits`/`encode` run: autocast precision (the module's device is where it is).
+    policy: Policy = FP32_CPU
+
+    def use(self, policy: Policy) -> None:
+        """Move the module to `policy.device` (fp32 master weights, eval mode) and run its
+        forward passes in `policy.precision`."""
+        policy.place(self.module)
+        self.policy = policy
 
     @abstractmethod
     def logits(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from fitclass.runs.members import (
     checked_members,
     resolve_member,
 )
+
+if TYPE_CHECKING:
+    from fitclass.precision import Policy
 
 
 def checked_combiner(payload: dict[str, Any], members: int, classes: int,
@@ -67,6 +70,11 @@ class EnsembleClassifier(Classifier):
 
     def bind_runs(self, load_run: RunLoader) -> None:
         self.load_run = load_run
+        self.policy: Policy | None = None  # members load with it (device, precision)
+
+    def use(self, policy: Policy) -> None:
+        """Members run on `policy`'s device and precision as each is loaded."""
+        self.policy = policy
 
     def member_paths(self) -> list[Path]:
         if self.model_dir is None:
@@ -79,7 +87,9 @@ class EnsembleClassifier(Classifier):
                            f"load it with fitclass.load_run")
         stacked = []
         for path in self.member_paths():
-            member = self.load_run(path)
+            policy = self.policy
+            member = (self.load_run(path) if policy is None else
+                      self.load_run(path, device=str(policy.device), precision=policy.precision))
             if member.class_names != self.class_names:
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "

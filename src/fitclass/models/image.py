@@ -43,6 +43,7 @@ from fitclass.models.loading import (
 )
 from fitclass.models.neural import NeuralClassifier, TrainingData
 from fitclass.models.registry import register_backbone, register_kind, register_source
+from fitclass.precision import inference, load_pretrained
 from fitclass.recipe import ModelConfig
 
 if TYPE_CHECKING:
@@ -152,16 +153,14 @@ class ImageClassifier(NeuralClassifier):
             self._cache.update(decoded)
         return np.stack([self._cache[p] if p in self._cache else decoded[p] for p in paths])
 
-    @torch.inference_mode()
     def logits(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         paths = [_path(value) for value in inputs]
-        device = next(self.module.parameters()).device
-        self.module.eval()
         out = np.zeros((len(paths), len(self.class_names)), dtype=np.float32)
-        for start in range(0, len(paths), batch_size):
-            pixels = torch.from_numpy(self._pixels(paths[start:start + batch_size]))
-            logits = self.module(pixel_values=pixels.to(device))["logits"]
-            out[start:start + len(pixels)] = logits.float().cpu().numpy()
+        with inference(self.module, self.policy) as device:
+            for start in range(0, len(paths), batch_size):
+                pixels = torch.from_numpy(self._pixels(paths[start:start + batch_size]))
+                logits = self.module(pixel_values=pixels.to(device))["logits"]
+                out[start:start + len(pixels)] = logits.float().cpu().numpy()
         return out
 
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
@@ -262,12 +261,14 @@ class ImageBackbone(Backbone):
         preprocess = self.preprocess()
         try:
             if self.architecture is not None:
-                model = AutoModelForImageClassification.from_config(self.architecture)
+                model = load_pretrained(AutoModelForImageClassification.from_config,
+                                        self.architecture)
             elif self.config.pretrained:
-                model = AutoModelForImageClassification.from_pretrained(self.source)
+                model = load_pretrained(AutoModelForImageClassification.from_pretrained,
+                                        self.source)
             else:
-                model = AutoModelForImageClassification.from_config(
-                    AutoConfig.from_pretrained(self.source))
+                model = load_pretrained(AutoModelForImageClassification.from_config,
+                                        AutoConfig.from_pretrained(self.source))
         except OSError as error:
             raise RecipeError(
                 f"model.backbone {self.source!r}: could not load it as a Hugging Face image "
@@ -294,7 +295,8 @@ class ImageBackbone(Backbone):
         info = read_model_info(model_dir, {"dropout": (int, float)})
         require_files(model_dir, "config.json", PROCESSOR_CONFIG, WEIGHTS)
         preprocess = saved_preprocess(model_dir)
-        model = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(model_dir))
+        model = load_pretrained(AutoModelForImageClassification.from_config,
+                                AutoConfig.from_pretrained(model_dir))
         module = ImageModule(cast(PreTrainedModel, model.base_model), len(info["class_names"]),
                              info["dropout"], preprocess)
         load_weights(module, model_dir / WEIGHTS)

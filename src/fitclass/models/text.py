@@ -32,6 +32,7 @@ from fitclass.models.base import MODEL_INFO, Backbone
 from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
+from fitclass.precision import inference, load_pretrained
 from fitclass.recipe import ModelConfig
 
 if TYPE_CHECKING:
@@ -147,31 +148,27 @@ class TransformerClassifier(NeuralClassifier):
     def head_dropout(self) -> nn.Module:
         return self.module.dropout
 
-    @torch.inference_mode()
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
-        device = next(self.module.parameters()).device
-        self.module.eval()
+        with inference(self.module, self.policy) as device:
 
-        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            return self.module(**batch)["logits"].float().cpu().numpy()
+            def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                return self.module(**batch)["logits"].float().cpu().numpy()
 
-        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
-                            len(self.class_names), run)
+            return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                                len(self.class_names), run)
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         """Pooled encoder features (the head's input), for probes and feature caches."""
-        device = next(self.module.parameters()).device
-        self.module.eval()
+        with inference(self.module, self.policy) as device:
 
-        def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            hidden = self.module.encoder(**batch).last_hidden_state
-            return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+            def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                hidden = self.module.encoder(**batch).last_hidden_state
+                return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
 
-        return over_batches(self.tokenizer, texts, self.max_length, batch_size,
-                            self.module.head.in_features, run)
+            return over_batches(self.tokenizer, texts, self.max_length, batch_size,
+                                self.module.head.in_features, run)
 
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
@@ -229,9 +226,10 @@ class TransformerBackbone(Backbone):
         tokenizer = self._tokenizer()
         try:
             if self.config.pretrained:
-                encoder = AutoModel.from_pretrained(self.source)
+                encoder = load_pretrained(AutoModel.from_pretrained, self.source)
             else:
-                encoder = AutoModel.from_config(AutoConfig.from_pretrained(self.source))
+                encoder = load_pretrained(AutoModel.from_config,
+                                          AutoConfig.from_pretrained(self.source))
         except OSError as error:
             raise RecipeError(
                 f"model.backbone {self.source!r}: could not load it as a Hugging Face model "
@@ -263,7 +261,7 @@ class TransformerBackbone(Backbone):
                                            "dropout": (int, float)})
         require_files(model_dir, "config.json", WEIGHTS)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
+        encoder = load_pretrained(AutoModel.from_config, AutoConfig.from_pretrained(model_dir))
         module = SequenceClassifier(encoder, len(info["class_names"]), info["pooling"],
                                     info["dropout"])
         load_weights(module, model_dir / WEIGHTS)

@@ -95,10 +95,12 @@ def _fold_recipe(recipe: Recipe, train_csv: Path, table: TextTable) -> dict[str,
 
 
 def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
-                    splits: list[tuple[np.ndarray, np.ndarray]],
-                    work_dir: Path) -> tuple[np.ndarray, dict[str, float]]:
-    """OOF probabilities from one fitclass run per fold, and mean dynamics margins by id."""
+                    splits: list[tuple[np.ndarray, np.ndarray]], work_dir: Path,
+                    device: str | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """OOF probabilities from one fitclass run per fold (each predicting on `device`, default
+    auto), and mean dynamics margins by id."""
     from fitclass.api import train
+    from fitclass.run import load_run
 
     probs = np.zeros((len(table), len(class_names)))
     margins: dict[str, list[float]] = {}
@@ -110,14 +112,11 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
                           .to_csv(index=False))
         run_dir = RunDir(fold_dir / "run")
         status = run_dir.status()
-        if status == "finished":
-            from fitclass.runs.run import load_run
-
-            run = load_run(run_dir.path)
-        else:  # continue a fold from its checkpoint; one with nothing to continue starts over
+        if status != "finished":  # continue a fold from its checkpoint, else start over
             resumable = status == "running" or run_dir.has_checkpoint()
-            run = train(_fold_recipe(recipe, train_csv, table), out=run_dir.path,
-                        resume=run_dir.path if status is not None and resumable else None)
+            train(_fold_recipe(recipe, train_csv, table), out=run_dir.path,
+                  resume=run_dir.path if status is not None and resumable else None)
+        run = load_run(run_dir.path, device=device)
         held = table.subset(held_rows)
         probs[held_rows] = _aligned(run, class_names, run.predict_proba(list(held.texts)))
         frame = read_dynamics(run.dir)
@@ -137,9 +136,12 @@ def _aligned(run: Any, class_names: list[str], probs: np.ndarray) -> np.ndarray:
 
 
 def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
-                     splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """OOF probabilities of a logistic regression on frozen pooled transformer features."""
+                     splits: list[tuple[np.ndarray, np.ndarray]],
+                     device: str | None = None) -> np.ndarray:
+    """OOF probabilities of a logistic regression on frozen pooled transformer features
+    (encoded on `device`, default auto, in the recipe's `train.precision`)."""
     from fitclass.models.catalog import get_backbone
+    from fitclass.precision import make_policy
 
     backbone = get_backbone(recipe.model)
     encoder = backbone.feature_encoder() if backbone.capabilities.cacheable_features else None
@@ -147,7 +149,9 @@ def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
         raise RecipeError(f"--proxy linear_probe needs a backbone with cacheable features "
                           f"(a transformer); model.backbone is {recipe.model.backbone!r} "
                           f"(use --proxy tfidf)")
-    key = feature_key(encoder.feature_source, encoder.max_length, encoder.pooling, table.texts)
+    encoder.use(make_policy(recipe.train.precision, device))
+    key = feature_key(encoder.feature_source, encoder.max_length, encoder.pooling, table.texts,
+                      encoder.policy.precision)
     features = FeatureCache().get_or_compute(
         key, lambda: encoder.encode(list(table.texts), recipe.train.eval_batch_size))
     probs = np.zeros((len(table), targets.shape[1] if targets.ndim == 2
@@ -208,13 +212,16 @@ def _suggestion(row: int, probs: np.ndarray, targets: np.ndarray, class_names: l
 
 def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = None,
           overrides: list[str] | None = None, work_dir: str | Path | None = None,
-          seed: int = 0) -> AuditResult:
+          seed: int = 0, device: str | None = None) -> AuditResult:
     """Rank the training rows of `recipe` by how likely their label is wrong; write
-    `out` (suspects CSV) and `<out stem>_summary.json`."""
+    `out` (suspects CSV) and `<out stem>_summary.json`. The proxies and fold runs predict
+    on `device` (auto, cpu, cuda, cuda:N, mps; default auto)."""
+    from fitclass.precision import resolve_device
     if proxy is not None and proxy not in PROXIES:
         raise FitclassError(f"--proxy {proxy!r}: choose one of {list(PROXIES)} or none")
     if folds < 2:
         raise FitclassError("--folds must be at least 2")
+    resolve_device(device)  # a device that is not here fails before any fold trains
     config = load_recipe(recipe, overrides)
     data = config.data
     if data.images is not None:  # an image root holding train/ (and valid/) audits train/
@@ -232,12 +239,13 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     work = Path(work_dir) if work_dir else out.with_name(f"{out.stem}_folds")
     margins: dict[str, float] = {}
     if proxy == "linear_probe":
-        probs = oof_linear_probe(config, table, targets, splits)
+        probs = oof_linear_probe(config, table, targets, splits, device)
     else:
         fold_recipe = config if proxy is None else load_recipe(
             config.to_dict() | {"model": {"backbone": "tfidf"},
                                 "noise": {}, "imbalance": {}})
-        probs, margins = oof_by_training(fold_recipe, table, class_names, splits, work)
+        probs, margins = oof_by_training(fold_recipe, table, class_names, splits, work,
+                                         device)
     suspects = rank_suspects(table, class_names, targets, probs, margins)
     summary = scoring.noise_summary(targets, probs, class_names) | {
         "rows": len(table), "suspects": len(suspects), "folds": folds,

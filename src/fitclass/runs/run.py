@@ -17,6 +17,7 @@ from fitclass.files import check_same_classes, damaged
 from fitclass.models.base import MODEL_INFO, Classifier
 from fitclass.models.catalog import load_classifier
 from fitclass.models.loading import read_model_info
+from fitclass.precision import Policy, make_policy
 from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
@@ -29,7 +30,8 @@ Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
 class Run:
     """A run directory with its recipe, classes, metrics and (lazily loaded) model."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, device: str | None = None,
+                 precision: str | None = None) -> None:
         self.dir = RunDir(path)
         self.path = self.dir.path
         if not is_run(self.path):
@@ -49,6 +51,9 @@ class Run:
         self.task: Task = make_task(self.recipe.task, self.class_names)
         self.decision: Decision = self._read_decision()
         self._classifier: Classifier | None = None
+        #: Where and how the model runs: `device` (default auto: the accelerator when there
+        #: is one) and `precision` (default the run's `train.precision`).
+        self.policy: Policy = make_policy(precision or self.recipe.train.precision, device)
 
     def _read_recipe(self) -> Recipe:
         """The run's own recipe: it loaded when the run was trained, so failing now means
@@ -71,8 +76,10 @@ class Run:
     @property
     def classifier(self) -> Classifier:
         if self._classifier is None:
-            self._classifier = load_classifier(self.dir.model_dir, self.class_names,
-                                               readers.labels_path(self.dir), load_run)
+            classifier = load_classifier(self.dir.model_dir, self.class_names,
+                                         readers.labels_path(self.dir), load_run)
+            classifier.use(self.policy)
+            self._classifier = classifier
         return self._classifier
 
     @property
@@ -158,7 +165,8 @@ class Run:
         """The metrics dict (same keys as `metrics.json`) on a labelled file or frame, plus
         `skipped_rows`: ids of rows without a prediction (bad images under `on_bad_image:
         skip`), which are not scored. Empty texts are scored like any other row.
-        `use_decision=False` scores argmax / 0.5 thresholds on uncalibrated probabilities."""
+        `use_decision=False` scores argmax / 0.5 thresholds on uncalibrated probabilities.
+        `compute` records the device and precision the model ran in."""
         data = self.scoring_data(text_column, overrides)
         table = self._table(inputs, need_labels=True, keep_unusable=True, data=data)
         rows = scoring.usable_rows(table)
@@ -170,7 +178,7 @@ class Run:
         probs = self.classifier.predict_proba(table.texts, batch_size)
         decision = self.decision if use_decision else self.task.default_decision()
         metrics = self.task.metrics(table.targets(self.class_names), probs, decision)
-        return {**metrics, "skipped_rows": skipped}
+        return {**metrics, "skipped_rows": skipped, "compute": self.policy.describe()}
 
 
 def rows_of(table: TextTable, rows: list[int]) -> TextTable:
@@ -232,8 +240,10 @@ def unfinished_hint(run: RunDir, status: str | None) -> str:
             f"which replaces it")
 
 
-def load_run(path: str | Path) -> Run:
-    """Open a finished run directory."""
+def load_run(path: str | Path, *, device: str | None = None,
+             precision: str | None = None) -> Run:
+    """Open a finished run directory; its model runs on `device` (auto, cpu, cuda, cuda:N,
+    mps; default auto) in `precision` (fp32, bf16, fp16; default its `train.precision`)."""
     if not Path(path).is_dir():
         raise RunError(f"{path}: no such run directory")
-    return Run(path)
+    return Run(path, device=device, precision=precision)

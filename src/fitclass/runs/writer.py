@@ -63,17 +63,18 @@ def write_recipe(run: RunDir, recipe: Recipe) -> None:
     run.write_text(RECIPE, recipe.to_yaml())
 
 
-def write_environment(run: RunDir, seed: int) -> None:
-    """Package versions, device, seed and git revision the run was made with."""
+def write_environment(run: RunDir, seed: int, precision: str = "fp32") -> None:
+    """Package versions, device and compute precision, seed and git revision the run was
+    made with."""
     from fitclass.environment import describe_environment
 
-    run.write_json(ENVIRONMENT, describe_environment(seed))
+    run.write_json(ENVIRONMENT, describe_environment(seed, precision))
 
 
 def write_start(run: RunDir, recipe: Recipe) -> None:
     """The files a run has from its start: its recipe and environment."""
     write_recipe(run, recipe)
-    write_environment(run, recipe.train.seed)
+    write_environment(run, recipe.train.seed, recipe.train.precision)
 
 
 def write_data_checks(run: RunDir, report: dict[str, Any]) -> None:

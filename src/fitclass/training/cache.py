@@ -52,9 +52,14 @@ def texts_digest(texts: Sequence[TextInput]) -> str:
     return digest.hexdigest()
 
 
-def feature_key(source: str, max_length: int, pooling: str, texts: Sequence[TextInput]) -> str:
+def feature_key(source: str, max_length: int, pooling: str, texts: Sequence[TextInput],
+                precision: str = "fp32") -> str:
+    """The cache key; features encoded under bf16/fp16 autocast differ from fp32 ones, so
+    the precision is part of the key (fp32 keys are unchanged from before it was)."""
     parts = {"source": str(source), "weights": weights_digest(source),
              "max_length": max_length, "pooling": pooling, "texts": texts_digest(texts)}
+    if precision != "fp32":
+        parts["precision"] = precision
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 

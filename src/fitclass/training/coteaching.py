@@ -20,7 +20,12 @@ from torch.nn import functional as F
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.contracts.neural import NeuralClassifier
 from fitclass.recipe import CoteachingConfig
-from fitclass.training.loop import eval_interval, evaluate, make_accelerator
+from fitclass.training.loop import (
+    accelerator_policy,
+    eval_interval,
+    evaluate,
+    make_accelerator,
+)
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
 from fitclass.training.samplers import make_sampler
@@ -81,6 +86,8 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     optimizer = build_optimizer(pair, train_config)
     scheduler = build_scheduler(optimizer, train_config, total_steps)
     pair, optimizer, loader, scheduler = accelerator.prepare(pair, optimizer, loader, scheduler)
+    policy = accelerator_policy(accelerator)
+    first.policy = second.policy = policy  # their evaluation runs in the same precision
     steps_per_epoch = math.ceil(len(loader) / train_config.grad_accumulation)
     interval = eval_interval(train_config, steps_per_epoch)
     loss_fn = build_loss(context.recipe, targets, context.class_names)
@@ -97,7 +104,10 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
             batch.pop("row")
             rate = forget_rate(config, epoch + batch_index / max(len(loader), 1))
             with accelerator.accumulate(pair):
-                logits = [model(**batch)["logits"] for model in accelerator.unwrap_model(pair)]
+                # the members are called unwrapped, outside accelerate's autocast forward
+                with policy.autocast():
+                    logits = [model(**batch)["logits"]
+                              for model in accelerator.unwrap_model(pair)]
                 picks = [pick_rows(per_row_loss(lg, labels), labels, rate, config)
                          for lg in logits]
                 # each network learns from the rows its peer found clean

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from fitclass.contracts.fit import FitContext, FitResult
@@ -23,6 +24,7 @@ from fitclass.contracts.neural import BatchTransform, FeatureEncoder, NeuralClas
 from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.errors import FitclassError
 from fitclass.metrics import headline
+from fitclass.precision import Policy, training_policy
 from fitclass.recipe import TrainConfig
 from fitclass.training import checkpoint
 from fitclass.training.averaging import Averager
@@ -37,22 +39,36 @@ from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage
 
 
 def resolve_precision(precision: str) -> str:
-    """`auto`: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU."""
-    if precision == "fp32":
-        return "no"
-    if precision != "auto":
-        return precision
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    """accelerate's `mixed_precision` for `train.precision`, resolved by the one policy
+    (`fitclass.precision`): `auto` is bf16 on GPUs that have it, fp16 on older GPUs, fp32
+    (`no`) on CPU."""
+    resolved = training_policy(precision).precision
+    return "no" if resolved == "fp32" else resolved
+
+
+def accelerator_policy(accelerator: Accelerator) -> Policy:
+    """The policy the loop's evaluation, `encode` and co-teaching run under: the prepared
+    module's device, autocast in the accelerator's mixed precision."""
+    mixed = str(accelerator.mixed_precision)
+    return Policy(accelerator.device, "fp32" if mixed == "no" else mixed)
 
 
 def make_accelerator(precision: str, accumulation: int = 1) -> Accelerator:
     """accelerate for this machine: GPUs when present; on CPU-only machines `cpu=True`,
     which is also what makes `torchrun`/`accelerate launch` start gloo DDP on CPUs."""
-    # Unused parameters are normal here: frozen stages, and encoders' unused poolers.
+    # Kept on although it costs an extra graph walk per step under DDP: parameters without
+    # a gradient are the rule here, not an accident. Text encoders' poolers never get one
+    # (the head reads `last_hidden_state`), and stages freeze parameters after DDP wrapped
+    # the module (DDP registers every parameter that required a gradient at wrap time).
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=resolve_precision(precision),
+    mixed = resolve_precision(precision)
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") != mixed:
+        # accelerate keeps one process-wide state and refuses another precision; a process
+        # that trains several recipes (tests, sweeps over train.precision) starts it afresh.
+        # The distributed (PartialState) part is kept.
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed,
                        gradient_accumulation_steps=accumulation,
                        cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
 
@@ -106,6 +122,7 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
+    classifier.policy = accelerator_policy(accelerator)
     steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
     stages, epochs = resolve_stages(config), config.total_epochs
     total_steps = steps_per_epoch * epochs

@@ -27,7 +27,8 @@ def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[
     if source is None:
         array = classifier.encode(texts, batch_size)
     else:
-        key = feature_key(source, classifier.max_length, classifier.pooling, texts)
+        key = feature_key(source, classifier.max_length, classifier.pooling, texts,
+                          classifier.policy.precision)
         array = FeatureCache().get_or_compute(key, lambda: classifier.encode(texts, batch_size))
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
@@ -62,7 +63,9 @@ def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
         total = 0.0
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin:begin + config.batch_size]
-            loss = loss_fn(head(dropout(train_x[rows])), targets[rows])
+            with classifier.policy.autocast():  # the loop's precision, as on the backbone
+                logits = head(dropout(train_x[rows]))
+            loss = loss_fn(logits, targets[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -70,7 +73,7 @@ def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
             total += loss.item() * len(rows)
         epoch_seconds.append(time.perf_counter() - tick)
         head.eval()
-        with torch.no_grad():
+        with torch.no_grad(), classifier.policy.autocast():
             valid_logits = head(valid_x).float().cpu().numpy()
         on_eval({"epoch": float(stage.first_epoch + epoch + 1), "stage": stage.index,
                  "train_loss": total / len(train_x), "lr": scheduler.get_last_lr()[0],
