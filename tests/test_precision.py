@@ -131,7 +131,7 @@ def test_a_loaded_run_moves_to_the_policy_device(
     run = fitclass.train(recipe_for("tiny_bert", train_csv, train={"epochs": 1}),
                          out=tmp_path / "run")
     meta = Policy(torch.device("meta"), "fp32")  # stands in for an accelerator
-    monkeypatch.setattr("fitclass.run.make_policy", lambda *args, **kwargs: meta)
+    monkeypatch.setattr("fitclass.runs.run.make_policy", lambda *args, **kwargs: meta)
     loaded = fitclass.load_run(run.path)
     classifier = loaded.classifier
     assert isinstance(classifier, TransformerClassifier)
@@ -241,10 +241,10 @@ def test_ensemble_members_load_under_the_ensemble_policy(
         opened.append(kwargs)
         return Member()
 
-    monkeypatch.setattr("fitclass.run.load_run", fake_load_run)
     members = [{"relative": "m", "absolute": "/nowhere/m"}] * 2
     ensemble = EnsembleClassifier(["a", "b"], members, Combiner(
         method="mean", weights=np.array([0.5, 0.5])))
+    ensemble.bind_runs(fake_load_run)  # what the run layer binds when it loads an ensemble
     ensemble.use(Policy(torch.device("cpu"), "bf16"))
     assert ensemble.predict_proba(["x"]).shape == (1, 2)
     assert opened == [{"device": "cpu", "precision": "bf16"}] * 2

@@ -100,7 +100,7 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
     """OOF probabilities from one fitclass run per fold (each predicting on `device`, default
     auto), and mean dynamics margins by id."""
     from fitclass.api import train
-    from fitclass.run import load_run
+    from fitclass.runs.run import load_run
 
     probs = np.zeros((len(table), len(class_names)))
     margins: dict[str, list[float]] = {}
