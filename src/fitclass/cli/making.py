@@ -1,71 +1,21 @@
-"""The `fitclass` command line: thin wrappers over the Python API."""
+"""Commands that make runs: train, ensemble, audit, sweep, pretrain, demo."""
 
 from __future__ import annotations
 
-import json
-import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from fitclass.cli.base import (
+    DEVICE_HELP,
+    app,
+    err,
+    friendly_errors,
+    print_summary,
+    quiet_libraries,
+)
 from fitclass.errors import FitclassError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Fine-tune pretrained models into robust classifiers.")
-err = Console(stderr=True, highlight=False)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(command: F) -> F:
-    """Print a user error's message (no traceback) and exit with status 2."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except FitclassError as error:
-            # The message is plain text (paths, values): never parse it as rich markup.
-            err.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; resume with `fitclass train --resume RUN_DIR`")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def quiet_libraries() -> None:
-    """Library progress bars and notices drown our own output; the CLI owns the terminal."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def print_summary(run: Any) -> None:
-    metrics = run.metrics
-    select = metrics["select"]
-    table = Table(title=f"validation ({metrics['n']} rows), selected on {select['metric']}")
-    for column in ("class", "precision", "recall", "f1", "support", "predicted"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for name, row in metrics["per_class"].items():
-        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
-                      f"{row['f1']:.3f}", str(row["support"]),
-                      str(metrics["predicted_distribution"][name]))
-    err.print(table)
-    keys = [select["metric"], "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
-    err.print("  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys)
-                        if metrics.get(k) is not None))
-    for message in metrics.get("warnings") or []:
-        err.print(f"[bold red]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
 
 @app.command()
@@ -140,110 +90,6 @@ def ensemble_command(
                                           for k in ("accuracy", "macro_f1", "log_loss")))
     err.print(table)
     print(run.path)
-
-
-@contextmanager
-def printed_warnings() -> Iterator[None]:
-    """fitclass's input warnings (empty texts, skipped images) as `warning: ...` lines on
-    stderr; other libraries' warnings as Python shows them."""
-    from fitclass.data.scoring import DataWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        try:
-            yield
-        finally:
-            for warning in caught:
-                if issubclass(warning.category, DataWarning):
-                    err.print(f"warning: {warning.message}", markup=False, soft_wrap=True)
-                else:
-                    warnings.showwarning(warning.message, warning.category, warning.filename,
-                                         warning.lineno)
-
-
-TEXT_COLUMN_HELP = "The file's text column, when it differs from training."
-DEVICE_HELP = ("Where the model runs: auto (the GPU when there is one), cpu, cuda, cuda:N "
-               "or mps.")
-PRECISION_HELP = "fp32, bf16 or fp16 autocast (default: the run's train.precision)."
-LAYOUT_HELP = ("The file's layout, as train's --set: data.text=..., data.id=..., "
-               "data.label=..., data.quoting=none")
-
-
-@app.command()
-@friendly_errors
-def evaluate(
-    run_dir: Path = typer.Argument(..., help="A finished run directory."),
-    file: Path = typer.Argument(..., help="Labelled table with the recipe's columns."),
-    out: Path | None = typer.Option(None, help="Write the metrics as JSON here."),
-    text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
-    set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    precision: str | None = typer.Option(None, help=PRECISION_HELP),
-) -> None:
-    """Score a labelled file with a trained run; prints the metrics as JSON (with `compute`:
-    the device and precision it ran in)."""
-    import fitclass
-    from fitclass.data.writers import atomic_write_bytes, check_output
-
-    if out is not None:
-        check_output(out)
-    quiet_libraries()
-    with printed_warnings():
-        metrics = fitclass.load_run(run_dir, device=device, precision=precision).evaluate(
-            file, text_column=text_column, overrides=set_)
-    text = json.dumps(metrics, indent=2, ensure_ascii=False)
-    if out is not None:
-        atomic_write_bytes(out, text.encode("utf-8"))
-    if metrics["skipped_rows"]:
-        err.print(f"{len(metrics['skipped_rows'])} rows without a prediction were not scored "
-                  f"(skipped_rows)")
-    print(text)
-
-
-@app.command()
-@friendly_errors
-def predict(
-    run_dir: Path = typer.Argument(..., help="A finished run directory."),
-    file: Path = typer.Argument(..., help="Table with the recipe's text column(s); for image "
-                                          "runs, an image folder or a table of paths; - reads "
-                                          "one text per line from standard input."),
-    out: Path | None = typer.Option(None, help="File to write (.csv, .tsv, .jsonl, .parquet): "
-                                               "id, label, prob:<class>...; omitted or -: "
-                                               "standard output."),
-    format_: str | None = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet "
-                                                              "(default: --out's extension, "
-                                                              "else csv)."),
-    text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
-    set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
-    batch_size: int = typer.Option(64, help="Rows per inference batch."),
-    engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    precision: str | None = typer.Option(None, help=PRECISION_HELP),
-) -> None:
-    """Predict labels and class probabilities for every row of a file (or of stdin)."""
-    import fitclass
-    from fitclass.data import scoring, writers
-
-    target = None if out is None or str(out) == "-" else out
-    if target is not None:
-        writers.check_output(target)
-    kind = writers.output_format(target, format_)
-    quiet_libraries()
-    run = fitclass.load_run(run_dir, device=device, precision=precision)
-    inputs: Path | list[str] = file
-    if str(file) == "-":
-        scoring.check_line_inputs(run.scoring_data(text_column, set_), "standard input")
-        inputs = scoring.lines_of(sys.stdin.buffer.read())
-    # the table may go to stdout: anything a library prints goes to stderr instead
-    with printed_warnings(), redirect_stdout(sys.stderr):
-        frame = run.predict(inputs, batch_size=batch_size, engine=engine,
-                            text_column=text_column, overrides=set_)
-    if target is None:
-        sys.stdout.buffer.write(writers.table_bytes(frame, kind))
-        sys.stdout.flush()
-    else:
-        writers.write_table(frame, target)
-    err.print(f"{len(frame)} predictions written to {target or 'standard output'}")
 
 
 @app.command()
@@ -396,65 +242,3 @@ def write_demo_files(folder: Path, images: bool, rows: int) -> None:
               f"(clean labels), multilabel.csv (one 0/1 column per class)", soft_wrap=True)
     for path in written.values():
         print(path)
-
-
-@app.command()
-@friendly_errors
-def export(
-    run_dir: Path = typer.Argument(..., help="A finished transformer run."),
-    onnx: bool = typer.Option(True, "--onnx", help="Export to ONNX (the only format)."),
-    quantize: str | None = typer.Option(None, help="int8: also write a quantised graph."),
-) -> None:
-    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch."""
-    from fitclass.export import ONNX_DIR, export_onnx
-
-    quiet_libraries()
-    report = export_onnx(run_dir, quantize)
-    for name in ("fp32", "int8"):
-        if name in report:
-            row = report[name]
-            err.print(f"{name}: {row['path']}  max |prob diff| {row['max_abs_prob_diff']:.2e}, "
-                      f"argmax agreement {row['argmax_agreement']:.1%} on {row['rows']} rows")
-    print(Path(run_dir) / ONNX_DIR)
-
-
-@app.command()
-@friendly_errors
-def report(run_dir: Path = typer.Argument(..., help="A run (or ensemble) directory.")) -> None:
-    """Write RUN_DIR/report.html: metrics, per-class table, plots, checks, suspects."""
-    from fitclass.report.build import write_report
-
-    print(write_report(run_dir))
-
-
-@app.command()
-@friendly_errors
-def runs(
-    folder: Path = typer.Argument(Path("runs"), help="Folder to search for runs."),
-    sort: str | None = typer.Option(None, help="Sort by a column, e.g. macro_f1."),
-    ascending: bool = typer.Option(False, help="Sort ascending (for losses)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
-) -> None:
-    """List the runs under a folder: name, task, backbone, metrics, date, status."""
-    from fitclass.runs.listing import list_runs
-
-    rows = list_runs(folder, sort, descending=not ascending)
-    if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} runs under {folder}")
-    columns = ("name", "task", "backbone", "status", "select_metric", "select_value",
-               "accuracy", "macro_f1", "started")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row[c] is None else (f"{row[c]:.4f}" if isinstance(row[c], float)
-                                                   else str(row[c])) for c in columns))
-    Console(highlight=False).print(table)
-
-
-def main() -> None:
-    try:
-        app()
-    except SystemExit as exit_:
-        sys.exit(exit_.code)

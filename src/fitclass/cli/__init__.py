@@ -1,0 +1,22 @@
+"""The `fitclass` command line: thin wrappers over the Python API.
+
+`base.py` holds the typer app and the printers every command shares; the commands register
+on it from `making.py` (train, ensemble, audit, sweep, pretrain, demo) and `using.py`
+(evaluate, predict, export, report, runs).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from fitclass.cli import making, using
+from fitclass.cli.base import app, print_summary
+
+__all__ = ["app", "main", "making", "print_summary", "using"]
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exit_:
+        sys.exit(exit_.code)
