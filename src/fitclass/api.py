@@ -6,7 +6,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
+from fitclass.training.callbacks import Callback
 from fitclass.training.context import FitContext, FitResult
 from fitclass.training.engine import fit_neural
 from fitclass.training.objective import class_priors, stacked_remedies
@@ -187,11 +188,13 @@ def train(
     overwrite: bool = False,
     resume: str | Path | None = None,
     reporter: Reporter | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Run:
     """Train a classifier from a recipe (path, dict or `Recipe`); return the finished `Run`.
 
     `resume` continues an interrupted run directory from its last checkpoint instead. The
-    run folder is locked for as long as this call trains into it.
+    run folder is locked for as long as this call trains into it. `callbacks`
+    (`fitclass.training.callbacks.Callback`) hear the training loop's named hooks.
     """
     recipe_obj, run, opened = _open_run(recipe, overrides, out, overwrite, resume)
     try:
@@ -200,13 +203,13 @@ def train(
         if run.replaced is not None:
             how = "--overwrite" if overwrite else "it had no checkpoint to continue from"
             reporter.log(f"replaced the {run.replaced} run in {run.path} ({how})")
-        return _train_locked(run, recipe_obj, opened, reporter)
+        return _train_locked(run, recipe_obj, opened, reporter, list(callbacks))
     finally:
         run.release()
 
 
 def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
-                  reporter: Reporter) -> Run:
+                  reporter: Reporter, callbacks: list[Callback]) -> Run:
     resumed = bool(opened["resumed"])
     run.set_status("running", **opened)
     started = time.perf_counter()
@@ -228,7 +231,8 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),
                              train=prepared.train, valid=prepared.valid, run=run,
-                             reporter=reporter, resume=resumed, trainer=fit_neural)
+                             reporter=reporter, resume=resumed, trainer=fit_neural,
+                             callbacks=callbacks)
         if recipe_obj.self_training is not None:
             result, rounds = self_train(backbone, context, recipe_obj.self_training)
             writer.write_self_training(run, rounds)

@@ -11,6 +11,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,11 @@ from fitclass.runs.layout import (
     remove_entries,
     replace_refusal,
 )
+from fitclass.training.callbacks import Callback, CallbackList
 from fitclass.training.loop import make_accelerator
 from fitclass.training.optim import adamw
 from fitclass.training.progress import Reporter
+from fitclass.training.state import LoopState
 
 PRETRAIN_INFO = "fitclass_pretrain.json"
 
@@ -75,8 +78,10 @@ def mask_batch(collator: DataCollatorForLanguageModeling,
 def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float = 5e-5,
              batch_size: int = 32, mlm_probability: float = 0.15,
              unlabelled: str | Path | None = None, overrides: list[str] | None = None,
-             overwrite: bool = False, reporter: Reporter | None = None) -> Path:
-    """Continue MLM training of the recipe's backbone; write it to `out`; return `out`."""
+             overwrite: bool = False, reporter: Reporter | None = None,
+             callbacks: Iterable[Callback] = ()) -> Path:
+    """Continue MLM training of the recipe's backbone; write it to `out`; return `out`.
+    `callbacks` hear the same hooks as in fine-tuning (`training/callbacks.py`)."""
     recipe = load_recipe(recipe_source, overrides)
     backbone = get_backbone(recipe.model)
     if not isinstance(backbone, TransformerBackbone):
@@ -105,8 +110,11 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     steps = math.ceil(len(loader)) * epochs
     reporter.log(f"pretrain: {len(texts)} texts, {steps} steps, whole-word masking "
                  f"{'on' if whole_word else 'off'}")
-    start, history = time.perf_counter(), []
+    start, state, hooks = time.perf_counter(), LoopState(total_steps=steps), CallbackList(callbacks)
+    history = state.history
+    hooks.on_train_begin(state)
     for epoch in range(epochs):
+        state.epoch = epoch
         model.train()
         total, count = 0.0, 0
         for batch in loader:
@@ -115,8 +123,18 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             total, count = total + loss.item(), count + 1
+            state.step += 1
+            state.train_samples += len(batch["input_ids"])
+            hooks.on_step_end(state)
+            if state.should_stop:
+                break
         history.append({"epoch": epoch + 1, "mlm_loss": total / max(count, 1)})
         reporter.log(f"pretrain epoch {epoch + 1}: masked-LM loss {history[-1]['mlm_loss']:.4f}")
+        hooks.on_evaluate(state, history[-1])
+        hooks.on_epoch_end(state)
+        if state.should_stop:
+            break
+    hooks.on_train_end(state)
     target = out.resolve()
     staged = target.with_name(f".{target.name}.staging")
     if staged.exists():

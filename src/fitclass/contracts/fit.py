@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fitclass.contracts.model import Classifier
     from fitclass.contracts.neural import NeuralClassifier
     from fitclass.runs.folder import RunDir
+    from fitclass.training.callbacks import Callback
     from fitclass.training.progress import Reporter
 
 #: Trains a neural kind: given a builder of fresh classifiers (called once per network, after
@@ -39,6 +40,8 @@ class FitContext:
     reporter: Reporter
     resume: bool = False
     trainer: NeuralTrainer | None = None
+    #: Hooks every training path calls (`training/callbacks.py`), e.g. a step counter.
+    callbacks: list[Callback] = field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:

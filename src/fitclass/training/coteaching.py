@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.contracts.neural import NeuralClassifier
 from fitclass.recipe import CoteachingConfig
+from fitclass.training.callbacks import CallbackList
 from fitclass.training.loop import (
     accelerator_policy,
     eval_interval,
@@ -30,6 +31,7 @@ from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
 from fitclass.training.samplers import make_sampler
 from fitclass.training.selection import Selector
+from fitclass.training.state import LoopState
 
 
 def per_row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -94,9 +96,12 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     select = train_config.select
     selectors = [Selector(select.metric, select.direction) for _ in range(2)]
     models = [first, second]
-    history: list[dict[str, Any]] = []
-    step, samples, seconds, tick = 0, 0, 0.0, time.perf_counter()
+    state = LoopState(total_steps=total_steps)
+    callbacks = CallbackList(context.callbacks)
+    callbacks.on_train_begin(state)
+    tick = time.perf_counter()
     for epoch in range(train_config.epochs):
+        state.epoch = epoch
         sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         pair.train()
         for batch_index, batch in enumerate(loader):
@@ -119,15 +124,19 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            samples += len(labels)
+            state.train_samples += len(labels)
             if not accelerator.sync_gradients:
                 continue
-            step += 1
-            if step % interval and step != total_steps:
+            state.step += 1
+            callbacks.on_step_end(state)
+            step = state.step
+            if step % interval and step != total_steps and not state.should_stop:
                 continue
-            seconds += time.perf_counter() - tick
+            state.train_seconds += time.perf_counter() - tick
             row: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                                   "forget_rate": rate, "train_samples_per_s": samples / seconds}
+                                   "forget_rate": rate,
+                                   "train_samples_per_s": state.train_samples
+                                   / state.train_seconds}
             for name, model, selector in zip("ab", models, selectors, strict=True):
                 metrics, _ = evaluate(model, context, loss_fn, train_config.eval_batch_size)
                 improved = selector.update(metrics.get(select.metric), step, metrics["loss"])
@@ -136,23 +145,31 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
                     run.checkpoint(f"best-{name}").mkdir(parents=True, exist_ok=True)
                     save_model(model.module, str(run.checkpoint(f"best-{name}") /
                                                  "model.safetensors"))
-            history.append(row)
+            state.history.append(row)
+            callbacks.on_evaluate(state, row)
             context.reporter.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in row.items()))
             pair.train()
             tick = time.perf_counter()
+            if state.should_stop:
+                break
+        if state.should_stop:
+            break
+        callbacks.on_epoch_end(state)
+    callbacks.on_train_end(state)
     accelerator.wait_for_everyone()
     better = _better(selectors)
     winner = models[better]
     load_model(winner.module, str(run.checkpoint(f"best-{'ab'[better]}") / "model.safetensors"))
+    history, seconds = state.history, state.train_seconds
     for row in history:
         row["is_best"] = row["step"] == selectors[better].best_step
     return FitResult(classifier=winner, history=history,
                      best={"metric": select.metric, "value": selectors[better].best_value,
                            "step": selectors[better].best_step, "network": "ab"[better],
                            "valid_loss": selectors[better].best_loss},
-                     train_seconds=seconds, train_samples_per_second=samples / max(seconds,
-                                                                                   1e-9))
+                     train_seconds=seconds,
+                     train_samples_per_second=state.train_samples / max(seconds, 1e-9))
 
 
 def _better(selectors: list[Selector]) -> int:

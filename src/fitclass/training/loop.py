@@ -28,6 +28,7 @@ from fitclass.precision import Policy, training_policy
 from fitclass.recipe import TrainConfig
 from fitclass.training import checkpoint
 from fitclass.training.averaging import Averager
+from fitclass.training.callbacks import CallbackList
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
@@ -36,6 +37,7 @@ from fitclass.training.probe import train_head
 from fitclass.training.samplers import make_sampler
 from fitclass.training.selection import Selector
 from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
+from fitclass.training.state import LoopState
 
 
 def resolve_precision(precision: str) -> str:
@@ -132,29 +134,31 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                         config.early_stopping.min_delta if config.early_stopping else 0.0)
     averager = (Averager(context.recipe.averaging, run, config.select.direction)
                 if context.recipe.averaging.active else None)
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [],
-                             "train_seconds": 0.0, "train_samples": 0}
+    state = LoopState(total_steps=total_steps)
+    callbacks = CallbackList(context.callbacks)
     recorder = (DynamicsRecorder(num_rows, epochs, context.task.multilabel)
                 if context.recipe.noise.dynamics else None)
     if context.resume and checkpoint.has_training_state(run):
-        state = checkpoint.load_training_state(run, accelerator)
-        selector.restore(state["selector"])
+        state = LoopState.from_json(checkpoint.load_training_state(run, accelerator))
+        state.total_steps = total_steps
+        selector.restore(state.selector or {})
         if recorder is not None:
             recorder.restore(checkpoint.load_arrays(run))
-        reporter.log(f"resumed at step {state['step']} of {total_steps}")
+        reporter.log(f"resumed at step {state.step} of {total_steps}")
     elif (config.cache_features and stages[0].trainable == "head"
           and (encoder := classifier.feature_encoder()) is not None):
         _cached_head_stages(classifier, encoder, context, stages, loss_fn, selector, state,
-                            accelerator, averager)
+                            accelerator, averager, callbacks)
         with warnings.catch_warnings():  # fast-forward the schedule past the cached stages
             warnings.simplefilter("ignore", UserWarning)
-            for _ in range(state["step"]):
+            for _ in range(state.step):
                 scheduler.step()
-    reporter.start(total_steps, done=state["step"])
-    running_loss, running_batches, stop = 0.0, 0, False
+    reporter.start(total_steps, done=state.step)
+    callbacks.on_train_begin(state)
+    running_loss, running_batches = 0.0, 0
     entered: int | None = None  # the stage whose trainable set is applied in this process
     tick = time.perf_counter()
-    for epoch in range(state["epoch"], epochs):
+    for epoch in range(state.epoch, epochs):
         stage = stage_at(stages, epoch)
         if stage.index != entered:
             trainable = set_trainable(accelerator.unwrap_model(module), stage.trainable)
@@ -168,9 +172,9 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
         # accelerate's loader re-sets the sampler's epoch from its own counter, which starts
         # at 0 in a resumed process: align it, or resumed epochs replay earlier batch orders.
         loader.set_epoch(epoch)
-        skip = state["batches_in_epoch"] if epoch == state["epoch"] else 0
+        skip = state.batches_in_epoch if epoch == state.epoch else 0
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-        state["epoch"], state["batches_in_epoch"] = epoch, skip
+        state.epoch, state.batches_in_epoch = epoch, skip
         module.train()
         for batch in batches:
             labels, positions = batch.pop("labels"), batch.pop("row")
@@ -187,37 +191,41 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            state["batches_in_epoch"] += 1
-            state["train_samples"] += len(labels) * accelerator.num_processes
+            state.batches_in_epoch += 1
+            state.train_samples += len(labels) * accelerator.num_processes
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise FitclassError(f"training diverged: loss is {loss_value} at step "
-                                    f"{state['step'] + 1}; lower train.lr or use "
+                                    f"{state.step + 1}; lower train.lr or use "
                                     f"train.grad_clip")
             running_loss, running_batches = running_loss + loss_value, running_batches + 1
             if not accelerator.sync_gradients:
                 continue
-            state["step"] += 1
+            state.step += 1
             if averager is not None:
                 averager.after_step(accelerator.unwrap_model(module))
-            elapsed = state["train_seconds"] + time.perf_counter() - tick
-            reporter.step(running_loss / running_batches, state["train_samples"] / elapsed)
-            if state["step"] % interval and state["step"] != total_steps:
+            elapsed = state.train_seconds + time.perf_counter() - tick
+            reporter.step(running_loss / running_batches, state.train_samples / elapsed)
+            callbacks.on_step_end(state)
+            if state.step % interval and state.step != total_steps and not state.should_stop:
                 continue
-            state["train_seconds"] = elapsed
-            row = {"step": state["step"], "epoch": round(state["step"] / steps_per_epoch, 4),
+            state.train_seconds = elapsed
+            row = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4),
                    "stage": stage.index, "train_loss": running_loss / running_batches,
                    "lr": scheduler.get_last_lr()[0],
-                   "train_samples_per_s": state["train_samples"] / elapsed}
+                   "train_samples_per_s": state.train_samples / elapsed}
             running_loss, running_batches = 0.0, 0
-            stop = _evaluate_and_checkpoint(classifier, context, accelerator, loss_fn, selector,
-                                            state, row, total_steps, recorder, averager)
+            _evaluate_and_checkpoint(classifier, context, accelerator, loss_fn, selector,
+                                     state, row, recorder, averager)
+            callbacks.on_evaluate(state, row)
             module.train()
             tick = time.perf_counter()
-            if stop:
+            if state.should_stop:
                 break
-        if stop:
+        if state.should_stop:
             break
+        callbacks.on_epoch_end(state)
+    callbacks.on_train_end(state)
     reporter.close()
     accelerator.wait_for_everyone()
     final = accelerator.unwrap_model(module)
@@ -239,12 +247,12 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                                config.eval_batch_size)[0].get(config.select.metric),
             lambda: _input_batches(loader))
         reporter.log(f"averaging: final weights from {best['averaging']['final']}")
-    samples_per_s = state["train_samples"] / max(state["train_seconds"], 1e-9)
+    samples_per_s = state.train_samples / max(state.train_seconds, 1e-9)
     dynamics = None if recorder is None else recorder.summary(
         context.train.ids, [str(label) for label in context.train.labels or []],
         context.class_names)
-    return FitResult(classifier=classifier, history=state["history"], best=best,
-                     train_seconds=state["train_seconds"], train_samples_per_second=samples_per_s,
+    return FitResult(classifier=classifier, history=state.history, best=best,
+                     train_seconds=state.train_seconds, train_samples_per_second=samples_per_s,
                      dynamics=dynamics)
 
 
@@ -258,8 +266,8 @@ def _input_batches(loader: Any, limit: int = 200) -> Any:
 
 def _cached_head_stages(classifier: NeuralClassifier, encoder: FeatureEncoder,
                         context: FitContext, stages: list[Stage], loss_fn: Loss,
-                        selector: Selector, state: dict[str, Any], accelerator: Accelerator,
-                        averager: Averager | None) -> None:
+                        selector: Selector, state: LoopState, accelerator: Accelerator,
+                        averager: Averager | None, callbacks: CallbackList) -> None:
     """Run the leading head-only stages on cached features; advance `state` past them."""
     source = encoder.feature_source
     if not context.recipe.model.pretrained:  # random weights: the source's features are not
@@ -272,72 +280,74 @@ def _cached_head_stages(classifier: NeuralClassifier, encoder: FeatureEncoder,
             break
 
         def on_eval(row: dict[str, Any], valid_logits: np.ndarray) -> None:
-            state["epoch"] = int(row["epoch"])
-            state["step"] = state["epoch"] * steps_per_epoch
+            state.epoch = int(row["epoch"])
+            state.step = state.epoch * steps_per_epoch
             logits = torch.from_numpy(valid_logits)
             probs = context.task.probabilities(logits).numpy()
             metrics = context.task.metrics(context.valid_targets, probs)
             metrics["loss"] = float(loss_fn(logits, torch.from_numpy(context.valid_targets)))
-            row = {"step": state["step"], **row, "valid_loss": metrics["loss"]}
+            row = {"step": state.step, **row, "valid_loss": metrics["loss"]}
             row.update({k: v for k, v in metrics.items()
                         if isinstance(v, float | int) and k != "n"})
-            improved = selector.update(metrics.get(config.select.metric), state["step"],
+            improved = selector.update(metrics.get(config.select.metric), state.step,
                                        metrics["loss"])
             row["is_best"] = improved
-            state["history"].append(row)
+            state.history.append(row)
             if improved and accelerator.is_main_process:
                 checkpoint.save_best(context.run, classifier.module)
             if averager is not None:
-                averager.after_eval(classifier.module, state["step"], row["epoch"],
+                averager.after_eval(classifier.module, state.step, row["epoch"],
                                     metrics.get(config.select.metric), lambda _: None)
             context.reporter.evaluated(row | headline(metrics, config.select.metric),
                                        config.select.metric, improved,
                                        more_follows=row["epoch"] < config.total_epochs)
+            callbacks.on_evaluate(state, row)
 
-        seconds = train_head(encoder, context, stage, source, loss_fn, on_eval)
+        seconds = train_head(encoder, context, stage, source, loss_fn, on_eval,
+                             state, callbacks)
         context.reporter.log(f"stage {stage.index} trained the head on cached features: "
                              f"{seconds:.3f}s per epoch")
-    state["batches_in_epoch"] = 0
+    state.batches_in_epoch = 0
 
 
 def _evaluate_and_checkpoint(classifier: NeuralClassifier, context: FitContext,
                              accelerator: Accelerator, loss_fn: Loss, selector: Selector,
-                             state: dict[str, Any], row: dict[str, Any], total_steps: int,
+                             state: LoopState, row: dict[str, Any],
                              recorder: DynamicsRecorder | None = None,
-                             averager: Averager | None = None) -> bool:
-    """Evaluate, update best and history, save state; True when early stopping says stop.
-    The reporter's stop checks (a sweep's pruner) hear only evaluations that more training
-    follows."""
+                             averager: Averager | None = None) -> None:
+    """Evaluate, update best and history, save state; set `state.should_stop` when early
+    stopping says stop. The reporter's stop checks (a sweep's pruner) hear only evaluations
+    that more training follows."""
     config, run = context.recipe.train, context.run
     classifier.module = accelerator.unwrap_model(classifier.module)
     metrics, _ = evaluate(classifier, context, loss_fn, config.eval_batch_size)
     row["valid_loss"] = metrics["loss"]
     row.update({k: v for k, v in metrics.items() if isinstance(v, float | int) and k != "n"})
-    improved = selector.update(metrics.get(config.select.metric), state["step"],
+    improved = selector.update(metrics.get(config.select.metric), state.step,
                                metrics["loss"])
     row["is_best"] = improved
     if averager is not None:
         extra = averager.after_eval(
-            classifier.module, state["step"], row["epoch"], metrics.get(config.select.metric),
+            classifier.module, state.step, row["epoch"], metrics.get(config.select.metric),
             lambda _: evaluate(classifier, context, loss_fn,
                                config.eval_batch_size)[0].get(config.select.metric))
         if "ema_value" in extra:
             row[f"ema_{config.select.metric}"] = extra["ema_value"]
-    state["history"].append(row)
-    state["selector"] = selector.state()
+    state.history.append(row)
+    state.selector = selector.state()
     if improved and accelerator.is_main_process:
         checkpoint.save_best(run, classifier.module)
     # every process calls save_state (it synchronises); non-main ones write to scratch
-    checkpoint.save_training_state(run, accelerator, state,
+    checkpoint.save_training_state(run, accelerator, state.to_json(),
                                    recorder.state() if recorder is not None else None)
     accelerator.wait_for_everyone()
     patience = config.early_stopping.patience if config.early_stopping else None
     stop = patience is not None and selector.evals_without_improvement >= patience
-    last = stop or state["step"] >= total_steps
+    state.should_stop = state.should_stop or stop
+    last = state.should_stop or state.step >= state.total_steps
     context.reporter.evaluated(row | headline(metrics, config.select.metric),
                                config.select.metric, improved, more_follows=not last)
     if stop:
         context.reporter.log(f"early stopping: no {config.select.metric} improvement in "
                              f"{patience} evaluations")
-    return stop
 

@@ -15,9 +15,11 @@ import torch
 from fitclass.contracts.fit import FitContext
 from fitclass.contracts.neural import FeatureEncoder
 from fitclass.training.cache import FeatureCache, feature_key
+from fitclass.training.callbacks import Callback
 from fitclass.training.losses import Loss
 from fitclass.training.optim import adamw
 from fitclass.training.stages import Stage, stage_schedule
+from fitclass.training.state import LoopState
 
 
 def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[Any],
@@ -35,9 +37,12 @@ def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[
 
 def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
                source: str | None, loss_fn: Loss,
-               on_eval: Callable[[dict[str, Any], np.ndarray], None]) -> float:
+               on_eval: Callable[[dict[str, Any], np.ndarray], None],
+               state: LoopState | None = None, callbacks: Callback | None = None) -> float:
     """Train `classifier.head` for `stage.epochs` on cached features; `on_eval` gets
-    each epoch's history row and validation logits. Returns the seconds per epoch."""
+    each epoch's history row and validation logits (and may re-align `state.step` to the
+    full loop's step count). Each head step advances `state` and calls `callbacks`.
+    Returns the seconds per epoch."""
     config = context.recipe.train
     start = time.perf_counter()
     train_x = cached_features(classifier, source, list(context.train.texts),
@@ -55,6 +60,8 @@ def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, stage_schedule([local], steps_per_epoch, config, config.lr))
     generator = torch.Generator().manual_seed(config.seed)
+    state = state if state is not None else LoopState()
+    callbacks = callbacks if callbacks is not None else Callback()
     epoch_seconds = []
     for epoch in range(stage.epochs):
         tick = time.perf_counter()
@@ -71,6 +78,8 @@ def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(rows)
+            state.step += 1
+            callbacks.on_step_end(state)
         epoch_seconds.append(time.perf_counter() - tick)
         head.eval()
         with torch.no_grad(), classifier.policy.autocast():
@@ -81,4 +90,5 @@ def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
                  "epoch_seconds": epoch_seconds[-1],
                  "train_samples_per_s": len(train_x) / max(epoch_seconds[-1], 1e-9)},
                 valid_logits)
+        callbacks.on_epoch_end(state)
     return float(np.mean(epoch_seconds))

@@ -1,0 +1,46 @@
+"""The loop's typed state (after transformers' `TrainerState`): counters, history and stop flag
+that every training path (fine-tuning, co-teaching, cached head stages, masked-LM pretraining)
+keeps and its callbacks read. `to_json`/`from_json` keep the keys of `loop_state.json`, so
+runs checkpointed before this class existed still resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LoopState:
+    """Where training is. `step` counts optimiser steps (after gradient accumulation),
+    `batches_in_epoch` the batches of the current epoch already seen (resume skips them)."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_samples: int = 0
+    #: `Selector.state()` after the last evaluation (None before the first).
+    selector: dict[str, Any] | None = None
+    #: Planned optimiser steps of the whole run (not saved: recomputed from the recipe).
+    total_steps: int = 0
+    #: Set by early stopping (or any callback) to end training after this step.
+    should_stop: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The resumable part, as `loop_state.json` holds it."""
+        data: dict[str, Any] = {"step": self.step, "epoch": self.epoch,
+                                "batches_in_epoch": self.batches_in_epoch,
+                                "history": self.history, "train_seconds": self.train_seconds,
+                                "train_samples": self.train_samples}
+        if self.selector is not None:
+            data["selector"] = self.selector
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoopState:
+        return cls(step=int(data["step"]), epoch=int(data["epoch"]),
+                   batches_in_epoch=int(data["batches_in_epoch"]),
+                   history=list(data["history"]),
+                   train_seconds=float(data["train_seconds"]),
+                   train_samples=int(data["train_samples"]), selector=data.get("selector"))
