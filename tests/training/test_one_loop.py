@@ -112,3 +112,14 @@ def test_a_callback_can_stop_training_and_the_stop_is_evaluated(
                          callbacks=[StopAfter(4), counter])
     assert counter.steps == [1, 2, 3, 4]
     assert pd.read_csv(run.path / "history.csv")["step"].tolist() == [4]
+
+
+def test_loop_state_reads_the_loop_state_json_written_before_it_existed() -> None:
+    """`loop_state.json` of older checkpoints (a plain dict) still resumes."""
+    old = {"step": 7, "epoch": 1, "batches_in_epoch": 1, "history": [{"step": 6}],
+           "train_seconds": 1.5, "train_samples": 112,
+           "selector": {"best_value": 0.5, "best_step": 6}}
+    state = LoopState.from_json(old)
+    assert (state.step, state.epoch, state.batches_in_epoch) == (7, 1, 1)
+    assert state.to_json() == old
+    assert "selector" not in LoopState().to_json()
