@@ -145,6 +145,15 @@ def check_labels(frame: pd.DataFrame, path: str | Path, column: str) -> Finding 
     )
 
 
+def check_label_values(frame: pd.DataFrame, path: str | Path,
+                       config: DataConfig) -> Finding | None:
+    """The label check for the recipe's label layout: 0/1 columns hold 0/1, a single label
+    column has no empty cell (delimited multi-label names are checked when split)."""
+    if isinstance(config.label, list):
+        return check_binary_labels(frame, path, config.label)
+    return None if config.multilabel else check_labels(frame, path, config.label_columns[0])
+
+
 def check_binary_labels(frame: pd.DataFrame, path: str | Path,
                         columns: list[str]) -> Finding | None:
     """Multi-label 0/1 columns must hold 0 or 1 (or true/false) in every row."""

@@ -44,10 +44,8 @@ def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *
         config = scoring_config(list(frame.columns), config)
     checks.check_columns(frame, path, config, need_labels=need_labels)
     report.add(checks.check_texts(frame, path, config.text_columns))
-    if need_labels and isinstance(config.label, list):
-        report.add(checks.check_binary_labels(frame, path, config.label))
-    elif need_labels and not config.multilabel:
-        report.add(checks.check_labels(frame, path, config.label_columns[0]))
+    if need_labels:
+        report.add(checks.check_label_values(frame, path, config))
     report.raise_errors()  # the rest needs clean texts and labels
     return build_table(frame, path, config, with_labels=need_labels)
 

@@ -240,9 +240,7 @@ def _labels_usable(frame: pd.DataFrame, source: str, config: DataConfig, *,
     `predict`'s output (predicting needs no labels)."""
     if not all(column in frame.columns for column in config.label_columns):
         return False
-    finding = (checks.check_binary_labels(frame, source, config.label)
-               if isinstance(config.label, list) else None if config.multilabel else
-               checks.check_labels(frame, source, config.label_columns[0]))
+    finding = checks.check_label_values(frame, source, config)
     if finding is None:
         return True
     if need_labels:

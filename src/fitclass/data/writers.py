@@ -7,14 +7,12 @@ interrupted `predict` never leaves half a table under the name a pipeline reads.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import secrets
 from pathlib import Path
 
 import pandas as pd
 
+from fitclass import atomic
 from fitclass.errors import DataError
 
 #: Output formats by file extension.
@@ -65,21 +63,11 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it into place. The file
-    is created with mode 0666 less the umask, as every other tool's output is."""
+    """`fitclass.atomic.atomic_write_bytes` for a user's `--out`: a folder is refused and an
+    OS error is a `DataError` naming the path."""
     check_output(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
+        atomic.atomic_write_bytes(path, data)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
         raise DataError(f"{path}: cannot be written ({error.strerror or error}); choose "
                         f"another --out") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -36,10 +36,10 @@ def find_runs(root: Path, depth: int = 0) -> list[Path]:
 
 
 def check_finished_files(run: RunDir) -> None:
-    """The files a finished run is used through are there and readable (headers only:
-    listing stays fast); a `RunError` names the first that is not."""
+    """The files a finished run is used through (besides `metrics.json`, which `describe`
+    reads anyway) are there and readable (headers only: listing stays fast); a `RunError`
+    names the first that is not."""
     readers.read_labels(run)
-    readers.read_metrics(run)
     read_model_info(run.model_dir)
     for weights in sorted(run.model_dir.glob("*.safetensors")):
         check_safetensors(weights)
@@ -77,7 +77,7 @@ def describe(path: Path) -> dict[str, Any]:
                 "backbone": nested(recipe, "model", "backbone")}
         if finished:
             check_finished_files(run)
-        metrics = readers.read_metrics_if_any(run)
+        metrics = readers.read_metrics(run) if finished else readers.read_metrics_if_any(run)
     except RunError as error:
         return row | {"status": f"broken: {str(error).removesuffix('; ' + DAMAGED)}"}
     select = nested(metrics, "select", "metric") or nested(recipe, "train", "select", "metric")
