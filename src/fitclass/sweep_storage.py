@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 from fitclass.errors import FitclassError
+from fitclass.runs.lock import pid_alive
 from fitclass.training.progress import Reporter
 
 #: A running trial's heartbeat interval, and the silence after which any worker marks it
@@ -88,13 +89,7 @@ def process_gone(worker: str | None) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
-    try:
-        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's process
-        return False
-    return False
+    return not pid_alive(int(pid))
 
 
 def fail_dead_trials(study: Any, rdb: Any, reporter: Reporter) -> None:
