@@ -29,7 +29,7 @@ from torch import nn
 
 import fitclass
 from fitclass.models.text import TransformerClassifier
-from fitclass.training import loop
+from fitclass.training import finetune
 
 
 class PathRecorder:
@@ -103,7 +103,7 @@ def main() -> None:
                              {"epochs": 2, "lr": 5e-5, "trainable": "all"}]},
     }
     recorder = PathRecorder()
-    loop.evaluate = recorder.named("loop evaluation", loop.evaluate)  # type: ignore[assignment]
+    finetune.evaluate = recorder.named("loop evaluation", finetune.evaluate)  # type: ignore[assignment]
     TransformerClassifier.encode = recorder.named(  # type: ignore[method-assign]
         "encode (feature cache)", TransformerClassifier.encode)
     handle = nn.modules.module.register_module_forward_hook(recorder.hook)

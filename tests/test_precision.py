@@ -31,7 +31,7 @@ from fitclass.precision import (
     resolve_precision,
 )
 from fitclass.recipe import ModelConfig
-from fitclass.training import loop
+from fitclass.training import finetune
 
 
 class LinearDtypes:
@@ -83,7 +83,7 @@ def test_bf16_in_training_evaluation_encode_and_loaded_runs(
         tmp_path: Path, train_csv: Path, recipe_for: Callable[..., dict[str, Any]],
         dtypes: LinearDtypes, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FITCLASS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(loop, "evaluate", in_phase(dtypes, "evaluation", loop.evaluate))
+    monkeypatch.setattr(finetune, "evaluate", in_phase(dtypes, "evaluation", finetune.evaluate))
     monkeypatch.setattr(TransformerClassifier, "encode",
                         in_phase(dtypes, "encode", TransformerClassifier.encode))
     stages = [{"epochs": 1, "lr": 3e-3, "trainable": "head"},

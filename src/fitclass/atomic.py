@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import threading
 from pathlib import Path
 
@@ -69,3 +70,16 @@ def follow_umask(path: Path) -> None:
     for file in files:
         if not file.is_symlink():
             os.chmod(file, mode)
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Move a fully written folder into place, replacing what was there (a folder of
+    fitclass's own: a model, a checkpoint, a staged backbone the caller checked)."""
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    staged.rename(target)
+    if old.exists():
+        shutil.rmtree(old)

@@ -35,8 +35,10 @@ from fitclass.runs.layout import (
     remove_entries,
     replace_refusal,
 )
+from fitclass.training.accelerator import make_accelerator
 from fitclass.training.callbacks import Callback, CallbackList
-from fitclass.training.loop import make_accelerator
+from fitclass.training.loop import run_loop
+from fitclass.training.masked_lm import MaskedLMStep
 from fitclass.training.optim import adamw
 from fitclass.training.progress import Reporter
 from fitclass.training.state import LoopState
@@ -110,31 +112,10 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     steps = math.ceil(len(loader)) * epochs
     reporter.log(f"pretrain: {len(texts)} texts, {steps} steps, whole-word masking "
                  f"{'on' if whole_word else 'off'}")
-    start, state, hooks = time.perf_counter(), LoopState(total_steps=steps), CallbackList(callbacks)
+    start = time.perf_counter()
+    strategy = MaskedLMStep(model, optimizer, loader, accelerator, epochs, reporter.log)
+    state = run_loop(strategy, LoopState(total_steps=steps), CallbackList(callbacks))
     history = state.history
-    hooks.on_train_begin(state)
-    for epoch in range(epochs):
-        state.epoch = epoch
-        model.train()
-        total, count = 0.0, 0
-        for batch in loader:
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total, count = total + loss.item(), count + 1
-            state.step += 1
-            state.train_samples += len(batch["input_ids"])
-            hooks.on_step_end(state)
-            if state.should_stop:
-                break
-        history.append({"epoch": epoch + 1, "mlm_loss": total / max(count, 1)})
-        reporter.log(f"pretrain epoch {epoch + 1}: masked-LM loss {history[-1]['mlm_loss']:.4f}")
-        hooks.on_evaluate(state, history[-1])
-        hooks.on_epoch_end(state)
-        if state.should_stop:
-            break
-    hooks.on_train_end(state)
     target = out.resolve()
     staged = target.with_name(f".{target.name}.staging")
     if staged.exists():

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 import fitclass
-from fitclass.atomic import atomic_write_text
+from fitclass.atomic import atomic_write_text, replace_dir
 from fitclass.errors import DataError, RunError
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import replace_dir
 
 
 def status(path: Path) -> dict:

@@ -15,7 +15,7 @@ from transformers import BertConfig
 
 import fitclass
 from fitclass.errors import RunError
-from fitclass.training import loop
+from fitclass.training import finetune, loop
 from fitclass.training.progress import Reporter
 
 # 90 training rows (120 minus a 25% validation split), batch 16: 6 batches per epoch.
@@ -146,13 +146,13 @@ def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_recipe: dict[str, Any]) -> None:
     """Every checkpoint ties on accuracy (pinned here; coarse metrics on small validation
     sets tie often): the checkpoint with the lowest validation loss is kept, not the first."""
-    real = loop.evaluate
+    real = finetune.evaluate
 
     def tied(*args: Any, **kwargs: Any) -> tuple[dict[str, Any], np.ndarray]:
         metrics, probs = real(*args, **kwargs)
         return metrics | {"accuracy": 0.5}, probs
 
-    monkeypatch.setattr(loop, "evaluate", tied)
+    monkeypatch.setattr(finetune, "evaluate", tied)
     run = fitclass.train(with_train(base_recipe, epochs=3, lr=5e-3,
                                     select={"metric": "accuracy"}), out=tmp_path / "run")
     rows = history(run.path)
@@ -218,16 +218,16 @@ def still_bert_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 def interrupt_on_evaluation(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     """Make the `call`-th evaluation raise KeyboardInterrupt, as Ctrl-C would."""
-    real = loop._evaluate_and_checkpoint
+    real = loop._evaluate
     calls = {"n": 0}
 
-    def evaluate(*args: Any, **kwargs: Any) -> bool:
+    def evaluate(*args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_evaluate_and_checkpoint", evaluate)
+    monkeypatch.setattr(loop, "_evaluate", evaluate)
 
 
 COMPARED = ["step", "epoch", "train_loss", "lr", "valid_loss", "accuracy", "macro_f1"]

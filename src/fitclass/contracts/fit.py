@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,22 @@ from fitclass.tasks import Task
 if TYPE_CHECKING:
     from fitclass.contracts.model import Classifier
     from fitclass.contracts.neural import NeuralClassifier
-    from fitclass.runs.folder import RunDir
     from fitclass.training.callbacks import Callback
     from fitclass.training.progress import Reporter
+
+class CheckpointFolder(Protocol):
+    """Where training keeps its checkpoints: the run folder (`fitclass.runs.folder.RunDir`)
+    as the training layer sees it, so `training/` never imports the run record."""
+
+    @property
+    def path(self) -> Path:
+        """The run folder (named in error messages)."""
+        ...
+
+    def checkpoint(self, name: str) -> Path:
+        """The path of checkpoint `name` (a file or folder under the run's checkpoints)."""
+        ...
+
 
 #: Trains a neural kind: given a builder of fresh classifiers (called once per network, after
 #: the seed is set) and the context, returns the fitted result. `training.engine.fit_neural`
@@ -36,7 +50,7 @@ class FitContext:
     task: Task
     train: TextTable
     valid: TextTable
-    run: RunDir
+    run: CheckpointFolder
     reporter: Reporter
     resume: bool = False
     trainer: NeuralTrainer | None = None

@@ -56,19 +56,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def replace_dir(staged: Path, target: Path) -> None:
-    """Move a fully written folder into place, replacing what was there (a folder of
-    fitclass's own: a model, a checkpoint, a staged backbone the caller checked)."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        target.rename(old)
-    staged.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 @dataclass(frozen=True)
 class Layout:
     """The entries fitclass writes into one kind of output folder, and what proves that a

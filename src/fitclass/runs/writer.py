@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fitclass.atomic import follow_umask
+from fitclass.atomic import follow_umask, replace_dir
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import (
     CHECKPOINTS,
@@ -29,7 +29,6 @@ from fitclass.runs.layout import (
     SELF_TRAINING,
     VALID_PREDICTIONS,
     VALID_PROBS,
-    replace_dir,
 )
 
 if TYPE_CHECKING:

@@ -17,8 +17,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fitclass.contracts.fit import CheckpointFolder
 from fitclass.recipe import AveragingConfig
-from fitclass.runs.folder import RunDir
+from fitclass.training.callbacks import Callback
+from fitclass.training.state import LoopState
 
 #: Evaluates the module's current weights: returns the select metric's value.
 Evaluate = Callable[[nn.Module], float | None]
@@ -80,7 +82,7 @@ class Averager:
     """Keeps the EMA and the evaluated checkpoints; picks the final weights at the end."""
 
     config: AveragingConfig
-    run: RunDir
+    run: CheckpointFolder
     mode: str  # "max" or "min": the select metric's direction
     snapshots: list[Snapshot] = field(default_factory=list)
     ema: dict[str, torch.Tensor] | None = None
@@ -208,3 +210,24 @@ class Averager:
         load_state(module, chosen_state)
         record["final_value"] = chosen_value
         return record
+
+
+class Averaging(Callback):
+    """Feeds the loop to an `Averager`: the EMA after every optimiser step (when `each_step`)
+    and a snapshot (plus the EMA's score, as column `ema_<metric>`) after every evaluation.
+    The cached head stages pass `each_step=False`: their steps move only the head."""
+
+    def __init__(self, averager: Averager, module: Callable[[], nn.Module], metric: str,
+                 evaluate: Evaluate, each_step: bool = True) -> None:
+        self.averager, self.module, self.metric = averager, module, metric
+        self.evaluate, self.each_step = evaluate, each_step
+
+    def on_step_end(self, state: LoopState) -> None:
+        if self.each_step:
+            self.averager.after_step(self.module())
+
+    def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
+        extra = self.averager.after_eval(self.module(), state.step, row["epoch"],
+                                         row.get(self.metric), self.evaluate)
+        if "ema_value" in extra:
+            row[f"ema_{self.metric}"] = extra["ema_value"]

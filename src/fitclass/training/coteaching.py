@@ -3,35 +3,39 @@ rows with the smallest loss under the *other* network. Mislabelled rows tend to 
 losses, so each network filters noise for its peer. The share of rows dropped ramps from 0
 to `forget_rate` over `ramp_epochs`. Both are evaluated; the better one (by `select`) is kept.
 
-Resuming restarts co-teaching from the beginning (only the single-network loop resumes).
+Co-teaching is a step strategy of the one loop (`training/loop.py`); the two networks'
+selection and best checkpoints are its own callback (`PairSelection`). Resuming restarts
+co-teaching from the beginning (only the single-network fine-tune resumes).
 """
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
 from torch.nn import functional as F
 
-from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.contracts.fit import CheckpointFolder, FitContext, FitResult
 from fitclass.contracts.neural import NeuralClassifier
+from fitclass.precision import Policy
 from fitclass.recipe import CoteachingConfig
-from fitclass.training.callbacks import CallbackList
-from fitclass.training.loop import (
-    accelerator_policy,
-    eval_interval,
-    evaluate,
-    make_accelerator,
-)
+from fitclass.training.accelerator import accelerator_policy, eval_interval, make_accelerator
+from fitclass.training.callbacks import Callback, CallbackList
+from fitclass.training.evaluation import evaluate
+from fitclass.training.loop import run_loop
+from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
+from fitclass.training.progress import format_metrics
 from fitclass.training.samplers import make_sampler
 from fitclass.training.selection import Selector
 from fitclass.training.state import LoopState
+from fitclass.training.strategy import EvalSchedule, StepOutput
 
 
 def per_row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -71,6 +75,88 @@ def pick_rows(losses: torch.Tensor, labels: torch.Tensor, rate: float,
     return small_loss_rows(losses, max(1, round((1.0 - rate) * len(labels))))
 
 
+class CoteachingStep:
+    """Both networks see each batch; each learns from the rows its peer's loss ranks clean.
+    Evaluation scores both (columns `<metric>_a`, `<metric>_b`, `valid_loss_a`, ...)."""
+
+    def __init__(self, models: list[NeuralClassifier], context: FitContext,
+                 config: CoteachingConfig, accelerator: Accelerator, prepared: tuple[Any, ...],
+                 sampler: Any, loss_fn: Loss, steps_per_epoch: int) -> None:
+        self.models, self.context, self.config = models, context, config
+        self.accelerator, self.loss_fn = accelerator, loss_fn
+        self.pair, self.optimizer, self.loader, self.scheduler = prepared
+        self.sampler, self.steps_per_epoch = sampler, steps_per_epoch
+        train = context.recipe.train
+        self.end_epoch = train.epochs
+        self.schedule = EvalSchedule(every_steps=eval_interval(train, steps_per_epoch))
+        self.policy: Policy = accelerator_policy(accelerator)
+        self.rate = 0.0
+
+    def batches(self, state: LoopState) -> Iterator[Any]:
+        self.sampler.set_epoch(state.epoch)
+        self.pair.train()
+        return iter(self.loader)
+
+    def step(self, batch: Any, state: LoopState) -> StepOutput:
+        accelerator, train = self.accelerator, self.context.recipe.train
+        labels = batch.pop("labels")
+        batch.pop("row")
+        progress = state.epoch + state.batches_in_epoch / max(len(self.loader), 1)
+        self.rate = forget_rate(self.config, progress)
+        with accelerator.accumulate(self.pair):
+            # the members are called unwrapped, outside accelerate's autocast forward
+            with self.policy.autocast():
+                logits = [model(**batch)["logits"]
+                          for model in accelerator.unwrap_model(self.pair)]
+            picks = [pick_rows(per_row_loss(lg, labels), labels, self.rate, self.config)
+                     for lg in logits]
+            # each network learns from the rows its peer found clean
+            loss = (self.loss_fn(logits[0][picks[1]], labels[picks[1]])
+                    + self.loss_fn(logits[1][picks[0]], labels[picks[0]]))
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and train.grad_clip:
+                accelerator.clip_grad_norm_(self.pair.parameters(), train.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return StepOutput(loss=loss.detach(), rows=len(labels),
+                          synced=accelerator.sync_gradients)
+
+    def evaluate(self, state: LoopState) -> dict[str, Any]:
+        row: dict[str, Any] = {"step": state.step,
+                               "epoch": round(state.step / self.steps_per_epoch, 4),
+                               "forget_rate": self.rate, "train_loss": state.train_loss,
+                               "train_samples_per_s": state.samples_per_second}
+        metric = self.context.recipe.train.select.metric
+        batch_size = self.context.recipe.train.eval_batch_size
+        for name, model in zip("ab", self.models, strict=True):
+            metrics, _ = evaluate(model, self.context, self.loss_fn, batch_size)
+            row[f"{metric}_{name}"] = metrics.get(metric)
+            row[f"valid_loss_{name}"] = metrics["loss"]
+        self.pair.train()
+        return row
+
+
+class PairSelection(Callback):
+    """One selector and best checkpoint (`best-a`, `best-b`) per network, and the log line
+    of each evaluation."""
+
+    def __init__(self, models: list[NeuralClassifier], selectors: list[Selector],
+                 run: CheckpointFolder, is_main: bool, log: Any) -> None:
+        self.models, self.selectors, self.run = models, selectors, run
+        self.is_main, self.log = is_main, log
+
+    def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
+        for name, model, selector in zip("ab", self.models, self.selectors, strict=True):
+            improved = selector.update(row[f"{selector.metric}_{name}"], state.step,
+                                       row[f"valid_loss_{name}"])
+            if improved and self.is_main:
+                folder = self.run.checkpoint(f"best-{name}")
+                folder.mkdir(parents=True, exist_ok=True)
+                save_model(model.module, str(folder / "model.safetensors"))
+        self.log(format_metrics(row, list(row)))
+
+
 def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
                    context: FitContext, config: CoteachingConfig) -> FitResult:
     """Train two classifiers by co-teaching; return the better one with its best weights."""
@@ -87,89 +173,30 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     total_steps = math.ceil(len(loader) / train_config.grad_accumulation) * train_config.epochs
     optimizer = build_optimizer(pair, train_config)
     scheduler = build_scheduler(optimizer, train_config, total_steps)
-    pair, optimizer, loader, scheduler = accelerator.prepare(pair, optimizer, loader, scheduler)
-    policy = accelerator_policy(accelerator)
-    first.policy = second.policy = policy  # their evaluation runs in the same precision
-    steps_per_epoch = math.ceil(len(loader) / train_config.grad_accumulation)
-    interval = eval_interval(train_config, steps_per_epoch)
+    prepared = accelerator.prepare(pair, optimizer, loader, scheduler)
+    models = [first, second]
+    steps_per_epoch = math.ceil(len(prepared[2]) / train_config.grad_accumulation)
     loss_fn = build_loss(context.recipe, targets, context.class_names)
+    strategy = CoteachingStep(models, context, config, accelerator, prepared, sampler,
+                              loss_fn, steps_per_epoch)
+    first.policy = second.policy = strategy.policy  # their evaluation runs in that precision
     select = train_config.select
     selectors = [Selector(select.metric, select.direction) for _ in range(2)]
-    models = [first, second]
-    state = LoopState(total_steps=total_steps)
-    callbacks = CallbackList(context.callbacks)
-    callbacks.on_train_begin(state)
-    tick = time.perf_counter()
-    for epoch in range(train_config.epochs):
-        state.epoch = epoch
-        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        pair.train()
-        for batch_index, batch in enumerate(loader):
-            labels = batch.pop("labels")
-            batch.pop("row")
-            rate = forget_rate(config, epoch + batch_index / max(len(loader), 1))
-            with accelerator.accumulate(pair):
-                # the members are called unwrapped, outside accelerate's autocast forward
-                with policy.autocast():
-                    logits = [model(**batch)["logits"]
-                              for model in accelerator.unwrap_model(pair)]
-                picks = [pick_rows(per_row_loss(lg, labels), labels, rate, config)
-                         for lg in logits]
-                # each network learns from the rows its peer found clean
-                loss = (loss_fn(logits[0][picks[1]], labels[picks[1]])
-                        + loss_fn(logits[1][picks[0]], labels[picks[0]]))
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and train_config.grad_clip:
-                    accelerator.clip_grad_norm_(pair.parameters(), train_config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.train_samples += len(labels)
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            callbacks.on_step_end(state)
-            step = state.step
-            if step % interval and step != total_steps and not state.should_stop:
-                continue
-            state.train_seconds += time.perf_counter() - tick
-            row: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                                   "forget_rate": rate,
-                                   "train_samples_per_s": state.train_samples
-                                   / state.train_seconds}
-            for name, model, selector in zip("ab", models, selectors, strict=True):
-                metrics, _ = evaluate(model, context, loss_fn, train_config.eval_batch_size)
-                improved = selector.update(metrics.get(select.metric), step, metrics["loss"])
-                row[f"{select.metric}_{name}"] = metrics.get(select.metric)
-                if improved and accelerator.is_main_process:
-                    run.checkpoint(f"best-{name}").mkdir(parents=True, exist_ok=True)
-                    save_model(model.module, str(run.checkpoint(f"best-{name}") /
-                                                 "model.safetensors"))
-            state.history.append(row)
-            callbacks.on_evaluate(state, row)
-            context.reporter.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                          for k, v in row.items()))
-            pair.train()
-            tick = time.perf_counter()
-            if state.should_stop:
-                break
-        if state.should_stop:
-            break
-        callbacks.on_epoch_end(state)
-    callbacks.on_train_end(state)
+    state = run_loop(strategy, LoopState(total_steps=total_steps), CallbackList([
+        PairSelection(models, selectors, run, accelerator.is_main_process,
+                      context.reporter.log), *context.callbacks]))
     accelerator.wait_for_everyone()
     better = _better(selectors)
     winner = models[better]
     load_model(winner.module, str(run.checkpoint(f"best-{'ab'[better]}") / "model.safetensors"))
-    history, seconds = state.history, state.train_seconds
-    for row in history:
+    for row in state.history:
         row["is_best"] = row["step"] == selectors[better].best_step
-    return FitResult(classifier=winner, history=history,
+    return FitResult(classifier=winner, history=state.history,
                      best={"metric": select.metric, "value": selectors[better].best_value,
                            "step": selectors[better].best_step, "network": "ab"[better],
                            "valid_loss": selectors[better].best_loss},
-                     train_seconds=seconds,
-                     train_samples_per_second=state.train_samples / max(seconds, 1e-9))
+                     train_seconds=state.train_seconds,
+                     train_samples_per_second=state.samples_per_second)
 
 
 def _better(selectors: list[Selector]) -> int:

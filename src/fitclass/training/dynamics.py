@@ -16,6 +16,10 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from fitclass.training.callbacks import Callback
+from fitclass.training.state import LoopState
+from fitclass.training.strategy import StepOutput
+
 
 class DynamicsRecorder:
     """Arrays of shape (epochs, rows), filled as batches pass; NaN where a row was not seen."""
@@ -74,3 +78,16 @@ class DynamicsRecorder:
                                    for i in last_predicted],
             })
         return frame.sort_values("margin_mean", kind="stable").reset_index(drop=True)
+
+
+class Dynamics(Callback):
+    """Records every batch's logits against its given labels (before MixUp/CutMix mixes
+    them) into a `DynamicsRecorder`."""
+
+    def __init__(self, recorder: DynamicsRecorder) -> None:
+        self.recorder = recorder
+
+    def on_batch_end(self, state: LoopState, output: StepOutput) -> None:
+        if output.logits is None or output.positions is None or output.labels is None:
+            return
+        self.recorder.record(state.epoch, output.positions, output.logits, output.labels)

@@ -20,7 +20,7 @@ def fit_neural(build: Callable[[], NeuralClassifier], context: FitContext) -> Fi
     from accelerate.utils import set_seed
 
     from fitclass.training.coteaching import fit_coteaching
-    from fitclass.training.loop import fit_transformer
+    from fitclass.training.finetune import fit_transformer
 
     seed = context.recipe.train.seed
     set_seed(seed)

@@ -1,12 +1,13 @@
 """Head-only stages on cached features: while the backbone is frozen its pooled outputs do
 not change, so they are computed once (and cached on disk, `training/cache.py`) and the head
-trains on them, orders of magnitude faster than running the frozen backbone every epoch."""
+trains on them, orders of magnitude faster than running the frozen backbone every epoch.
+A step strategy of the one loop (`training/loop.py`), evaluated after every epoch."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,15 @@ import torch
 from fitclass.contracts.fit import FitContext
 from fitclass.contracts.neural import FeatureEncoder
 from fitclass.training.cache import FeatureCache, feature_key
-from fitclass.training.callbacks import Callback
+from fitclass.training.callbacks import CallbackList
+from fitclass.training.evaluation import metric_columns, metrics_of_logits
+from fitclass.training.loop import run_loop
 from fitclass.training.losses import Loss
 from fitclass.training.optim import adamw
-from fitclass.training.stages import Stage, stage_schedule
+from fitclass.training.stages import Stage, stage_at, stage_schedule
 from fitclass.training.state import LoopState
+from fitclass.training.strategy import EvalSchedule, StepOutput
+from fitclass.training.wiring import Wiring
 
 
 def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[Any],
@@ -35,60 +40,97 @@ def cached_features(classifier: FeatureEncoder, source: str | None, texts: list[
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
-def train_head(classifier: FeatureEncoder, context: FitContext, stage: Stage,
-               source: str | None, loss_fn: Loss,
-               on_eval: Callable[[dict[str, Any], np.ndarray], None],
-               state: LoopState | None = None, callbacks: Callback | None = None) -> float:
-    """Train `classifier.head` for `stage.epochs` on cached features; `on_eval` gets
-    each epoch's history row and validation logits (and may re-align `state.step` to the
-    full loop's step count). Each head step advances `state` and calls `callbacks`.
-    Returns the seconds per epoch."""
-    config = context.recipe.train
-    start = time.perf_counter()
-    train_x = cached_features(classifier, source, list(context.train.texts),
-                              config.eval_batch_size)
-    valid_x = cached_features(classifier, source, list(context.valid.texts),
-                              config.eval_batch_size)
-    extract_seconds = time.perf_counter() - start
-    head, dropout = classifier.head, classifier.head_dropout
-    device = next(head.parameters()).device  # the prepared module may be on a GPU
-    train_x, valid_x = train_x.to(device), valid_x.to(device)
-    targets = torch.as_tensor(context.train_targets, device=device)
-    optimizer = adamw(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    local = Stage(0, stage.epochs, stage.lr, "head", 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, stage_schedule([local], steps_per_epoch, config, config.lr))
-    generator = torch.Generator().manual_seed(config.seed)
-    state = state if state is not None else LoopState()
-    callbacks = callbacks if callbacks is not None else Callback()
-    epoch_seconds = []
-    for epoch in range(stage.epochs):
-        tick = time.perf_counter()
-        head.train()
-        order = torch.randperm(len(train_x), generator=generator)
-        total = 0.0
-        for begin in range(0, len(order), config.batch_size):
-            rows = order[begin:begin + config.batch_size]
-            with classifier.policy.autocast():  # the loop's precision, as on the backbone
-                logits = head(dropout(train_x[rows]))
-            loss = loss_fn(logits, targets[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(rows)
-            state.step += 1
-            callbacks.on_step_end(state)
-        epoch_seconds.append(time.perf_counter() - tick)
+class CachedHeadStep:
+    """Trains `encoder.head` on the cached features of the training rows; each stage gets a
+    fresh optimiser and its own schedule, and its batch order restarts from the seed. After
+    each epoch `state.step` is re-aligned to the full loop's step count, so the schedule,
+    history and resume of the stages that follow line up as if the backbone had run."""
+
+    def __init__(self, encoder: FeatureEncoder, context: FitContext, stages: list[Stage],
+                 loss_fn: Loss, steps_per_epoch: int) -> None:
+        self.encoder, self.context, self.stages, self.loss_fn = encoder, context, stages, loss_fn
+        self.config = context.recipe.train
+        self.steps_per_epoch = steps_per_epoch
+        self.end_epoch = stages[-1].first_epoch + stages[-1].epochs
+        self.schedule = EvalSchedule(at_epoch_end=True)
+        source = encoder.feature_source
+        if not context.recipe.model.pretrained:  # random weights: the source's features are
+            source = None  # not these weights' features, so nothing is cached
+        start = time.perf_counter()
+        batch = self.config.eval_batch_size
+        train_x = cached_features(encoder, source, list(context.train.texts), batch)
+        valid_x = cached_features(encoder, source, list(context.valid.texts), batch)
+        self.feature_seconds = time.perf_counter() - start
+        device = next(encoder.head.parameters()).device  # the prepared module may be on a GPU
+        self.train_x, self.valid_x = train_x.to(device), valid_x.to(device)
+        self.targets = torch.as_tensor(context.train_targets, device=device)
+        self.entered: Stage | None = None
+        self.epoch_seconds: list[float] = []
+
+    def _enter(self, stage: Stage) -> None:
+        config = self.config
+        self.optimizer = adamw(self.encoder.head.parameters(), lr=config.lr,
+                               weight_decay=config.weight_decay)
+        head_steps = math.ceil(len(self.train_x) / config.batch_size)
+        local = Stage(0, stage.epochs, stage.lr, "head", 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, stage_schedule([local], head_steps, config, config.lr))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.entered, self.epoch_seconds = stage, []
+
+    def batches(self, state: LoopState) -> Iterator[torch.Tensor]:
+        stage = stage_at(self.stages, state.epoch)
+        if stage is not self.entered:
+            self._enter(stage)
+        self.encoder.head.train()
+        self.epoch_start = time.perf_counter()
+        order = torch.randperm(len(self.train_x), generator=self.generator)
+        return iter(order.split(self.config.batch_size))
+
+    def step(self, rows: torch.Tensor, state: LoopState) -> StepOutput:
+        with self.encoder.policy.autocast():  # the loop's precision, as on the backbone
+            logits = self.encoder.head(self.encoder.head_dropout(self.train_x[rows]))
+        loss = self.loss_fn(logits, self.targets[rows])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return StepOutput(loss=loss.detach(), rows=len(rows))
+
+    def evaluate(self, state: LoopState) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.epoch_start
+        self.epoch_seconds.append(seconds)
+        head = self.encoder.head
         head.eval()
-        with torch.no_grad(), classifier.policy.autocast():
-            valid_logits = head(valid_x).float().cpu().numpy()
-        on_eval({"epoch": float(stage.first_epoch + epoch + 1), "stage": stage.index,
-                 "train_loss": total / len(train_x), "lr": scheduler.get_last_lr()[0],
-                 "cached_features": True, "feature_seconds": round(extract_seconds, 3),
-                 "epoch_seconds": epoch_seconds[-1],
-                 "train_samples_per_s": len(train_x) / max(epoch_seconds[-1], 1e-9)},
-                valid_logits)
-        callbacks.on_epoch_end(state)
-    return float(np.mean(epoch_seconds))
+        with torch.no_grad(), self.encoder.policy.autocast():
+            valid_logits = head(self.valid_x).float().cpu()
+        head.train()
+        state.step = (state.epoch + 1) * self.steps_per_epoch
+        state.metrics = metrics_of_logits(valid_logits, self.context, self.loss_fn)
+        stage = stage_at(self.stages, state.epoch)
+        row: dict[str, Any] = {
+            "step": state.step, "epoch": float(state.epoch + 1), "stage": stage.index,
+            "train_loss": state.train_loss, "lr": self.scheduler.get_last_lr()[0],
+            "cached_features": True, "feature_seconds": round(self.feature_seconds, 3),
+            "epoch_seconds": seconds,
+            "train_samples_per_s": len(self.train_x) / max(seconds, 1e-9)}
+        row.update(metric_columns(state.metrics))
+        if state.epoch + 1 == stage.first_epoch + stage.epochs:
+            self.context.reporter.log(
+                f"stage {stage.index} trained the head on cached features: "
+                f"{float(np.mean(self.epoch_seconds)):.3f}s per epoch")
+        return row
+
+
+def run_cached_head_stages(encoder: FeatureEncoder, context: FitContext, stages: list[Stage],
+                           loss_fn: Loss, state: LoopState, steps_per_epoch: int,
+                           wiring: Wiring) -> None:
+    """Run the leading head-only stages of `stages` on cached features through the loop;
+    `state` ends at the first epoch of the stage that trains the backbone."""
+    leading = []
+    for stage in stages:
+        if stage.trainable != "head":
+            break
+        leading.append(stage)
+    strategy = CachedHeadStep(encoder, context, leading, loss_fn, steps_per_epoch)
+    run_loop(strategy, state, CallbackList(wiring.callbacks(cached=True)))

@@ -16,6 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fitclass.metrics import headline
+from fitclass.training.callbacks import Callback
+from fitclass.training.state import LoopState
+
 
 def format_metrics(row: dict[str, Any], keys: list[str]) -> str:
     parts = []
@@ -82,3 +86,35 @@ class Reporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class ProgressBar(Callback):
+    """The reporter's bar: started at the resumed step, advanced every optimiser step with
+    the running loss and throughput, closed at the end."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def on_train_begin(self, state: LoopState) -> None:
+        self.reporter.start(state.total_steps, done=state.step)
+
+    def on_step_end(self, state: LoopState) -> None:
+        self.reporter.step(state.train_loss, state.samples_per_second)
+
+    def on_train_end(self, state: LoopState) -> None:
+        self.reporter.close()
+
+
+class EvaluationReport(Callback):
+    """Logs every evaluation and passes it to the reporter's listeners (experiment
+    trackers) and, when more training follows, its stop checks (a sweep's pruner). Runs
+    after selection, averaging and early stopping, so the row is complete and a stop they
+    decided counts as the last evaluation."""
+
+    def __init__(self, reporter: Reporter, metric: str) -> None:
+        self.reporter, self.metric = reporter, metric
+
+    def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
+        last = state.should_stop or state.step >= state.total_steps
+        self.reporter.evaluated(row | headline(state.metrics, self.metric), self.metric,
+                                bool(row.get("is_best")), more_follows=not last)

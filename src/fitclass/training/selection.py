@@ -13,8 +13,12 @@ on loss is not one (the metric did not improve).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from fitclass.training.callbacks import Callback
+from fitclass.training.state import LoopState
 
 
 @dataclass
@@ -69,3 +73,33 @@ class Selector:
         # broken from the next best checkpoint on
         self.best_loss = state.get("best_loss")
         self.evals_without_improvement = state["evals_without_improvement"]
+
+
+class Selection(Callback):
+    """Feeds every evaluation to the `Selector`: marks the row `is_best` and keeps the
+    selector's state in `state.selector` (saved with the resume state)."""
+
+    def __init__(self, selector: Selector) -> None:
+        self.selector = selector
+
+    def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
+        row["is_best"] = self.selector.update(row.get(self.selector.metric), state.step,
+                                              row.get("valid_loss"))
+        state.selector = self.selector.state()
+
+
+class EarlyStopping(Callback):
+    """Stops training after `patience` evaluations without an improvement larger than the
+    selector's `min_delta`. Runs after `Selection`."""
+
+    def __init__(self, selector: Selector, patience: int,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.selector, self.patience, self.log = selector, patience, log
+
+    def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
+        if self.selector.evals_without_improvement < self.patience:
+            return
+        state.should_stop = True
+        if self.log is not None:
+            self.log(f"early stopping: no {self.selector.metric} improvement in "
+                     f"{self.patience} evaluations")

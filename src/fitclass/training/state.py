@@ -26,6 +26,21 @@ class LoopState:
     total_steps: int = 0
     #: Set by early stopping (or any callback) to end training after this step.
     should_stop: bool = False
+    #: Training loss summed over the batches since the last evaluation, and their count.
+    loss_sum: float = 0.0
+    loss_batches: int = 0
+    #: The full metrics of the last evaluation (the history row keeps only the scalars).
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def train_loss(self) -> float:
+        """Mean training loss of the batches since the last evaluation."""
+        return self.loss_sum / max(self.loss_batches, 1)
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training rows per second of training time (evaluations excluded)."""
+        return self.train_samples / max(self.train_seconds, 1e-9)
 
     def to_json(self) -> dict[str, Any]:
         """The resumable part, as `loop_state.json` holds it."""
