@@ -22,6 +22,18 @@ def test_every_registered_kind_declares_capabilities() -> None:
         assert isinstance(cls.__dict__.get("capabilities"), Capabilities), cls
 
 
+def test_classifiers_carry_their_kinds_capabilities() -> None:
+    """A fitted or loaded classifier answers for its kind (ONNX export asks it)."""
+    from fitclass.models import classical, ensemble, image, text, timm_image
+
+    assert text.TransformerClassifier.capabilities is text.TransformerBackbone.capabilities
+    assert classical.LinearTextClassifier.capabilities is capabilities_for("tfidf")
+    assert ensemble.EnsembleClassifier.capabilities is capabilities_for("ensemble")
+    assert image.ImageClassifier.capabilities is capabilities_for("resnet-tiny")
+    assert timm_image.TimmClassifier.capabilities is capabilities_for("timm:resnet18")
+    assert TEXT_TRANSFORMER.masked_lm and TEXT_TRANSFORMER.onnx_export
+
+
 def test_declared_data_matches_the_kinds() -> None:
     """The cheap declarations the recipe reads are the kinds' own capabilities."""
     for name in backbone_names():

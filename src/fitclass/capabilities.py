@@ -40,6 +40,9 @@ class Capabilities:
     minority_augmentation: bool = False
     #: `fitclass export --onnx` can export it
     onnx_export: bool = False
+    #: `fitclass pretrain` can continue its masked-language-model training (a Hugging Face
+    #: text encoder whose backbone names its weights' `source`)
+    masked_lm: bool = False
     #: a fast classical baseline the report sets a run beside (same data)
     report_baseline: bool = False
     #: `model` keys only this kind reads (refused for other kinds)
@@ -48,7 +51,7 @@ class Capabilities:
 
 #: A Hugging Face text encoder fine-tuned with a classification head (minilm, hub ids).
 TEXT_TRANSFORMER = Capabilities(cacheable_features=True, coteaching=True, self_training=True,
-                                minority_augmentation=True, onnx_export=True)
+                                minority_augmentation=True, onnx_export=True, masked_lm=True)
 #: A Hugging Face or built-in image classifier (resnet-tiny, ViT/ConvNeXt ids and folders).
 IMAGE_MODEL = Capabilities(modality="image")
 #: A timm image model (`timm:<name>`).

@@ -24,7 +24,6 @@ from fitclass.atomic import atomic_write_text, follow_umask
 from fitclass.data.prepare import read_inputs, read_labelled
 from fitclass.errors import FitclassError, RecipeError
 from fitclass.models.catalog import get_backbone
-from fitclass.models.text import TransformerBackbone
 from fitclass.precision import load_pretrained
 from fitclass.recipe import load_recipe
 from fitclass.runs.layout import (
@@ -86,15 +85,17 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     `callbacks` hear the same hooks as in fine-tuning (`training/callbacks.py`)."""
     recipe = load_recipe(recipe_source, overrides)
     backbone = get_backbone(recipe.model)
-    if not isinstance(backbone, TransformerBackbone):
-        raise RecipeError(f"fitclass pretrain needs a transformer backbone; model.backbone "
-                          f"is {recipe.model.backbone!r}")
+    source = backbone.source
+    if not backbone.capabilities.masked_lm or source is None:
+        raise RecipeError(f"fitclass pretrain needs a Hugging Face text encoder (masked-LM "
+                          f"training); model.backbone is {recipe.model.backbone!r}: set "
+                          f"model.backbone to a text model such as minilm or a hub id")
     out = Path(out)
     check_out(out, overwrite)
     reporter = reporter or Reporter()
     set_seed(recipe.train.seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone.source)
-    model = load_pretrained(AutoModelForMaskedLM.from_pretrained, backbone.source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = load_pretrained(AutoModelForMaskedLM.from_pretrained, source)
     texts = task_texts(recipe, unlabelled)
     # whole-word masking groups sub-words by their character offsets (fast tokenizers only)
     whole_word = bool(getattr(tokenizer, "is_fast", False))
@@ -122,13 +123,13 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
         shutil.rmtree(staged)
     accelerator.unwrap_model(model).save_pretrained(staged)
     tokenizer.save_pretrained(staged)
-    pooling = Path(backbone.source) / "1_Pooling"
+    pooling = Path(source) / "1_Pooling"
     if pooling.is_dir():  # keep sentence-transformers pooling, so `pooling: auto` still means it
         shutil.copytree(pooling, staged / "1_Pooling")
     follow_umask(staged)
     files = sorted([p.name for p in staged.iterdir()] + [PRETRAIN_INFO])
     atomic_write_text(staged / PRETRAIN_INFO, json.dumps({
-        "tool": TOOL, "source": backbone.source, "texts": len(texts), "epochs": epochs,
+        "tool": TOOL, "source": source, "texts": len(texts), "epochs": epochs,
         "lr": lr, "whole_word_mask": whole_word, "history": history,
         "seconds": round(time.perf_counter() - start, 2), "files": files}, indent=2))
     _move_into(staged, target, overwrite)

@@ -39,6 +39,8 @@ class Classifier(ABC):
     """A fitted model: texts in, class probabilities out; saves to and loads from a folder."""
 
     kind: ClassVar[str]
+    #: What the kind that fitted it can do (the same object as its `Backbone`'s).
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, class_names: Sequence[str]) -> None:
         self.class_names = list(class_names)
@@ -67,6 +69,8 @@ class Backbone(ABC):
     kind: ClassVar[str]
     #: What this kind can do; callers ask this, never the kind's name.
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Where its pretrained weights come from (a hub id or folder); None for kinds without.
+    source: str | None = None
 
     @abstractmethod
     def fit(self, context: FitContext) -> FitResult:

@@ -50,6 +50,7 @@ class LinearTextClassifier(Classifier):
     """A fitted TF-IDF vectoriser and a linear head."""
 
     kind = "tfidf"
+    capabilities = TFIDF
 
     def __init__(self, class_names: Sequence[str], vectorizer: TfidfVectorizer,
                  head: LinearHead, classifier: str = "logreg") -> None:

@@ -59,6 +59,7 @@ class EnsembleClassifier(Classifier):
     """Combines the calibrated probabilities of member runs."""
 
     kind = ENSEMBLE_KIND
+    capabilities = ENSEMBLE
 
     def __init__(self, class_names: Sequence[str], members: list[dict[str, str]],
                  combiner: Combiner, model_dir: Path | None = None) -> None:

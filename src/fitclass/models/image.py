@@ -136,6 +136,7 @@ class ImageClassifier(NeuralClassifier):
     """An `ImageModule` and its preprocessing; inputs are image file paths."""
 
     kind = "image"
+    capabilities = IMAGE_MODEL
     module: ImageModule
 
     def __init__(self, class_names: Sequence[str], module: ImageModule, preprocess: Preprocess,
@@ -243,6 +244,7 @@ class ImageBackbone(Backbone):
 
     kind = "image"
     capabilities = IMAGE_MODEL
+    source: str
 
     def __init__(self, source: str, config: ModelConfig,
                  architecture: PretrainedConfig | None = None) -> None:

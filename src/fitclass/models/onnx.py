@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -65,11 +65,12 @@ class OnnxClassifier(Classifier):
 
 
 def transformer_of(classifier: Classifier, run_path: Path) -> TransformerClassifier:
-    """The run's transformer classifier; other kinds have no ONNX export."""
-    if not isinstance(classifier, TransformerClassifier):
-        raise FitclassError(f"{run_path}: ONNX export is for transformer runs; this run's "
-                            f"model is {classifier.kind!r}")
-    return classifier
+    """The run's classifier as a token classifier (tokenizer, module, max_length): the kinds
+    that declare `onnx_export` are those; other kinds have no ONNX export."""
+    if not classifier.capabilities.onnx_export:
+        raise FitclassError(f"{run_path}: ONNX export is for transformer text runs; this "
+                            f"run's model is {classifier.kind!r}, which has no ONNX export")
+    return cast(TransformerClassifier, classifier)
 
 
 def onnx_classifier(run_path: Path, folder: Path, classifier: Classifier,

@@ -122,6 +122,7 @@ class TransformerClassifier(NeuralClassifier):
     """A tokenizer plus a `SequenceClassifier`, with batched, length-sorted prediction."""
 
     kind = "transformer"
+    capabilities = TEXT_TRANSFORMER
     module: SequenceClassifier
 
     def __init__(self, class_names: Sequence[str], tokenizer: PreTrainedTokenizerBase,
@@ -197,6 +198,7 @@ class TransformerBackbone(Backbone):
 
     kind = "transformer"
     capabilities = TEXT_TRANSFORMER
+    source: str
 
     def __init__(self, source: str, config: ModelConfig) -> None:
         self.source = source

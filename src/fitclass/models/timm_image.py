@@ -96,6 +96,7 @@ class TimmClassifier(ImageClassifier):
     """A `TimmModule` and its preprocessing; saved with the timm architecture name."""
 
     kind = "timm-image"
+    capabilities = TIMM_IMAGE
     module: TimmModule
 
     def __init__(self, class_names: Sequence[str], module: TimmModule, preprocess: Preprocess,
