@@ -1,4 +1,4 @@
-"""The fine-tuning loop on the tiny BERT: evaluation schedule, accumulation, selection, early
+"""Fine-tuning (`training/finetune.py`) on the tiny BERT: evaluation schedule, accumulation,
 stopping and resume."""
 
 from __future__ import annotations
