@@ -1,5 +1,5 @@
 """Fine-tuning (`training/finetune.py`) on the tiny BERT: evaluation schedule, accumulation,
-stopping and resume."""
+selection, early stopping and resume."""
 
 from __future__ import annotations
 
