@@ -157,7 +157,8 @@ def test_pretrain_writes_a_backbone_the_next_run_fine_tunes(
 
 def test_pretrain_refuses_a_tfidf_backbone(tmp_path: Path, train_csv: Path,
                                            recipe_for: Callable[..., dict[str, Any]]) -> None:
-    with pytest.raises(RecipeError, match=r"needs a Hugging Face text encoder.*model.backbone is .tfidf."):
+    with pytest.raises(RecipeError,
+                       match=r"needs a Hugging Face text encoder.*model.backbone is .tfidf."):
         pretrain(recipe_for("tfidf", train_csv), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
