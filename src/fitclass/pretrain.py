@@ -114,7 +114,8 @@ def pretrain(recipe_source: Any, out: str | Path, *, epochs: int = 1, lr: float 
     reporter.log(f"pretrain: {len(texts)} texts, {steps} steps, whole-word masking "
                  f"{'on' if whole_word else 'off'}")
     start = time.perf_counter()
-    strategy = MaskedLMStep(model, optimizer, loader, accelerator, epochs, reporter.log)
+    strategy = MaskedLMStep(model, optimizer, loader, accelerator, epochs, reporter.log,
+                            recipe.train.log_every)
     state = run_loop(strategy, LoopState(total_steps=steps), CallbackList(callbacks))
     history = state.history
     target = out.resolve()

@@ -122,7 +122,8 @@ def test_resume_skips_the_batches_already_seen() -> None:
 def test_a_loss_that_is_not_finite_stops_with_advice() -> None:
     strategy = FakeStrategy(epochs=1, batches=3, schedule=EvalSchedule(every_steps=1),
                             losses=[1.0, float("nan")])
-    with pytest.raises(FitclassError, match=r"diverged: loss is nan at step 2.*grad_clip"):
+    with pytest.raises(FitclassError,
+                       match=r"diverged: the training loss is nan at step 2.*grad_clip"):
         run_loop(strategy, LoopState(total_steps=3), CallbackList())
 
 

@@ -75,6 +75,15 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(encoder.config.hidden_size), num_labels)
 
+    def encoder_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The padding mask in the form the encoder's attention takes without reading it on
+        the host. Given a 2-D mask, transformers' SDPA path checks `mask.all()` to drop it
+        (a device sync every forward); a 4-D boolean mask (True: attend) goes to SDPA as-is.
+        Other attention implementations get the 2-D mask."""
+        if getattr(self.encoder.config, "_attn_implementation", None) != "sdpa":
+            return attention_mask
+        return attention_mask[:, None, None, :].bool()
+
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -85,7 +94,8 @@ class SequenceClassifier(nn.Module):
                 token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+        hidden = self.encoder(input_ids=input_ids,
+                              attention_mask=self.encoder_mask(attention_mask),
                               **extra).last_hidden_state
         logits = self.head(self.dropout(self.pool(hidden, attention_mask)))
         out = {"logits": logits}

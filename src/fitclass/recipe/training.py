@@ -90,6 +90,13 @@ class TrainConfig(Strict):
     stages: list[StageConfig] | None = None
     layer_decay: float | None = Field(None, gt=0.0, le=1.0)
     cache_features: bool = True
+    #: Optimiser steps between reads of the running training loss (progress bar, the
+    #: non-finite check). The loss is summed on the accelerator; each read waits for it, so
+    #: reading every step would stall a GPU between steps. Evaluations always read it.
+    log_every: int = Field(50, ge=1)
+    #: torch.compile the training forward (`auto`: on CUDA only, where it pays for its
+    #: compile time; batches padded to multiples of 32 tokens so shapes repeat).
+    compile: Literal["auto", "on", "off"] = "off"
 
     @property
     def total_epochs(self) -> int:

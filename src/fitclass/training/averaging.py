@@ -127,7 +127,9 @@ class Averager:
             extra["ema_value"] = self._evaluate_state(module, self.ema, evaluate)
             if self.better(extra["ema_value"], self.ema_best):
                 self.ema_best = extra["ema_value"]
-                save_file(on_cpu(self.ema), str(self.run.checkpoint("best-ema.safetensors")))
+                path = self.run.checkpoint("best-ema.safetensors")
+                path.parent.mkdir(parents=True, exist_ok=True)  # EMA alone: nothing made it
+                save_file(on_cpu(self.ema), str(path))
         return extra
 
     def _prune(self) -> None:

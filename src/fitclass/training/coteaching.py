@@ -88,7 +88,8 @@ class CoteachingStep:
         self.sampler, self.steps_per_epoch = sampler, steps_per_epoch
         train = context.recipe.train
         self.end_epoch = train.epochs
-        self.schedule = EvalSchedule(every_steps=eval_interval(train, steps_per_epoch))
+        self.schedule = EvalSchedule(every_steps=eval_interval(train, steps_per_epoch),
+                                     check_every=train.log_every)
         self.policy: Policy = accelerator_policy(accelerator)
         self.rate = 0.0
 

@@ -22,7 +22,11 @@ from fitclass.training.strategy import StepOutput
 
 
 class DynamicsRecorder:
-    """Arrays of shape (epochs, rows), filled as batches pass; NaN where a row was not seen."""
+    """Arrays of shape (epochs, rows), filled as batches pass; NaN where a row was not seen.
+
+    Recording never waits for the accelerator: each batch's values and row positions are
+    written into a preallocated buffer on the logits' device, which is copied to the host
+    once per epoch (`flush`, called at the epoch's end and before the arrays are read)."""
 
     FIELDS = ("loss", "p_given", "margin", "predicted")
 
@@ -30,11 +34,28 @@ class DynamicsRecorder:
         self.multilabel = multilabel
         self.arrays = {name: np.full((epochs, num_rows), np.nan, dtype=np.float32)
                        for name in self.FIELDS}
+        # the epoch's recorded batches on the device: row positions, and values per field
+        self._positions: torch.Tensor | None = None
+        self._values_buffer: torch.Tensor | None = None
+        self._filled = 0
+        self._epoch = 0
 
     @torch.no_grad()
     def record(self, epoch: int, rows: torch.Tensor, logits: torch.Tensor,
                targets: torch.Tensor) -> None:
-        logits, index = logits.float(), rows.cpu().numpy()
+        if epoch != self._epoch:
+            self.flush()
+            self._epoch = epoch
+        values = self._values(logits.float(), targets)
+        self._make_room(len(values), values.device)
+        assert self._positions is not None and self._values_buffer is not None
+        end = self._filled + len(values)
+        self._positions[self._filled:end] = rows.to(values.device, torch.int64)
+        self._values_buffer[self._filled:end] = values
+        self._filled = end
+
+    def _values(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(batch, fields): loss, probability of the given label, margin, predicted class."""
         if self.multilabel:
             y = targets.float()
             loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
@@ -49,10 +70,40 @@ class DynamicsRecorder:
             others = logits.scatter(1, given[:, None], float("-inf"))
             margin = logits.gather(1, given[:, None])[:, 0] - others.max(1).values
             predicted = logits.argmax(1)
-        for name, values in zip(self.FIELDS, (loss, p_given, margin, predicted), strict=True):
-            self.arrays[name][epoch, index] = values.cpu().numpy()
+        return torch.stack([loss, p_given, margin, predicted.float()], dim=1)
+
+    def _make_room(self, count: int, device: torch.device) -> None:
+        """Buffers sized for one epoch's rows up front (grown if an epoch sees more, e.g.
+        a sampler that repeats rows)."""
+        needed = self._filled + count
+        if self._positions is None or self._positions.device != device:
+            self.flush()
+            self._allocate(max(needed, self.arrays["loss"].shape[1]), device)
+        elif needed > len(self._positions):
+            positions, values = self._positions, self._values_buffer
+            assert values is not None
+            self._allocate(2 * needed, device)
+            assert self._positions is not None and self._values_buffer is not None
+            self._positions[:self._filled] = positions[:self._filled]
+            self._values_buffer[:self._filled] = values[:self._filled]
+
+    def _allocate(self, size: int, device: torch.device) -> None:
+        self._positions = torch.empty(size, dtype=torch.int64, device=device)
+        self._values_buffer = torch.empty((size, len(self.FIELDS)), dtype=torch.float32,
+                                          device=device)
+
+    def flush(self) -> None:
+        """Copy the recorded batches to the host arrays (one device-to-host copy)."""
+        if self._positions is None or self._values_buffer is None or self._filled == 0:
+            return
+        index = self._positions[:self._filled].cpu().numpy()
+        values = self._values_buffer[:self._filled].cpu().numpy()
+        self._filled = 0
+        for column, name in enumerate(self.FIELDS):
+            self.arrays[name][self._epoch, index] = values[:, column]
 
     def state(self) -> dict[str, np.ndarray]:
+        self.flush()
         return dict(self.arrays)
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -63,6 +114,7 @@ class DynamicsRecorder:
     def summary(self, ids: Sequence[str], given: Sequence[str],
                 class_names: Sequence[str]) -> pd.DataFrame:
         """One row per training row, most suspect (lowest mean margin) first."""
+        self.flush()
         seen = ~np.isnan(self.arrays["loss"])
         last_epoch = np.where(seen.any(0), seen.shape[0] - 1 - np.argmax(seen[::-1], 0), 0)
         last_predicted = self.arrays["predicted"][last_epoch, np.arange(seen.shape[1])]
@@ -91,3 +143,6 @@ class Dynamics(Callback):
         if output.logits is None or output.positions is None or output.labels is None:
             return
         self.recorder.record(state.epoch, output.positions, output.logits, output.labels)
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        self.recorder.flush()

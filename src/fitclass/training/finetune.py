@@ -68,7 +68,8 @@ class FineTuneStep:
         self.config = context.recipe.train
         self.steps_per_epoch = steps_per_epoch
         self.end_epoch = self.config.total_epochs
-        self.schedule = EvalSchedule(every_steps=eval_interval(self.config, steps_per_epoch))
+        self.schedule = EvalSchedule(every_steps=eval_interval(self.config, steps_per_epoch),
+                                     check_every=self.config.log_every)
         self.entered: int | None = None  # the stage whose trainable set this process applied
 
     def batches(self, state: LoopState) -> Iterator[Any]:

@@ -4,7 +4,9 @@ on cached features, masked-LM pretraining) runs this body with its own step stra
 progress, your own hooks) is a callback (`training/callbacks.py`).
 
 Time spent evaluating is not training time: `state.train_seconds` and so the recorded
-samples/s count steps only.
+samples/s count steps only. Nothing in the body waits for the accelerator between
+evaluations except the non-finite check every `schedule.check_every` steps: the loss is
+summed on the device (`LoopState.add_loss`), so a GPU never idles while Python reads a number.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ def run_loop(strategy: StepStrategy, state: LoopState, callbacks: Callback) -> L
             output = strategy.step(batch, state)
             state.batches_in_epoch += 1
             state.train_samples += output.rows
-            _count_loss(state, float(output.loss))
+            state.add_loss(output.loss)
             callbacks.on_batch_end(state, output)
             if not output.synced:
                 continue
             state.step += 1
             now = time.perf_counter()
             state.train_seconds, tick = state.train_seconds + now - tick, now
+            if state.step % strategy.schedule.check_every == 0:
+                _check_finite(state)
             callbacks.on_step_end(state)
             if strategy.schedule.due_after_step(state):
                 _evaluate(strategy, state, callbacks)
@@ -56,18 +60,22 @@ def run_loop(strategy: StepStrategy, state: LoopState, callbacks: Callback) -> L
     return state
 
 
-def _count_loss(state: LoopState, value: float) -> None:
-    if not math.isfinite(value):
-        raise FitclassError(f"training diverged: loss is {value} at step {state.step + 1}; "
-                            f"lower train.lr or use train.grad_clip")
-    state.loss_sum += value
-    state.loss_batches += 1
+def _check_finite(state: LoopState) -> None:
+    """Stop with advice when the running loss is NaN or infinite (one host sync)."""
+    value = state.train_loss
+    if math.isfinite(value) or state.loss_batches == 0:
+        return
+    first = state.loss_since_step + 1
+    where = f"at step {first}" if first >= state.step else f"in steps {first}-{state.step}"
+    raise FitclassError(f"training diverged: the training loss is {value} {where}; lower "
+                        f"train.lr or use train.grad_clip")
 
 
 def _evaluate(strategy: StepStrategy, state: LoopState, callbacks: Callback) -> None:
     """One evaluation: the strategy measures, the row joins the history, the callbacks hear
     it (selection first), and the running training loss starts again."""
+    _check_finite(state)
     row = strategy.evaluate(state)
     state.history.append(row)
     callbacks.on_evaluate(state, row)
-    state.loss_sum, state.loss_batches = 0.0, 0
+    state.reset_loss()

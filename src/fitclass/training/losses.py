@@ -58,9 +58,15 @@ def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float,
     Multi-class targets are class indices, or already rows of probabilities."""
     if multilabel:
         return targets.float() * (1.0 - smoothing) + 0.5 * smoothing
-    dense = targets.float() if is_soft(targets) else F.one_hot(targets.long(),
-                                                                num_classes).float()
+    dense = targets.float() if is_soft(targets) else one_hot(targets, num_classes)
     return dense * (1.0 - smoothing) + smoothing / num_classes
+
+
+def one_hot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Float one-hot rows of class indices. Not `F.one_hot`, which checks the indices' range
+    on the host (reading the device twice per batch)."""
+    dense = torch.zeros((len(targets), num_classes), device=targets.device)
+    return dense.scatter_(1, targets.long()[:, None], 1.0)
 
 
 def is_soft(targets: torch.Tensor) -> bool:

@@ -18,11 +18,12 @@ class MaskedLMStep:
     """One optimiser step on the masked-LM loss of a batch the collator masked."""
 
     def __init__(self, model: torch.nn.Module, optimizer: Any, loader: Any,
-                 accelerator: Accelerator, epochs: int, log: Callable[[str], None]) -> None:
+                 accelerator: Accelerator, epochs: int, log: Callable[[str], None],
+                 check_every: int = 50) -> None:
         self.model, self.optimizer, self.loader = model, optimizer, loader
         self.accelerator, self.log = accelerator, log
         self.end_epoch = epochs
-        self.schedule = EvalSchedule(at_epoch_end=True)
+        self.schedule = EvalSchedule(at_epoch_end=True, check_every=check_every)
 
     def batches(self, state: LoopState) -> Iterator[Any]:
         self.model.train()

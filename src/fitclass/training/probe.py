@@ -52,7 +52,7 @@ class CachedHeadStep:
         self.config = context.recipe.train
         self.steps_per_epoch = steps_per_epoch
         self.end_epoch = stages[-1].first_epoch + stages[-1].epochs
-        self.schedule = EvalSchedule(at_epoch_end=True)
+        self.schedule = EvalSchedule(at_epoch_end=True, check_every=self.config.log_every)
         source = encoder.feature_source
         if not context.recipe.model.pretrained:  # random weights: the source's features are
             source = None  # not these weights' features, so nothing is cached

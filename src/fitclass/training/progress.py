@@ -63,10 +63,20 @@ class Reporter:
         self._progress.start()
         self._task = self._progress.add_task("train", total=total_steps, completed=done, info="")
 
-    def step(self, loss: float, samples_per_second: float) -> None:
-        if self._progress is not None:
-            info = f"loss {loss:.4f} | {samples_per_second:.1f} samples/s"
-            self._progress.update(self._task, advance=1, info=info)
+    @property
+    def showing(self) -> bool:
+        """Whether a progress bar is on screen (a terminal, the main process)."""
+        return self._progress is not None
+
+    def step(self, loss: float | None, samples_per_second: float) -> None:
+        """Advance the bar one step; refresh its text when `loss` is given."""
+        if self._progress is None:
+            return
+        if loss is None:
+            self._progress.update(self._task, advance=1)
+            return
+        info = f"loss {loss:.4f} | {samples_per_second:.1f} samples/s"
+        self._progress.update(self._task, advance=1, info=info)
 
     def evaluated(self, row: dict[str, Any], metric: str, improved: bool,
                   more_follows: bool = False) -> None:
@@ -89,17 +99,21 @@ class Reporter:
 
 
 class ProgressBar(Callback):
-    """The reporter's bar: started at the resumed step, advanced every optimiser step with
-    the running loss and throughput, closed at the end."""
+    """The reporter's bar: started at the resumed step, advanced every optimiser step, its
+    running loss and throughput refreshed every `log_every` steps (reading the loss waits
+    for the accelerator), closed at the end."""
 
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
+    def __init__(self, reporter: Reporter, log_every: int = 50) -> None:
+        self.reporter, self.log_every = reporter, log_every
 
     def on_train_begin(self, state: LoopState) -> None:
         self.reporter.start(state.total_steps, done=state.step)
 
     def on_step_end(self, state: LoopState) -> None:
-        self.reporter.step(state.train_loss, state.samples_per_second)
+        if not self.reporter.showing:
+            return
+        fresh = state.step % self.log_every == 0 and state.loss_batches > 0
+        self.reporter.step(state.train_loss if fresh else None, state.samples_per_second)
 
     def on_train_end(self, state: LoopState) -> None:
         self.reporter.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 
 @dataclass
 class LoopState:
@@ -26,16 +28,29 @@ class LoopState:
     total_steps: int = 0
     #: Set by early stopping (or any callback) to end training after this step.
     should_stop: bool = False
-    #: Training loss summed over the batches since the last evaluation, and their count.
-    loss_sum: float = 0.0
+    #: Training loss summed over the batches since the last evaluation (a tensor on the
+    #: accelerator while training: adding to it never waits for the device), and their count.
+    loss_sum: torch.Tensor | float = 0.0
     loss_batches: int = 0
+    #: The optimiser step the running loss starts after (the last evaluation's step).
+    loss_since_step: int = 0
     #: The full metrics of the last evaluation (the history row keeps only the scalars).
     metrics: dict[str, Any] = field(default_factory=dict)
 
+    def add_loss(self, loss: torch.Tensor) -> None:
+        """Add one batch's loss to the running sum, on its device (no host sync)."""
+        self.loss_sum = loss.detach().float() + self.loss_sum
+        self.loss_batches += 1
+
+    def reset_loss(self) -> None:
+        self.loss_sum, self.loss_batches, self.loss_since_step = 0.0, 0, self.step
+
     @property
     def train_loss(self) -> float:
-        """Mean training loss of the batches since the last evaluation."""
-        return self.loss_sum / max(self.loss_batches, 1)
+        """Mean training loss of the batches since the last evaluation. Reading it waits
+        for the accelerator (a host sync): the loop does so every `train.log_every` steps
+        and at evaluations only."""
+        return float(self.loss_sum) / max(self.loss_batches, 1)
 
     @property
     def samples_per_second(self) -> float:

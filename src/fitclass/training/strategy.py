@@ -36,10 +36,13 @@ class StepOutput:
 class EvalSchedule:
     """When the loop evaluates: every `every_steps` optimiser steps and after the last step
     (None: never by step count), and/or after every epoch. A stop requested by a callback
-    is followed by one evaluation either way, so the stopped run's last state is measured."""
+    is followed by one evaluation either way, so the stopped run's last state is measured.
+    Between evaluations the loop reads the running loss (its non-finite check) every
+    `check_every` steps only: each read waits for the accelerator."""
 
     every_steps: int | None = None
     at_epoch_end: bool = False
+    check_every: int = 1
 
     def due_after_step(self, state: LoopState) -> bool:
         if state.should_stop:

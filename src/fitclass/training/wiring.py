@@ -91,7 +91,7 @@ class Wiring:
                                      lambda: _arrays(recorder)))
             if recorder is not None:
                 parts.append(Dynamics(recorder))
-            parts.append(ProgressBar(context.reporter))
+            parts.append(ProgressBar(context.reporter, context.recipe.train.log_every))
         parts.append(EvaluationReport(context.reporter, self.metric))
         users = Phase(context.callbacks, first=not after_cached, last=not cached)
         return [*parts, users]
