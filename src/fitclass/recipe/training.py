@@ -94,9 +94,14 @@ class TrainConfig(Strict):
     #: non-finite check). The loss is summed on the accelerator; each read waits for it, so
     #: reading every step would stall a GPU between steps. Evaluations always read it.
     log_every: int = Field(50, ge=1)
-    #: torch.compile the training forward (`auto`: on CUDA only, where it pays for its
-    #: compile time; batches padded to multiples of 32 tokens so shapes repeat).
+    #: torch.compile the training forward: `on`, `off`, or `auto` (on CUDA only, where it
+    #: repays its compile time). `true`/`false` mean on/off.
     compile: Literal["auto", "on", "off"] = "off"
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_bool(cls, value: object) -> object:
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @property
     def total_epochs(self) -> int:

@@ -26,6 +26,7 @@ from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.training import checkpoint
 from fitclass.training.accelerator import accelerator_policy, eval_interval, make_accelerator
 from fitclass.training.callbacks import CallbackList
+from fitclass.training.compiling import compiled
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.evaluation import evaluate, metric_columns
 from fitclass.training.loop import run_loop
@@ -46,13 +47,14 @@ class Prepared:
     """The prepared training objects: module, optimiser, loader and scheduler as accelerate
     returns them, the sampler under the loader and the on-device batch transform."""
 
-    module: torch.nn.Module
+    module: torch.nn.Module  # what the step runs (compiled under `train.compile`)
     optimizer: Any
     loader: Any
     scheduler: Any
     sampler: Any
     transform: BatchTransform | None
     num_rows: int
+    plain: torch.nn.Module  # the prepared module, never compiled (unwrapped to save)
 
 
 class FineTuneStep:
@@ -88,7 +90,7 @@ class FineTuneStep:
         stage = stage_at(self.stages, epoch)
         if stage.index == self.entered:
             return
-        module = self.accelerator.unwrap_model(self.prepared.module)
+        module = self.accelerator.unwrap_model(self.prepared.plain)
         trainable = set_trainable(module, stage.trainable)
         if self.entered is not None or (epoch == stage.first_epoch and epoch > 0):
             self.prepared.optimizer.state.clear()  # each stage starts a fresh optimiser
@@ -104,7 +106,7 @@ class FineTuneStep:
         # augmentation, MixUp/CutMix (soft targets); dynamics keep the given labels
         transform = prepared.transform
         batch, targets = (batch, labels) if transform is None else transform(batch, labels)
-        with accelerator.accumulate(prepared.module):
+        with accelerator.accumulate(prepared.plain):  # DDP no_sync lives on the plain one
             logits = prepared.module(**batch)["logits"]
             loss = self.loss_fn(logits, targets)
             accelerator.backward(loss)
@@ -151,8 +153,10 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
-    return Prepared(module, optimizer, loader, scheduler, sampler, data.transform,
-                    len(data.rows))
+    # the step runs the compiled module; `classifier.module` stays the plain one (saved,
+    # evaluated, averaged) and shares its parameters
+    return Prepared(compiled(module, config.compile, accelerator.device), optimizer, loader,
+                    scheduler, sampler, data.transform, len(data.rows), plain=module)
 
 
 def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitResult:
@@ -213,7 +217,7 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
             prepared: Prepared, wiring: Wiring, state: LoopState,
             recorder: DynamicsRecorder | None) -> FitResult:
     """The final weights (best checkpoint, then averaging's choice) and the fit's record."""
-    final = accelerator.unwrap_model(prepared.module)
+    final = accelerator.unwrap_model(prepared.plain)
     for parameter in final.parameters():
         parameter.requires_grad_(True)
     selector = wiring.selector
