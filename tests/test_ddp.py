@@ -34,8 +34,9 @@ def console_script(name: str) -> Path | None:
     return Path(found) if found else None
 
 
+@pytest.mark.parametrize("round_size", [1, 2])
 @pytest.mark.parametrize("rows", [90, 97, 96, 430])
-def test_sharded_epochs_keep_every_row_under_two_processes(rows: int) -> None:
+def test_sharded_epochs_keep_every_row_under_two_processes(rows: int, round_size: int) -> None:
     """accelerate shards batches in rounds of one per process and skips a round whose last
     batch is short; under DDP the training loop therefore keeps the one short batch last.
     Every row must reach a process every epoch, and each process must see len(shard)
@@ -46,7 +47,7 @@ def test_sharded_epochs_keep_every_row_under_two_processes(rows: int) -> None:
         seen: list[int] = []
         for rank in range(2):
             sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=3)
-            sampler.short_batch_last = True
+            sampler.short_batch_last, sampler.round_size = True, round_size
             sampler.set_epoch(epoch)
             shard = BatchSamplerShard(sampler, num_processes=2, process_index=rank)
             batches = list(shard)
@@ -54,6 +55,25 @@ def test_sharded_epochs_keep_every_row_under_two_processes(rows: int) -> None:
             assert all(len(batch) == 8 for batch in batches)  # short batch padded, not cut
             seen += [i for batch in batches for i in batch]
         assert set(seen) == set(range(rows)), f"epoch {epoch} lost rows"
+
+
+def test_a_steps_batches_come_from_one_length_group_under_two_processes() -> None:
+    """With `round_size` = processes, the two batches of each DDP step are neighbours in
+    length order, so neither process pads or waits for the other's length group: the
+    step's longest rows differ far less than under independent shuffling."""
+    rng = np.random.default_rng(1)
+    lengths = np.array(rng.integers(3, 200, size=1600))
+
+    def step_gaps(round_size: int) -> float:
+        sampler = LengthGroupedBatchSampler(lengths.tolist(), batch_size=8, seed=5)
+        sampler.short_batch_last, sampler.round_size = True, round_size
+        shards = [list(BatchSamplerShard(sampler, num_processes=2, process_index=rank))
+                  for rank in range(2)]
+        gaps = [abs(int(lengths[a].max()) - int(lengths[b].max()))
+                for a, b in zip(*shards, strict=True)]
+        return float(np.mean(gaps))
+
+    assert step_gaps(2) < 0.1 * step_gaps(1)
 
 
 def test_short_batch_last_only_moves_the_short_batch() -> None:

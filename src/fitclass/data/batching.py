@@ -38,6 +38,11 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         #: Yield the one short batch last (set under DDP: accelerate's shards skip a round
         #: of batches whose last batch is short, which loses rows and steps mid-epoch).
         self.short_batch_last = False
+        #: Batches per round, the number of DDP processes: accelerate deals batch i to
+        #: process i % n, so one optimiser step takes n consecutive batches. They are kept
+        #: neighbours in length order (shuffled as a round), so no process waits on a
+        #: longer batch of another length group every step.
+        self.round_size = 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -48,19 +53,23 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         order = self.row_order(rng)
-        size = self.batch_size * MEGABATCH_FACTOR
-        batches: list[list[int]] = []
+        size = self.batch_size * MEGABATCH_FACTOR * self.round_size
+        rounds: list[list[list[int]]] = []  # per round, its batches (one per process)
         for start in range(0, len(order), size):
             chunk = order[start:start + size]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[i:i + self.batch_size].tolist()
-                           for i in range(0, len(chunk), self.batch_size))
-        order = rng.permutation(len(batches)).tolist()
-        if self.short_batch_last and batches and len(batches[-1]) < self.batch_size:
-            order.remove(len(batches) - 1)  # only the final chunk can end in a short batch
-            order.append(len(batches) - 1)
+            batches = [chunk[i:i + self.batch_size].tolist()
+                       for i in range(0, len(chunk), self.batch_size)]
+            rounds.extend(batches[i:i + self.round_size]
+                          for i in range(0, len(batches), self.round_size))
+        order = rng.permutation(len(rounds)).tolist()
+        last = rounds[-1] if rounds else []
+        if self.short_batch_last and last and (len(last) < self.round_size
+                                               or len(last[-1]) < self.batch_size):
+            order.remove(len(rounds) - 1)  # only the final chunk can end in a short batch
+            order.append(len(rounds) - 1)
         for index in order:
-            yield batches[index]
+            yield from rounds[index]
 
 
 class Collator:

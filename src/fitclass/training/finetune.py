@@ -144,6 +144,7 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
                            config.batch_size, config.seed)
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
+        sampler.round_size = accelerator.num_processes  # a step's batches: one length group
     loader = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
                                          collate_fn=data.collate, num_workers=data.workers,
                                          pin_memory=data.pin_memory,
