@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 
 from fitclass.contracts.fit import FitContext
 from fitclass.contracts.neural import NeuralClassifier
@@ -14,11 +15,36 @@ from fitclass.training.losses import Loss
 
 
 def evaluate(classifier: NeuralClassifier, context: FitContext, loss_fn: Loss,
-             batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
-    """Validation metrics (plus `loss`, the training criterion) and probabilities."""
-    logits = torch.from_numpy(classifier.logits(context.valid.texts, batch_size))
+             batch_size: int, accelerator: Accelerator | None = None,
+             ) -> tuple[dict[str, Any], np.ndarray]:
+    """Validation metrics (plus `loss`, the training criterion) and probabilities. Under
+    DDP (`accelerator` with several processes) each process scores its share of the rows."""
+    texts = list(context.valid.texts)
+    if accelerator is None or accelerator.num_processes == 1:
+        array = classifier.logits(texts, batch_size)
+    else:
+        array = sharded_logits(classifier, texts, batch_size, accelerator)
+    logits = torch.from_numpy(array)
     return metrics_of_logits(logits, context, loss_fn), context.task.probabilities(
         logits).numpy()
+
+
+def sharded_logits(classifier: NeuralClassifier, texts: list[Any], batch_size: int,
+                   accelerator: Accelerator) -> np.ndarray:
+    """Logits of all `texts`, process r scoring rows r, r + n, r + 2n, ... and every
+    process receiving all of them (one gather of equal-sized, zero-padded shares)."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    share = classifier.logits(texts[rank::world], batch_size)
+    width = -(-len(texts) // world)  # the largest share
+    padded = np.zeros((width, share.shape[1]), dtype=np.float32)
+    padded[:len(share)] = share
+    gathered = accelerator.gather(torch.from_numpy(padded).to(accelerator.device))
+    shares = gathered.float().cpu().numpy().reshape(world, width, -1)
+    logits = np.empty((len(texts), share.shape[1]), dtype=np.float32)
+    for process in range(world):
+        rows = np.arange(process, len(texts), world)
+        logits[rows] = shares[process, :len(rows)]
+    return logits
 
 
 def metrics_of_logits(logits: torch.Tensor, context: FitContext,

@@ -127,7 +127,7 @@ class FineTuneStep:
             "train_samples_per_s": state.samples_per_second}
         self.classifier.module = self.accelerator.unwrap_model(self.classifier.module)
         state.metrics, _ = evaluate(self.classifier, self.context, self.loss_fn,
-                                    self.config.eval_batch_size)
+                                    self.config.eval_batch_size, self.accelerator)
         row.update(metric_columns(state.metrics))
         self.prepared.module.train()
         return row
