@@ -307,3 +307,34 @@ def test_resume_refuses_finished_and_foreign_folders(tmp_path: Path,
     foreign.mkdir()
     with pytest.raises(RunError, match="not a fitclass run directory"):
         fitclass.train({}, resume=foreign)
+
+
+@pytest.mark.parametrize(("stages", "find_unused"), [
+    (None, False),
+    ([{"epochs": 1, "lr": 3e-3, "trainable": "head"},
+      {"epochs": 1, "lr": 1e-3, "trainable": "all"}], True),
+])
+def test_ddp_searches_for_unused_parameters_only_when_stages_freeze(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_recipe: dict[str, Any],
+        stages: Any, find_unused: bool) -> None:
+    """The encoder's pooler (no forward reaches it) is frozen before DDP would wrap the
+    module, so `find_unused_parameters` (a graph walk every step) is needed only for stages,
+    which freeze parameters after the wrap."""
+    seen: dict[str, Any] = {}
+    real_make, real_prepare = finetune.make_accelerator, finetune.prepare
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        seen["find_unused"] = kwargs["find_unused"]
+        return real_make(*args, **kwargs)
+
+    def prepare(classifier: Any, *args: Any) -> Any:
+        seen["pooler"] = [p.requires_grad for name, p in classifier.module.named_parameters()
+                          if name.startswith("encoder.pooler.")]
+        return real_prepare(classifier, *args)
+
+    monkeypatch.setattr(finetune, "make_accelerator", make)
+    monkeypatch.setattr(finetune, "prepare", prepare)
+    recipe = with_train(base_recipe, epochs=1, **({"stages": stages} if stages else {}))
+    fitclass.train(recipe, out=tmp_path / "run")
+    assert seen["find_unused"] is find_unused
+    assert seen["pooler"] and not any(seen["pooler"])

@@ -98,5 +98,11 @@ class NeuralClassifier(Classifier):
         """Itself when its kind declares `cacheable_features`; None otherwise."""
         return None
 
+    def unused_parameters(self) -> list[str]:
+        """Names of parameters no forward reaches (a text encoder's pooler, when the head
+        reads token states). Training freezes them before DDP wraps the module, so DDP need
+        not search the graph for unused parameters every step."""
+        return []
+
     def predict_proba(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         return probabilities(self.logits(inputs, batch_size), self.multilabel)

@@ -181,6 +181,11 @@ class TransformerClassifier(NeuralClassifier):
             return over_batches(self.tokenizer, texts, self.max_length, batch_size,
                                 self.module.head.in_features, run)
 
+    def unused_parameters(self) -> list[str]:
+        """The encoder's pooler: the head pools token states itself (`pool`)."""
+        return [name for name, _ in self.module.named_parameters()
+                if name.startswith("encoder.pooler.")]
+
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
         """Tokenized rows (no padding), padded per batch by the collator."""

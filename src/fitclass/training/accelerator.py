@@ -9,6 +9,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs
 
+from fitclass.contracts.neural import NeuralClassifier
 from fitclass.precision import Policy, training_policy
 from fitclass.recipe import TrainConfig
 
@@ -27,14 +28,15 @@ def accelerator_policy(accelerator: Accelerator) -> Policy:
     return Policy(accelerator.device, "fp32" if mixed == "no" else mixed)
 
 
-def make_accelerator(precision: str, accumulation: int = 1) -> Accelerator:
+def make_accelerator(precision: str, accumulation: int = 1,
+                     find_unused: bool = True) -> Accelerator:
     """accelerate for this machine: GPUs when present; on CPU-only machines `cpu=True`,
-    which is also what makes `torchrun`/`accelerate launch` start gloo DDP on CPUs."""
-    # Kept on although it costs an extra graph walk per step under DDP: parameters without
-    # a gradient are the rule here, not an accident. Text encoders' poolers never get one
-    # (the head reads `last_hidden_state`), and stages freeze parameters after DDP wrapped
-    # the module (DDP registers every parameter that required a gradient at wrap time).
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    which is also what makes `torchrun`/`accelerate launch` start gloo DDP on CPUs.
+    `find_unused`: DDP searches the graph for parameters without a gradient every step;
+    needed when stages freeze parameters after DDP wrapped the module (DDP registers every
+    parameter that required a gradient at wrap time), not otherwise (parameters no forward
+    reaches are frozen before the wrap: `NeuralClassifier.unused_parameters`)."""
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused)
     mixed = resolve_precision(precision)
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision") != mixed:
@@ -52,3 +54,13 @@ def eval_interval(config: TrainConfig, steps_per_epoch: int) -> int:
     every = config.eval_every
     steps = every.value if every.unit == "steps" else every.value * steps_per_epoch
     return max(1, round(steps))
+
+
+def freeze_unused(classifier: NeuralClassifier) -> None:
+    """Parameters no forward reaches stop requiring a gradient before DDP wraps the module
+    (so DDP need not look for them); a stage that trains `all` turns them on again later,
+    harmlessly: they still get no gradient."""
+    unused = set(classifier.unused_parameters())
+    for name, parameter in classifier.module.named_parameters():
+        if name in unused:
+            parameter.requires_grad_(False)

@@ -24,7 +24,12 @@ from fitclass.contracts.fit import CheckpointFolder, FitContext, FitResult
 from fitclass.contracts.neural import NeuralClassifier
 from fitclass.precision import Policy
 from fitclass.recipe import CoteachingConfig
-from fitclass.training.accelerator import accelerator_policy, eval_interval, make_accelerator
+from fitclass.training.accelerator import (
+    accelerator_policy,
+    eval_interval,
+    freeze_unused,
+    make_accelerator,
+)
 from fitclass.training.callbacks import Callback, CallbackList
 from fitclass.training.evaluation import evaluate
 from fitclass.training.loop import run_loop
@@ -163,7 +168,11 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     """Train two classifiers by co-teaching; return the better one with its best weights."""
     train_config, run = context.recipe.train, context.run
     set_seed(train_config.seed)
-    accelerator = make_accelerator(train_config.precision, train_config.grad_accumulation)
+    # both networks' parameters are all reached (the poolers are frozen before the wrap)
+    accelerator = make_accelerator(train_config.precision, train_config.grad_accumulation,
+                                   find_unused=False)
+    for network in (first, second):
+        freeze_unused(network)
     targets = context.train_targets
     data = first.training_data(context.train.texts, targets, context.recipe)
     sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,

@@ -24,7 +24,12 @@ from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.contracts.neural import BatchTransform, NeuralClassifier
 from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.training import checkpoint
-from fitclass.training.accelerator import accelerator_policy, eval_interval, make_accelerator
+from fitclass.training.accelerator import (
+    accelerator_policy,
+    eval_interval,
+    freeze_unused,
+    make_accelerator,
+)
 from fitclass.training.callbacks import CallbackList
 from fitclass.training.compiling import compiled
 from fitclass.training.dynamics import DynamicsRecorder
@@ -165,12 +170,14 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     final weights (best checkpoint, or an average when `averaging` finds one better)."""
     config, reporter = context.recipe.train, context.reporter
     set_seed(config.seed)
-    accelerator = make_accelerator(config.precision, config.grad_accumulation)
+    stages = resolve_stages(config)
+    accelerator = make_accelerator(config.precision, config.grad_accumulation,
+                                   find_unused=any(s.trainable != "all" for s in stages))
     reporter.enabled = reporter.enabled and accelerator.is_main_process
+    freeze_unused(classifier)
     prepared = prepare(classifier, context, accelerator)
     classifier.policy = accelerator_policy(accelerator)
     steps_per_epoch = math.ceil(len(prepared.loader) / config.grad_accumulation)
-    stages = resolve_stages(config)
     loss_fn = build_loss(context.recipe, context.train_targets, context.class_names)
     strategy = FineTuneStep(classifier, context, accelerator, prepared, loss_fn, stages,
                             steps_per_epoch)
