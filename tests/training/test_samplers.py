@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fitclass.errors import RecipeError
-from fitclass.training.samplers import make_sampler, row_weights
+from fitclass.target_kinds import MULTILABEL
+from fitclass.training.samplers import make_sampler
 
 #: 90 / 9 / 1 rows of classes 0 / 1 / 2.
 TARGETS = np.array([0] * 90 + [1] * 9 + [2])
@@ -70,7 +71,7 @@ def test_multilabel_weighted_oversamples_the_rarest_label() -> None:
     targets[rng.choice(200, 40, replace=False), 1] = 1
     rare = np.arange(5)               # five rows carry the rare label
     targets[rare, 2] = 1
-    weights = row_weights(targets)
+    weights = MULTILABEL.row_weights(targets)
     np.testing.assert_allclose(weights[rare], 1 / 5)  # their rarest label's weight
     sampler = make_sampler("weighted", np.full(200, 10), targets, 16, seed=0)
     drawn = np.array([row for epoch in epochs(sampler, 20) for batch in epoch for row in batch])

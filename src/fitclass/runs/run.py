@@ -216,7 +216,7 @@ def predictions_for(ids: list[str], id_column: str, labels: list[Label] | None,
     """id, true label(s) when known, predicted label(s), then calibrated `prob:<class>`."""
     calibrated = decision.calibrate(probs)
     frame = pd.DataFrame({id_column: ids})
-    column = "labels" if task.multilabel else "label"
+    column = task.label_column
     if labels is not None:
         frame[f"true_{column}"] = label_strings(labels)
     frame[column] = task.label_strings(decision.predict(calibrated))

@@ -5,6 +5,10 @@
   (multi-label: to their rarest label's), length-grouped; an epoch has as many draws as rows.
 - `class_aware`: every batch cycles through the classes evenly, then draws a random row of
   each drawn class (multi-label: a row carrying that label).
+
+The kind's arithmetic (`TargetKind.row_weights`, `rows_by_class`) is asked of the targets'
+kind. The loop hands a sampler bare targets, so their kind is read off their shape
+(`kind_of`) until the loop passes its task's kind.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 
 from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.registry import Registry
+from fitclass.target_kinds import kind_of
 
 BatchSampler = torch.utils.data.Sampler[list[int]]
 SamplerFactory = Callable[[np.ndarray, np.ndarray, int, int], BatchSampler]
@@ -29,26 +34,6 @@ def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size
     return SAMPLERS.get(name)(lengths, targets, batch_size, seed)
 
 
-def rows_by_class(targets: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each class (multi-class) or of each label's positives (multi-label)."""
-    if targets.ndim == 2:
-        return [np.flatnonzero(targets[:, c]) for c in range(targets.shape[1])]
-    return [np.flatnonzero(targets == c) for c in range(int(targets.max()) + 1)]
-
-
-def row_weights(targets: np.ndarray) -> np.ndarray:
-    """Inverse class frequency per row; multi-label rows take their rarest label's weight,
-    rows without labels count as a class of their own."""
-    if targets.ndim == 1:
-        counts = np.bincount(targets)
-        return 1.0 / counts[targets]
-    counts = np.maximum(targets.sum(axis=0), 1.0)
-    per_label = np.where(targets > 0, 1.0 / counts, 0.0).max(axis=1)
-    empty = per_label == 0
-    per_label[empty] = 1.0 / max(int(empty.sum()), 1)
-    return per_label
-
-
 @register_sampler("none")
 def shuffled(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
              seed: int) -> BatchSampler:
@@ -58,7 +43,7 @@ def shuffled(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
 @register_sampler("weighted")
 def weighted(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
              seed: int) -> BatchSampler:
-    probabilities = row_weights(targets)
+    probabilities = kind_of(targets).row_weights(targets)
     probabilities = probabilities / probabilities.sum()
     n = len(lengths)
     return LengthGroupedBatchSampler(list(lengths), batch_size, seed,
@@ -69,7 +54,7 @@ class ClassAwareBatchSampler(BatchSampler):
     """Batches that draw classes evenly (Shen et al. 2016 class-aware sampling)."""
 
     def __init__(self, targets: np.ndarray, batch_size: int, seed: int) -> None:
-        self.groups = [rows for rows in rows_by_class(targets) if len(rows)]
+        self.groups = [rows for rows in kind_of(targets).rows_by_class(targets) if len(rows)]
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
