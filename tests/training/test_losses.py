@@ -199,3 +199,18 @@ def test_focal_alpha_auto_multilabel_and_scalar() -> None:
     assert focal_alpha(LossSpec(task=MULTICLASS, priors=PRIORS)) is None
     with pytest.raises(RecipeError, match=r"imbalance\.alpha"):
         focal_alpha(LossSpec(task=MULTICLASS, priors=PRIORS, alpha="big"))
+
+
+def test_a_loss_without_a_form_for_the_task_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fitclass.training import losses
+
+    registry = losses.Registry[dict[str, losses.LossFactory]]("loss", "imbalance.loss")
+    registry.add("ce", losses.LOSSES.get("ce"))
+    registry.add("multiclass_only", {"multiclass": losses.cross_entropy})
+    monkeypatch.setattr(losses, "LOSSES", registry)
+    assert run("multiclass_only", LossSpec(task=MULTICLASS, priors=PRIORS), LOGITS,
+               TARGETS) == pytest.approx(run("ce", LossSpec(task=MULTICLASS, priors=PRIORS),
+                                             LOGITS, TARGETS))
+    with pytest.raises(RecipeError, match=r"'multiclass_only' has no form for task: "
+                                          r"multilabel; choose one of \['ce'\]"):
+        make_loss("multiclass_only", LossSpec(task=MULTILABEL, priors=ML_PRIORS))

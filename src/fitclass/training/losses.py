@@ -60,7 +60,12 @@ def loss_names() -> list[str]:
 
 def make_loss(name: str, spec: LossSpec) -> Loss:
     """The registered loss `name` built for `spec`, in the form of its task's kind."""
-    return LOSSES.get(name)[spec.task.name](spec)
+    forms, task = LOSSES.get(name), spec.task.name
+    if task not in forms:  # a loss registered for the other kind only
+        usable = [n for n, f in LOSSES.items() if task in f]
+        raise RecipeError(f"imbalance.loss: {name!r} has no form for task: {task}; choose "
+                          f"one of {usable}")
+    return forms[task](spec)
 
 
 def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
