@@ -25,6 +25,7 @@ from fitclass.models.classical import LinearTextClassifier, TfidfBackbone
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.models.linear_heads import fit_head, log_count_ratio
 from fitclass.registry import Registry
+from fitclass.target_kinds import MULTICLASS
 
 #: Combiners are cross-fitted on a score; log loss is cheap, a full metrics dict per greedy
 #: round (macro_f1, the default) costs seconds even on 30 validation rows.
@@ -63,7 +64,7 @@ def accuracy(targets: np.ndarray, probs: np.ndarray) -> float:
 
 def test_mean_is_the_hand_average(synthetic: tuple[np.ndarray, np.ndarray]) -> None:
     members, targets = synthetic
-    combiner = combiners.fit_mean(members, targets, accuracy)
+    combiner = combiners.fit_mean(members, targets, accuracy, MULTICLASS)
     np.testing.assert_allclose(combiner.combine(members), (members[0] + members[1]
                                                            + members[2]) / 3, atol=1e-12)
 
@@ -71,7 +72,7 @@ def test_mean_is_the_hand_average(synthetic: tuple[np.ndarray, np.ndarray]) -> N
 @pytest.mark.parametrize("method", ["weighted", "greedy", "best"])
 def test_weights_on_the_simplex(synthetic: tuple[np.ndarray, np.ndarray], method: str) -> None:
     members, targets = synthetic
-    combiner = combiners.METHODS.get(method)(members, targets, accuracy)
+    combiner = combiners.METHODS.get(method)(members, targets, accuracy, MULTICLASS)
     assert combiner.weights.shape == (3,)
     assert (combiner.weights >= 0).all()
     assert combiner.weights.sum() == pytest.approx(1.0)
@@ -84,10 +85,10 @@ def test_weights_on_the_simplex(synthetic: tuple[np.ndarray, np.ndarray], method
 def test_weighted_metric_objective_stays_on_the_simplex(
         synthetic: tuple[np.ndarray, np.ndarray]) -> None:
     members, targets = synthetic
-    combiner = combiners.fit_weighted(members, targets, accuracy, objective="metric",
-                                      samples=50)
+    combiner = combiners.fit_weighted(members, targets, accuracy, MULTICLASS,
+                                      objective="metric", samples=50)
     assert (combiner.weights >= 0).all() and combiner.weights.sum() == pytest.approx(1.0)
-    start = combiners.fit_weighted(members, targets, accuracy)
+    start = combiners.fit_weighted(members, targets, accuracy, MULTICLASS)
     assert accuracy(targets, combiner.combine(members)) >= accuracy(targets,
                                                                    start.combine(members))
 
@@ -95,17 +96,17 @@ def test_weighted_metric_objective_stays_on_the_simplex(
 def test_weighted_beats_the_mean_on_its_own_rows(
         synthetic: tuple[np.ndarray, np.ndarray]) -> None:
     members, targets = synthetic
-    weighted = combiners.fit_weighted(members, targets, accuracy)
-    mean = combiners.fit_mean(members, targets, accuracy)
-    weighted_loss = combiners.log_loss(targets, weighted.combine(members))
-    mean_loss = combiners.log_loss(targets, mean.combine(members))
+    weighted = combiners.fit_weighted(members, targets, accuracy, MULTICLASS)
+    mean = combiners.fit_mean(members, targets, accuracy, MULTICLASS)
+    weighted_loss = MULTICLASS.log_loss(targets, weighted.combine(members))
+    mean_loss = MULTICLASS.log_loss(targets, mean.combine(members))
     assert weighted_loss <= mean_loss + 1e-9
     assert weighted_loss < mean_loss - 0.01  # a useless member is worth down-weighting
 
 
 def test_stacking_probabilities(synthetic: tuple[np.ndarray, np.ndarray]) -> None:
     members, targets = synthetic
-    stacked = combiners.fit_stacking(members, targets, accuracy)
+    stacked = combiners.fit_stacking(members, targets, accuracy, MULTICLASS)
     probs = stacked.combine(members)
     assert probs.shape == members[0].shape
     assert probs.sum(1) == pytest.approx(1.0)
@@ -140,15 +141,16 @@ def test_cross_fit_stacking_never_scores_its_own_rows(
                                       for r in range(member_probs.shape[1])}
             return self.inner.combine(member_probs)
 
-    def spy_fit(member_probs: np.ndarray, fit_targets: np.ndarray, score: Any,
+    def spy_fit(member_probs: np.ndarray, fit_targets: np.ndarray, score: Any, kind: Any,
                 **options: Any) -> Spy:
         record = {"fitted": {fingerprint[member_probs[:, r].tobytes()]
                              for r in range(member_probs.shape[1])}, "scored": set()}
         calls.append(record)
-        return Spy(real(member_probs, fit_targets, score, **options), record)
+        return Spy(real(member_probs, fit_targets, score, kind, **options), record)
 
     monkeypatch.setattr(combiners, "METHODS", with_stacking(spy_fit))
-    out = combiners.cross_fit("stacking", members, targets, accuracy, k=4, seed=3)
+    out = combiners.cross_fit("stacking", members, targets, accuracy, MULTICLASS, k=4,
+                              seed=3)
     assert len(calls) == 4
     for record in calls:
         assert record["scored"] and not record["fitted"] & record["scored"]
@@ -156,11 +158,11 @@ def test_cross_fit_stacking_never_scores_its_own_rows(
     assert set().union(*(c["scored"] for c in calls)) == set(range(len(targets)))
     # and each fold's output is what a combiner fitted on the other folds gives
     monkeypatch.setattr(combiners, "METHODS", with_stacking(real))
-    for fit_rows, score_rows in combiners.folds(targets, 4, 3):
-        alone = real(members[:, fit_rows], targets[fit_rows], accuracy)
+    for fit_rows, score_rows in combiners.folds(targets, MULTICLASS, 4, 3):
+        alone = real(members[:, fit_rows], targets[fit_rows], accuracy, MULTICLASS)
         np.testing.assert_allclose(out[score_rows], alone.combine(members[:, score_rows]),
                                    atol=1e-10)
-    everything = real(members, targets, accuracy).combine(members)
+    everything = real(members, targets, accuracy, MULTICLASS).combine(members)
     assert not np.allclose(out, everything)
 
 
@@ -399,10 +401,10 @@ def test_best_member_is_the_floor_that_averaging_can_fall_below() -> None:
     targets = rng.integers(0, 3, size=300)
     members = np.stack([_peaked(targets, 2.0, rng)] + [_peaked(targets, 0.0, rng)
                                                        for _ in range(3)])
-    best = combiners.cross_fit("best", members, targets, accuracy, k=5, seed=0)
+    best = combiners.cross_fit("best", members, targets, accuracy, MULTICLASS, k=5, seed=0)
     np.testing.assert_allclose(best, members[0])
-    mean = combiners.cross_fit("mean", members, targets, accuracy, k=5, seed=0)
+    mean = combiners.cross_fit("mean", members, targets, accuracy, MULTICLASS, k=5, seed=0)
     assert accuracy(targets, mean) < accuracy(targets, best)
-    fitted = combiners.fit_best(members, targets, accuracy)
+    fitted = combiners.fit_best(members, targets, accuracy, MULTICLASS)
     assert fitted.weights.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert len(fitted.details["member_scores"]) == 4

@@ -127,38 +127,3 @@ def test_headline_puts_selection_metric_first(metrics: dict) -> None:
     assert list(head) == ["loss", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
     assert list(headline(metrics, "macro_f1")) == ["macro_f1", "accuracy", "balanced_accuracy",
                                                    "log_loss"]
-
-
-# --- degenerate_reasons -----------------------------------------------------------------------
-
-def test_degenerate_one_class_predictions() -> None:
-    from fitclass.metrics import degenerate_reasons
-
-    targets = np.array([0, 0, 1, 2])
-    probs = np.tile([0.5, 0.3, 0.2], (4, 1))
-    reasons = degenerate_reasons(targets, probs, probs.argmax(1), ["a", "b", "c"], "macro_f1")
-    assert len(reasons) == 1 and "predicts 'a' for all 4 validation rows" in reasons[0]
-
-
-def test_degenerate_no_better_than_majority() -> None:
-    from fitclass.metrics import degenerate_reasons
-
-    targets = np.array([0, 0, 0, 1])
-    preds = np.array([0, 0, 1, 0])  # two classes predicted, accuracy 0.5 < majority 0.75
-    probs = np.eye(2)[preds] * 0.8 + 0.1
-    reasons = degenerate_reasons(targets, probs, preds, ["a", "b"], "accuracy")
-    assert len(reasons) == 1 and "no better than always predicting the most frequent " \
-        "class 'a' (0.7500)" in reasons[0]
-    assert degenerate_reasons(targets, np.eye(2)[targets], targets, ["a", "b"], "accuracy") \
-        == []
-    assert degenerate_reasons(np.zeros(3, int), probs[:3], np.zeros(3, int), ["a", "b"],
-                              "accuracy") == []  # one class in validation: nothing to learn
-
-
-def test_degenerate_multilabel_same_set_for_every_row() -> None:
-    from fitclass.metrics import degenerate_reasons
-
-    targets = np.array([[1, 0], [0, 1], [1, 1]])
-    preds = np.zeros_like(targets)
-    reasons = degenerate_reasons(targets, np.full((3, 2), 0.2), preds, ["x", "y"], "micro_f1")
-    assert "predicts the same labels (none) for all 3 validation rows" in reasons[0]

@@ -225,6 +225,7 @@ def test_ensemble_members_load_under_the_ensemble_policy(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
+    from fitclass.contracts.model import RunAccess
     from fitclass.decide.combiners import Combiner
     from fitclass.models.ensemble import EnsembleClassifier
 
@@ -244,7 +245,8 @@ def test_ensemble_members_load_under_the_ensemble_policy(
     members = [{"relative": "m", "absolute": "/nowhere/m"}] * 2
     ensemble = EnsembleClassifier(["a", "b"], members, Combiner(
         method="mean", weights=np.array([0.5, 0.5])))
-    ensemble.bind_runs(fake_load_run)  # what the run layer binds when it loads an ensemble
+    # what the run layer binds when it loads an ensemble
+    ensemble.bind_runs(RunAccess(load=fake_load_run, is_run=lambda path: True))
     ensemble.use(Policy(torch.device("cpu"), "bf16"))
     assert ensemble.predict_proba(["x"]).shape == (1, 2)
     assert opened == [{"device": "cpu", "precision": "bf16"}] * 2

@@ -15,12 +15,9 @@ import pandas as pd
 
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
-from fitclass.data.class_weights import class_counts
 from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
-from fitclass.decide.decision import fit_decision
 from fitclass.errors import Pruned, RunError
-from fitclass.metrics import degenerate_reasons
 from fitclass.models.base import Backbone
 from fitclass.models.catalog import get_backbone
 from fitclass.noise.actions import apply_noise_action
@@ -32,12 +29,13 @@ from fitclass.runs.layout import not_a_run
 from fitclass.runs.readers import read_metrics
 from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
+from fitclass.target_kinds import KINDS
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
 from fitclass.training.callbacks import Callback
 from fitclass.training.context import FitContext, FitResult
 from fitclass.training.engine import fit_neural
-from fitclass.training.objective import class_priors, stacked_remedies
+from fitclass.training.objective import stacked_remedies
 from fitclass.training.progress import Reporter
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -75,17 +73,16 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     probs = result.classifier.predict_proba(prepared.valid.texts, recipe.train.eval_batch_size)
     targets = prepared.valid.targets(prepared.class_names)
     train_targets = prepared.train.targets(prepared.class_names)
-    decision = fit_decision(recipe.decision, targets, probs,
-                            class_priors(train_targets, len(prepared.class_names)),
-                            prepared.class_names)
+    decision = task.fit_decision(recipe.decision, targets, probs,
+                                 task.class_priors(train_targets))
     metrics = task.metrics(targets, probs, decision)
     raw = task.metrics(targets, probs)  # argmax / 0.5: what the decision is compared with
     metrics["before_decision"] = {k: v for k, v in raw.items() if isinstance(v, float)}
     metrics["calibration"] = decision.report
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
-    metrics["warnings"] = degenerate_reasons(targets, probs, decision.predict(
-        decision.calibrate(probs)), prepared.class_names, recipe.train.select.metric)
+    metrics["warnings"] = task.degenerate_reasons(targets, probs, decision.predict(
+        decision.calibrate(probs)), recipe.train.select.metric)
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
     dynamics = None
@@ -97,7 +94,7 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     valid_frame.insert(1, "text", [str(t) for t in prepared.valid.texts])
     writer.write_record(run, writer.RunRecord(
         recipe=recipe, classifier=result.classifier, classes=prepared.class_names,
-        train_counts=class_counts(train_targets, len(prepared.class_names)),
+        train_counts=task.class_counts(train_targets),
         decision=decision, metrics=metrics, valid_predictions=valid_frame,
         valid_probs=probs, valid_targets=targets,
         data_fingerprint=data_fingerprint(recipe.data, prepared.valid, prepared.class_names),
@@ -108,11 +105,10 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
 def _apply_noise_action(run: RunDir, recipe: Recipe, prepared: PreparedData,
                        reporter: Reporter) -> None:
     """Drop or relabel audit suspects in train (and in validation rows split from train)."""
-    multilabel = recipe.task == "multilabel"
-    prepared.train, changes = apply_noise_action(prepared.train, recipe.noise, multilabel)
+    kind = KINDS[recipe.task]
+    prepared.train, changes = apply_noise_action(prepared.train, recipe.noise, kind)
     if recipe.data.valid is None:
-        prepared.valid, valid_changes = apply_noise_action(prepared.valid, recipe.noise,
-                                                           multilabel)
+        prepared.valid, valid_changes = apply_noise_action(prepared.valid, recipe.noise, kind)
         changes = pd.concat([changes, valid_changes.assign(split="valid")], ignore_index=True)
     written = writer.write_noise_changes(run, changes)
     reporter.log(f"noise.action {recipe.noise.action}: {len(changes)} rows changed "

@@ -18,9 +18,7 @@ from sklearn import metrics as skm
 
 from fitclass.data.table import Label
 from fitclass.decide import combiners
-from fitclass.decide.decision import fit_decision
 from fitclass.errors import FitclassError, RecipeError, RunError
-from fitclass.metrics import degenerate_reasons
 from fitclass.models.catalog import get_backbone
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
@@ -57,13 +55,6 @@ def refuse_out_among_members(out: Path, members: Sequence[Run]) -> None:
                            f"({' -> '.join(map(str, cycle))}); choose another --out folder")
 
 
-def _labels_from(column: pd.Series, multilabel: bool) -> list[Label]:
-    if multilabel:
-        return [tuple(p for p in str(v).split("|") if p) if isinstance(v, str) else ()
-                for v in column]
-    return [str(v) for v in column]
-
-
 def shared_validation(members: Sequence[Run]) -> tuple[list[str], str, list[Label], np.ndarray]:
     """Ids, id column, labels and member probabilities of the members' common validation rows
     (from each member's `valid_predictions.csv`, aligned by id)."""
@@ -80,8 +71,8 @@ def shared_validation(members: Sequence[Run]) -> tuple[list[str], str, list[Labe
                            f" train members with the same data and data.split (seed, "
                            f"valid_size), or pass --valid FILE to score all on one file")
         probs.append(indexed.loc[ids, prob_columns].to_numpy(dtype=float))
-    truth = "true_labels" if members[0].task.multilabel else "true_label"
-    labels = _labels_from(frames[0][truth], members[0].task.multilabel)
+    task = members[0].task
+    labels = [task.kind.parse_label(v) for v in frames[0][f"true_{task.label_column}"]]
     return ids, id_column, labels, np.stack(probs)
 
 
@@ -105,7 +96,7 @@ def make_score(task: Task, metric: str) -> combiners.Score:
     """Higher is better: losses are negated."""
     sign = -1.0 if SELECTABLE_METRICS[metric] == "min" else 1.0
     if metric in ("loss", "log_loss"):
-        return lambda targets, probs: -combiners.log_loss(targets, probs)
+        return lambda targets, probs: -task.kind.log_loss(targets, probs)
     if metric in FAST:
         fast = FAST[metric]
         return lambda targets, probs: float(fast(targets, task.decide(probs)))
@@ -134,14 +125,15 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
                                             else shared_validation(members))
     targets = _targets(labels, first)
     score = make_score(task, metric)
-    held_out = {name: combiners.cross_fit(name, member_probs, targets, score, folds, seed)
+    held_out = {name: combiners.cross_fit(name, member_probs, targets, score, task.kind,
+                                          folds, seed)
                 for name in combiners.METHODS}
     comparison = {name: headline(task.metrics(targets, probs)) | {metric: score(targets, probs)
                   * (-1 if SELECTABLE_METRICS[metric] == "min" else 1)}
                   for name, probs in held_out.items()}
     chosen = method if method != "auto" else max(held_out,
                                                  key=lambda n: score(targets, held_out[n]))
-    combiner = combiners.METHODS.get(chosen)(member_probs, targets, score)
+    combiner = combiners.METHODS.get(chosen)(member_probs, targets, score, task.kind)
     member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
                     "weight": float(w), **headline(task.metrics(targets, p))}
                    for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
@@ -188,14 +180,13 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     train_counts = np.asarray(readers.read_labels(first.dir).get(
         "train_counts", np.ones(len(first.class_names))), dtype=float)
     priors = train_counts / max(train_counts.sum(), 1.0)  # used by multi-class prior correction
-    decision = fit_decision(recipe.decision, targets, held_out, priors, first.class_names)
+    decision = task.fit_decision(recipe.decision, targets, held_out, priors)
     metrics = task.metrics(targets, held_out, decision)
     metrics["ensemble"] = summary
     metrics["calibration"] = decision.report
     metrics["select"] = {"metric": summary["metric"], "held_out": True}
-    metrics["warnings"] = degenerate_reasons(
-        targets, held_out, decision.predict(decision.calibrate(held_out)), first.class_names,
-        summary["metric"])
+    metrics["warnings"] = task.degenerate_reasons(
+        targets, held_out, decision.predict(decision.calibrate(held_out)), summary["metric"])
     members_info = [{"absolute": str(m.path.resolve()),
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]

@@ -146,46 +146,7 @@ def multilabel_metrics(
 
 #: Metrics where lower is better; `loss` (the loop's validation loss) compares as log-loss.
 LOWER_IS_BETTER = {"log_loss", "hamming_loss", "loss"}
+#: The advice of `Task.degenerate_reasons`' warnings.
 DEGENERATE_HINT = ("it has learned nothing useful from its inputs: check the labels and the "
                    "training settings (train.lr, train.epochs; model.C for tfidf) and see "
                    "`imbalance` in docs/recipe.md")
-
-
-def degenerate_reasons(targets: np.ndarray, probs: np.ndarray, predictions: np.ndarray,
-                       class_names: Sequence[str], metric: str) -> list[str]:
-    """Warnings about a model that only looks trained: it predicts one class (one label set)
-    for every validation row, or its selection `metric` is no better than always predicting
-    the most frequent class (per label, multi-label). Empty when neither holds. `probs` and
-    `predictions` are what `metrics.json` was computed from (calibrated, decided)."""
-    targets, preds = np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
-    multilabel = targets.ndim == 2
-    if len(targets) == 0 or len(np.unique(targets, axis=0)) < 2:
-        return []  # one kind of row: predicting it always is right, not degenerate
-    n = len(targets)
-    if len(np.unique(preds, axis=0)) == 1:
-        if multilabel:
-            on = [name for name, value in zip(class_names, preds[0], strict=True) if value]
-            what = f"the same labels ({'|'.join(on) or 'none'})"
-        else:
-            what = f"{class_names[int(preds[0])]!r}"
-        return [f"the model predicts {what} for all {n} validation rows; {DEGENERATE_HINT}"]
-    compute = multilabel_metrics if multilabel else multiclass_metrics
-    key = "log_loss" if metric == "loss" else metric
-    if multilabel:
-        share = targets.mean(axis=0)
-        base_probs, base_preds = np.tile(share, (n, 1)), np.tile(share > 0.5, (n, 1))
-        baseline_name = "each label's most common value"
-    else:
-        share = np.bincount(targets, minlength=len(class_names)) / n
-        majority = int(share.argmax())
-        base_probs, base_preds = np.tile(share, (n, 1)), np.full(n, majority)
-        baseline_name = f"the most frequent class {class_names[majority]!r}"
-    score = compute(targets, probs, class_names, preds).get(key)
-    baseline = compute(targets, base_probs, class_names, base_preds).get(key)
-    if not isinstance(score, float | int) or not isinstance(baseline, float | int):
-        return []
-    worse = score >= baseline - 1e-9 if key in LOWER_IS_BETTER else score <= baseline + 1e-9
-    if not worse:
-        return []
-    return [f"the model's {metric} ({score:.4f}) is no better than always predicting "
-            f"{baseline_name} ({baseline:.4f}); {DEGENERATE_HINT}"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fitclass.data.class_weights import class_counts, class_weights, positive_weights
+from fitclass.data.class_weights import class_weights, positive_weights
 from fitclass.errors import RecipeError
 
 COUNTS = np.array([100.0, 10.0, 1.0])
@@ -74,12 +74,6 @@ def test_bad_mapping_key_and_list_length() -> None:
         class_weights([1.0, 2.0], COUNTS, NAMES)
     with pytest.raises(RecipeError, match="unknown scheme"):
         class_weights("squared", COUNTS, NAMES)
-
-
-def test_class_counts_multiclass_and_multilabel() -> None:
-    np.testing.assert_array_equal(class_counts(np.array([0, 2, 2, 0, 0]), 4), [3, 0, 2, 0])
-    matrix = np.array([[1, 0], [1, 1], [0, 0]], dtype=np.float32)
-    np.testing.assert_array_equal(class_counts(matrix, 2), [2, 1])
 
 
 def test_positive_weights_negatives_over_positives_with_cap() -> None:

@@ -14,6 +14,7 @@ from fitclass.data.image_augment import (
     mixup,
 )
 from fitclass.recipe import AugmentConfig
+from fitclass.tasks import make_task
 from fitclass.training.losses import LossSpec, make_loss
 
 
@@ -74,7 +75,8 @@ def test_multilabel_mix_stays_in_unit_interval() -> None:
 def test_soft_targets_in_ce_with_label_smoothing() -> None:
     logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
-    spec = LossSpec(multilabel=False, priors=np.full(4, 0.25), label_smoothing=0.1)
+    spec = LossSpec(task=make_task("multiclass", list("abcd")), priors=np.full(4, 0.25),
+                    label_smoothing=0.1)
     loss = make_loss("ce", spec)
     # one-hot soft targets give exactly the index loss (torch's CE with label smoothing)
     hard = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)

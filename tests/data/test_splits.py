@@ -11,6 +11,7 @@ from fitclass.data.prepare import prepare_data
 from fitclass.data.splits import group_split, multilabel_split, split_rows, stratified_split
 from fitclass.errors import DataError
 from fitclass.recipe import DataConfig, SplitConfig
+from fitclass.target_kinds import MULTICLASS, MULTILABEL
 
 TARGETS = np.repeat([0, 1, 2], [60, 40, 20])
 
@@ -55,8 +56,8 @@ def test_stratified_split_refuses_too_few_validation_rows() -> None:
 def test_group_split_never_puts_a_group_on_both_sides(valid_size: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     groups = rng.integers(0, 25, size=len(TARGETS)).astype(str)
-    train, valid = group_split(TARGETS, groups, SplitConfig(method="group",
-                                                            valid_size=valid_size, seed=seed))
+    config = SplitConfig(method="group", valid_size=valid_size, seed=seed)
+    train, valid = group_split(MULTICLASS.strata(TARGETS), groups, config)
     check_partition(train, valid, len(TARGETS))
     assert set(groups[train]).isdisjoint(groups[valid])
     assert abs(len(valid) / len(TARGETS) - valid_size) < 0.15
@@ -66,12 +67,13 @@ def test_group_split_refuses_too_few_groups() -> None:
     groups = np.array(["a", "b", "c"] * 40)
     message = r"needs at least 4 distinct groups in data\.group, found 3"
     with pytest.raises(DataError, match=message):
-        group_split(TARGETS, groups, SplitConfig(method="group", valid_size=0.25))
+        group_split(MULTICLASS.strata(TARGETS), groups,
+                    SplitConfig(method="group", valid_size=0.25))
 
 
 def test_split_rows_group_needs_groups() -> None:
     with pytest.raises(DataError, match=r"data\.group names no column"):
-        split_rows(TARGETS, None, SplitConfig(method="group"))
+        split_rows(TARGETS, MULTICLASS, None, SplitConfig(method="group"))
 
 
 def test_group_split_through_prepare_data(tmp_path: Path, rows_maker, table_writer) -> None:
@@ -108,3 +110,27 @@ def test_multilabel_split_keeps_every_label_on_both_sides() -> None:
     check_partition(train, valid, len(targets))
     shares = targets[valid].sum(0) / targets.sum(0)
     assert ((shares > 0.1) & (shares < 0.3)).all()
+
+
+def test_split_rows_stratifies_by_the_targets_kind() -> None:
+    rng = np.random.default_rng(3)
+    config = SplitConfig(valid_size=0.2, seed=0)
+    matrix = (rng.random((200, 4)) < [0.5, 0.3, 0.1, 0.05]).astype(np.float32)
+    for got, expected in [(split_rows(matrix, MULTILABEL, None, config),
+                           multilabel_split(matrix, config)),
+                          (split_rows(TARGETS, MULTICLASS, None, config),
+                           stratified_split(TARGETS, config))]:
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_group_split_of_multilabel_rows_stratifies_by_rarest_label() -> None:
+    rng = np.random.default_rng(5)
+    matrix = (rng.random((240, 3)) < [0.6, 0.3, 0.1]).astype(np.float32)
+    groups = rng.integers(0, 30, size=len(matrix)).astype(str)
+    config = SplitConfig(method="group", valid_size=0.25, seed=2)
+    train, valid = split_rows(matrix, MULTILABEL, groups, config)
+    expected = group_split(MULTILABEL.strata(matrix), groups, config)
+    np.testing.assert_array_equal(train, expected[0])
+    np.testing.assert_array_equal(valid, expected[1])
+    assert set(groups[train]).isdisjoint(groups[valid])

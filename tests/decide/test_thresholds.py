@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fitclass.decide.decision import Decision, fit_decision
+from fitclass.decide.decision import Decision
 from fitclass.decide.priors import least_cost, prior_weights, reweight
 from fitclass.decide.thresholds import (
     apply_thresholds,
@@ -17,6 +17,7 @@ from fitclass.decide.thresholds import (
 )
 from fitclass.errors import RecipeError
 from fitclass.recipe import DecisionConfig
+from fitclass.tasks import make_task
 
 
 def separated_scores(rng: np.random.Generator, n_pos: int = 60,
@@ -162,18 +163,19 @@ def test_fit_decision_multiclass_prior_correction() -> None:
     targets = rng.integers(0, 3, size=50)
     train_priors = np.array([0.6, 0.3, 0.1])
     config = DecisionConfig(calibration="none", prior_correction="uniform")
-    decision = fit_decision(config, targets, probs, train_priors, ["a", "b", "c"])
+    task = make_task("multiclass", ["a", "b", "c"])
+    decision = task.fit_decision(config, targets, probs, train_priors)
     np.testing.assert_allclose(decision.class_weights, (1 / 3) / train_priors)
     assert decision.thresholds is None and decision.temperature == 1.0
     mapping = DecisionConfig(calibration="none", prior_correction={"a": 1, "b": 1})
-    got = fit_decision(mapping, targets, probs, train_priors, ["a", "b", "c"])
+    got = task.fit_decision(mapping, targets, probs, train_priors)
     np.testing.assert_allclose(got.class_weights, [0.5 / 0.6, 0.5 / 0.3, 0.0])
     with pytest.raises(RecipeError, match=r"decision\.prior_correction"):
-        fit_decision(DecisionConfig(prior_correction={"zzz": 1.0}), targets, probs,
-                     train_priors, ["a", "b", "c"])
+        task.fit_decision(DecisionConfig(prior_correction={"zzz": 1.0}), targets, probs,
+                          train_priors)
     with pytest.raises(RecipeError, match=r"decision\.cost_matrix"):
-        fit_decision(DecisionConfig(cost_matrix=[[0, 1], [1, 0]]), targets, probs,
-                     train_priors, ["a", "b", "c"])
+        task.fit_decision(DecisionConfig(cost_matrix=[[0, 1], [1, 0]]), targets, probs,
+                          train_priors)
 
 
 def test_fit_decision_multilabel_thresholds() -> None:
@@ -181,7 +183,8 @@ def test_fit_decision_multilabel_thresholds() -> None:
     targets = (rng.random((120, 2)) < 0.4).astype(float)
     probs = np.clip(targets * 0.3 + rng.random((120, 2)) * 0.6, 0, 1)
     config = DecisionConfig(calibration="none", thresholds="auto", at_least_one=True)
-    decision = fit_decision(config, targets, probs, targets.mean(0), ["x", "y"])
+    decision = make_task("multilabel", ["x", "y"]).fit_decision(config, targets, probs,
+                                                                targets.mean(0))
     assert decision.multilabel and decision.at_least_one
     expected = [best_f1_threshold(targets[:, i], probs[:, i])[0] for i in range(2)]
     np.testing.assert_allclose(decision.thresholds, expected)

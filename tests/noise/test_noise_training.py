@@ -18,6 +18,7 @@ import fitclass.api
 from fitclass.errors import RecipeError
 from fitclass.noise import selftrain
 from fitclass.recipe import CoteachingConfig, load_recipe
+from fitclass.tasks import Task, make_task
 from fitclass.training.coteaching import (
     class_wise_small_loss_rows,
     forget_rate,
@@ -36,8 +37,12 @@ ML_TARGETS = torch.tensor([[1, 0, 0], [0, 0, 1]])
 pytestmark = pytest.mark.usefixtures("no_reports")
 
 
-def spec(multilabel: bool = False, **kwargs: Any) -> LossSpec:
-    return LossSpec(multilabel=multilabel, priors=np.full(3, 1 / 3), **kwargs)
+MULTICLASS = make_task("multiclass", ["a", "b", "c"])
+MULTILABEL = make_task("multilabel", ["x", "y", "z"])
+
+
+def spec(task: Task = MULTICLASS, **kwargs: Any) -> LossSpec:
+    return LossSpec(task=task, priors=np.full(3, 1 / 3), **kwargs)
 
 
 def hand_ce(logits: torch.Tensor, q: torch.Tensor) -> float:
@@ -78,14 +83,14 @@ def test_soft_targets_with_smoothing_and_weights() -> None:
 
 @pytest.mark.parametrize("beta", [0.2, 0.5])
 def test_bootstrap_soft_multiclass(beta: float) -> None:
-    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, multilabel=False)
+    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, MULTICLASS)
     q = (1 - beta) * F.one_hot(TARGETS, 3).float() + beta * torch.softmax(LOGITS, 1)
     assert float(loss(LOGITS, TARGETS)) == pytest.approx(hand_ce(LOGITS, q), abs=1e-6)
 
 
 def test_bootstrap_hard_multiclass() -> None:
     beta = 0.4
-    loss = with_bootstrap(make_loss("ce", spec()), "hard", beta, multilabel=False)
+    loss = with_bootstrap(make_loss("ce", spec()), "hard", beta, MULTICLASS)
     predicted = F.one_hot(torch.tensor([0, 1, 2]), 3).float()  # argmax of LOGITS
     q = (1 - beta) * F.one_hot(TARGETS, 3).float() + beta * predicted
     assert float(loss(LOGITS, TARGETS)) == pytest.approx(hand_ce(LOGITS, q), abs=1e-6)
@@ -98,7 +103,7 @@ def test_bootstrap_prediction_is_detached() -> None:
     differentiated through)."""
     beta = 0.3
     logits = LOGITS.clone().requires_grad_(True)
-    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, multilabel=False)
+    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, MULTICLASS)
     loss(logits, TARGETS).backward()
     p = torch.softmax(LOGITS, 1)
     q = (1 - beta) * F.one_hot(TARGETS, 3).float() + beta * p
@@ -110,7 +115,7 @@ def test_bootstrap_soft_input_targets() -> None:
     """Targets that are already probability rows are mixed as they are."""
     beta = 0.25
     given = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.1, 0.1, 0.8]])
-    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, multilabel=False)
+    loss = with_bootstrap(make_loss("ce", spec()), "soft", beta, MULTICLASS)
     q = (1 - beta) * given + beta * torch.softmax(LOGITS, 1)
     assert float(loss(LOGITS, given)) == pytest.approx(hand_ce(LOGITS, q), abs=1e-6)
 
@@ -118,7 +123,7 @@ def test_bootstrap_soft_input_targets() -> None:
 @pytest.mark.parametrize("mode", ["soft", "hard"])
 def test_bootstrap_multilabel(mode: str) -> None:
     beta = 0.3
-    loss = with_bootstrap(make_loss("bce", spec(multilabel=True)), mode, beta, multilabel=True)
+    loss = with_bootstrap(make_loss("bce", spec(MULTILABEL)), mode, beta, MULTILABEL)
     predicted = torch.sigmoid(ML_LOGITS)
     if mode == "hard":
         predicted = (predicted > 0.5).float()
@@ -131,7 +136,7 @@ def test_bootstrap_multilabel(mode: str) -> None:
 
 def test_bootstrap_beta_zero_is_the_plain_loss() -> None:
     plain = make_loss("ce", spec())
-    loss = with_bootstrap(plain, "soft", 0.0, multilabel=False)
+    loss = with_bootstrap(plain, "soft", 0.0, MULTICLASS)
     assert float(loss(LOGITS, TARGETS)) == pytest.approx(float(plain(LOGITS, TARGETS)))
 
 
@@ -140,7 +145,7 @@ def test_bootstrap_beta_zero_is_the_plain_loss() -> None:
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
 def test_dynamics_recorder_hand_values() -> None:
-    recorder = DynamicsRecorder(num_rows=4, epochs=2, multilabel=False)
+    recorder = DynamicsRecorder(num_rows=4, epochs=2, task=make_task("multiclass", ["a", "b", "c"]))
     # epoch 0: rows 2, 0, 1 in that batch order; row 3 never seen
     recorder.record(0, torch.tensor([2, 0, 1]), LOGITS, TARGETS)
     # epoch 1: only row 0 and 1, with other logits
@@ -177,7 +182,7 @@ def test_dynamics_recorder_hand_values() -> None:
 
 
 def test_dynamics_recorder_multilabel() -> None:
-    recorder = DynamicsRecorder(num_rows=2, epochs=1, multilabel=True)
+    recorder = DynamicsRecorder(num_rows=2, epochs=1, task=make_task("multilabel", ["a", "b", "c"]))
     recorder.record(0, torch.tensor([0, 1]), ML_LOGITS, ML_TARGETS)
     y = ML_TARGETS.float()
     margin = ((2 * y - 1) * ML_LOGITS).mean(1)
@@ -398,13 +403,13 @@ def test_class_wise_selection_keeps_a_rare_class() -> None:
     the class-wise cut keeps its smaller-loss row and half of class 0."""
     losses = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 3.0, 2.0])
     labels = torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
-    batch_wide = pick_rows(losses, labels, 0.5, CoteachingConfig(per_class=False))
+    batch_wide = pick_rows(losses, labels, 0.5, CoteachingConfig(per_class=False), False)
     assert batch_wide.tolist() == [0, 1, 2, 3, 4]  # 5 of 10 rows, none of class 1
-    class_wise = pick_rows(losses, labels, 0.5, CoteachingConfig())
+    class_wise = pick_rows(losses, labels, 0.5, CoteachingConfig(), False)
     assert class_wise.tolist() == [0, 1, 2, 3, 9]  # 4 of 8 class-0 rows, 1 of 2 rare
     assert class_wise_small_loss_rows(losses, labels, 0.0).tolist() == list(range(10))
     multilabel = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
-    assert pick_rows(losses[:4], multilabel, 0.5, CoteachingConfig()).tolist() == [0, 1]
+    assert pick_rows(losses[:4], multilabel, 0.5, CoteachingConfig(), True).tolist() == [0, 1]
 
 
 def test_coteaching_run(tmp_path: Path, train_csv: Path, recipe_for) -> None:

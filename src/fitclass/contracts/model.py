@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -28,11 +29,21 @@ class Predictor(Protocol):
 
 class RunLoader(Protocol):
     """Loads a finished run folder as a `Predictor` (`fitclass.runs.run.load_run`), on a
-    device and in a precision; passed down to classifiers made of runs, so `models/` never
-    imports the run layer above it."""
+    device and in a precision; part of the `RunAccess` passed down to classifiers made of
+    runs, so `models/` never imports the run layer above it."""
 
     def __call__(self, path: Path, *, device: str | None = None,
                  precision: str | None = None) -> Predictor: ...
+
+
+@dataclass(frozen=True)
+class RunAccess:
+    """What a classifier made of runs (an ensemble) needs of the run layer above `models/`:
+    whether a folder is a run (`fitclass.runs.layout.is_run`) and how to load one. The run
+    layer binds it (`Classifier.bind_runs`), so the run record's layout stays its own."""
+
+    load: RunLoader
+    is_run: Callable[[Path], bool]
 
 
 class Classifier(ABC):
@@ -53,10 +64,10 @@ class Classifier(ABC):
     def save(self, model_dir: Path) -> None:
         """Write everything needed to predict into `model_dir` (safetensors/JSON, no pickle)."""
 
-    def bind_runs(self, load_run: RunLoader) -> None:
-        """Give a classifier made of runs (an ensemble) the function that loads a run; the
-        others ignore it."""
-        del load_run
+    def bind_runs(self, runs: RunAccess) -> None:
+        """Give a classifier made of runs (an ensemble) its access to runs; the others
+        ignore it."""
+        del runs
 
     def use(self, policy: Policy) -> None:  # noqa: B027 (a default, not an abstract step)
         """Run on `policy`'s device and precision (`fitclass.precision`); kinds without a

@@ -1,7 +1,8 @@
 """Class weights from class counts: inverse, square-root inverse, effective number, explicit.
 
 All schemes are normalised so the average weight over training rows is 1: the loss keeps its
-scale, and the learning rate means the same with and without weights.
+scale, and the learning rate means the same with and without weights. Class counts come from
+the task (`Task.class_counts`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,6 @@ import numpy as np
 from fitclass.errors import RecipeError
 
 SCHEMES = ("none", "inverse", "sqrt_inverse", "effective_number")
-
-
-def class_counts(targets: np.ndarray, num_labels: int) -> np.ndarray:
-    """Rows per class (multi-class indices) or positives per label (multi-label 0/1 matrix)."""
-    if targets.ndim == 2:
-        return targets.sum(axis=0).astype(float)
-    return np.bincount(targets, minlength=num_labels).astype(float)
 
 
 def _normalise(weights: np.ndarray, counts: np.ndarray) -> np.ndarray:

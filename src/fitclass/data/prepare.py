@@ -11,6 +11,7 @@ from fitclass.data.readers import read_data_table
 from fitclass.data.splits import split_rows
 from fitclass.data.table import TextTable, build_table, sort_class_names
 from fitclass.recipe import DataConfig
+from fitclass.target_kinds import kind_for
 
 
 @dataclass
@@ -106,7 +107,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
         report.raise_errors()
         class_names = class_names_of(train, config)
         targets = train.targets(class_names)
-        train_rows, valid_rows = split_rows(targets, train.groups, config.split)
+        train_rows, valid_rows = split_rows(targets, kind_for(config.multilabel), train.groups,
+                                            config.split)
         train, valid = train.subset(train_rows), train.subset(valid_rows)
         valid.source = f"{config.train} (validation split)"
     else:

@@ -1,4 +1,7 @@
-"""Train/validation splits: stratified by label, or by group (no group on both sides)."""
+"""Train/validation splits: stratified by label, or by group (no group on both sides).
+
+The targets' kind (`TargetKind`) gives the strata and which stratification applies:
+iterative stratification for a multi-label matrix, sklearn's for class indices."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from fitclass.errors import DataError
 from fitclass.recipe import SplitConfig
+from fitclass.target_kinds import TargetKind
 
 
 def multilabel_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -18,19 +22,8 @@ def multilabel_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarr
     return np.sort(train), np.sort(valid)
 
 
-def rarest_label(targets: np.ndarray) -> np.ndarray:
-    """One stratum per multi-label row: its rarest label (rows without labels: their own)."""
-    counts = targets.sum(axis=0)
-    ranked = np.where(targets > 0, counts, np.inf)
-    strata = ranked.argmin(axis=1)
-    strata[np.isinf(ranked.min(axis=1))] = targets.shape[1]
-    return strata
-
-
 def stratified_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out `valid_size` of the rows with every class keeping its share."""
-    if targets.ndim == 2:
-        return multilabel_split(targets, config)
+    """Hold out `valid_size` of the rows (class indices) with every class keeping its share."""
     rows = np.arange(len(targets))
     n_classes = len(np.unique(targets))
     n_valid = int(np.ceil(config.valid_size * len(rows)))
@@ -47,7 +40,7 @@ def stratified_split(targets: np.ndarray, config: SplitConfig) -> tuple[np.ndarr
 
 
 def group_split(
-    targets: np.ndarray, groups: np.ndarray, config: SplitConfig
+    strata: np.ndarray, groups: np.ndarray, config: SplitConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hold out whole groups, about `valid_size` of the rows, stratified where possible."""
     n_groups = len(np.unique(groups))
@@ -59,18 +52,18 @@ def group_split(
             f"splits by raising valid_size, or use method: stratified"
         )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
-    strata = rarest_label(targets) if targets.ndim == 2 else targets
-    train, valid = next(folds.split(np.zeros(len(targets)), strata, groups))
+    train, valid = next(folds.split(np.zeros(len(strata)), strata, groups))
     return np.sort(train), np.sort(valid)
 
 
 def split_rows(
-    targets: np.ndarray, groups: np.ndarray | None, config: SplitConfig
+    targets: np.ndarray, kind: TargetKind, groups: np.ndarray | None, config: SplitConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions for train and validation, by `config.method`."""
+    """Row positions for train and validation, by `config.method`; `kind` is the targets'."""
     if config.method == "group":
         if groups is None:
             raise DataError("data.split.method is 'group' but data.group names no column; "
                             "set data.group to the column that holds the groups")
-        return group_split(targets, groups, config)
-    return stratified_split(targets, config)
+        return group_split(kind.strata(targets), groups, config)
+    stratify = multilabel_split if kind.multilabel else stratified_split
+    return stratify(targets, config)

@@ -2,7 +2,9 @@
 
 Members' validation probabilities have shape (members, rows, classes). Each combiner is
 fitted on some rows and applied to others; `cross_fit` scores a combiner only on rows it
-was not fitted on, which is how fitclass reports every ensemble's validation metrics.
+was not fitted on, which is how fitclass reports every ensemble's validation metrics. Every
+fitter is given the targets' kind (`TargetKind`): it decides the log-loss, the stacking
+meta-model and whether folds can be stratified.
 """
 
 from __future__ import annotations
@@ -17,17 +19,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from fitclass.registry import Registry
+from fitclass.target_kinds import TargetKind
 
 #: A score to maximise on (targets, combined probabilities).
 Score = Callable[[np.ndarray, np.ndarray], float]
 EPS = 1e-7
-
-
-def log_loss(targets: np.ndarray, probs: np.ndarray) -> float:
-    clipped = np.clip(probs, EPS, 1 - EPS)
-    if targets.ndim == 2:
-        return float(-(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)).mean())
-    return float(-np.log(clipped[np.arange(len(targets)), targets]).mean())
 
 
 @dataclass
@@ -61,19 +57,21 @@ class Combiner:
                    details=payload.get("details", {}))
 
 
-def fit_mean(member_probs: np.ndarray, targets: np.ndarray, score: Score) -> Combiner:
+def fit_mean(member_probs: np.ndarray, targets: np.ndarray, score: Score,
+             kind: TargetKind) -> Combiner:
     """Soft voting: the plain average of member probabilities."""
     count = member_probs.shape[0]
     return Combiner("mean", np.full(count, 1.0 / count))
 
 
 def fit_weighted(member_probs: np.ndarray, targets: np.ndarray, score: Score,
-                 objective: str = "log_loss", samples: int = 400, seed: int = 0) -> Combiner:
+                 kind: TargetKind, objective: str = "log_loss", samples: int = 400,
+                 seed: int = 0) -> Combiner:
     """Non-negative weights summing to 1: minimise log loss (SLSQP on the simplex); with
     `objective="metric"`, then search Dirichlet samples around it for the best `score`."""
     count = member_probs.shape[0]
     start = np.full(count, 1.0 / count)
-    result = minimize(lambda w: log_loss(targets, np.tensordot(w, member_probs, axes=1)),
+    result = minimize(lambda w: kind.log_loss(targets, np.tensordot(w, member_probs, axes=1)),
                       start, method="SLSQP", bounds=[(0.0, 1.0)] * count,
                       constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
     weights = _simplex(result.x if result.success else start)
@@ -86,7 +84,7 @@ def fit_weighted(member_probs: np.ndarray, targets: np.ndarray, score: Score,
 
 
 def fit_greedy(member_probs: np.ndarray, targets: np.ndarray, score: Score,
-               rounds: int = 50) -> Combiner:
+               kind: TargetKind, rounds: int = 50) -> Combiner:
     """Ensemble selection with replacement (Caruana et al. 2004): repeatedly add the member
     that most improves the running average's score; weights are the selection counts."""
     count = member_probs.shape[0]
@@ -102,7 +100,8 @@ def fit_greedy(member_probs: np.ndarray, targets: np.ndarray, score: Score,
     return Combiner("greedy", picks / picks.sum(), details={"score_by_round": history})
 
 
-def fit_best(member_probs: np.ndarray, targets: np.ndarray, score: Score) -> Combiner:
+def fit_best(member_probs: np.ndarray, targets: np.ndarray, score: Score,
+             kind: TargetKind) -> Combiner:
     """The single member that scores best on the fitting rows (weight 1). Cross-fitted like
     every combiner, it is the floor `method: auto` compares the real ensembles against, so
     an automatic ensemble never scores below its best member on held-out rows."""
@@ -116,7 +115,7 @@ def stacked_probs(combiner: Combiner, member_probs: np.ndarray) -> np.ndarray:
     features = _stack_features(member_probs)
     assert combiner.meta_coef is not None and combiner.meta_intercept is not None
     scores = features @ combiner.meta_coef.T + combiner.meta_intercept
-    if combiner.details.get("multilabel"):
+    if combiner.details.get("multilabel"):  # the kind the meta-model was fitted for
         return 1.0 / (1.0 + np.exp(-scores))
     if scores.shape[1] == 1:
         positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
@@ -133,27 +132,36 @@ def _stack_features(member_probs: np.ndarray) -> np.ndarray:
 
 
 def fit_stacking(member_probs: np.ndarray, targets: np.ndarray, score: Score,
-                 C: float = 1.0) -> Combiner:
+                 kind: TargetKind, C: float = 1.0) -> Combiner:
     """A logistic-regression meta-model on the members' log-probabilities (multi-label: one
     per label, on that label's member probabilities)."""
+    stack = _stack_per_label if kind.multilabel else _stack_multinomial
+    return stack(member_probs, targets, C)
+
+
+def _stack_per_label(member_probs: np.ndarray, targets: np.ndarray, C: float) -> Combiner:
     features = _stack_features(member_probs)
     count, classes = member_probs.shape[0], member_probs.shape[2]
-    if targets.ndim == 2:
-        coef = np.zeros((classes, features.shape[1]))
-        intercept = np.zeros(classes)
-        for label in range(classes):
-            columns = [m * classes + label for m in range(count)]
-            model = LogisticRegression(C=C, max_iter=1000).fit(features[:, columns],
-                                                               targets[:, label])
-            coef[label, columns] = model.coef_[0]
-            intercept[label] = model.intercept_[0]
-        details: dict[str, Any] = {"multilabel": True}
-    else:
-        model = LogisticRegression(C=C, max_iter=2000).fit(features, targets)
-        coef, intercept = model.coef_, model.intercept_
-        details = {"classes_seen": model.classes_.tolist()}
-        if len(model.classes_) != classes and classes > 2:
-            coef, intercept = _expand(coef, intercept, model.classes_, classes)
+    coef = np.zeros((classes, features.shape[1]))
+    intercept = np.zeros(classes)
+    for label in range(classes):
+        columns = [m * classes + label for m in range(count)]
+        model = LogisticRegression(C=C, max_iter=1000).fit(features[:, columns],
+                                                           targets[:, label])
+        coef[label, columns] = model.coef_[0]
+        intercept[label] = model.intercept_[0]
+    return Combiner("stacking", np.full(count, 1.0 / count), coef, intercept,
+                    {"multilabel": True})
+
+
+def _stack_multinomial(member_probs: np.ndarray, targets: np.ndarray, C: float) -> Combiner:
+    features = _stack_features(member_probs)
+    count, classes = member_probs.shape[0], member_probs.shape[2]
+    model = LogisticRegression(C=C, max_iter=2000).fit(features, targets)
+    coef, intercept = model.coef_, model.intercept_
+    details: dict[str, Any] = {"classes_seen": model.classes_.tolist()}
+    if len(model.classes_) != classes and classes > 2:
+        coef, intercept = _expand(coef, intercept, model.classes_, classes)
     return Combiner("stacking", np.full(count, 1.0 / count), coef, intercept, details)
 
 
@@ -172,21 +180,22 @@ for _name, _fitter in {"mean": fit_mean, "weighted": fit_weighted, "greedy": fit
     METHODS.add(_name, _fitter)
 
 
-def folds(targets: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def folds(targets: np.ndarray, kind: TargetKind, k: int,
+          seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds where possible (multi-label and tiny classes: plain folds)."""
     rows = np.zeros(len(targets))
-    if targets.ndim == 1 and np.bincount(targets).min(initial=k) >= k:
+    if not kind.multilabel and np.bincount(targets).min(initial=k) >= k:
         return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, targets))
     return list(KFold(k, shuffle=True, random_state=seed).split(rows))
 
 
 def cross_fit(method: str, member_probs: np.ndarray, targets: np.ndarray, score: Score,
-              k: int = 5, seed: int = 0, **options: Any) -> np.ndarray:
+              kind: TargetKind, k: int = 5, seed: int = 0, **options: Any) -> np.ndarray:
     """Combined probabilities for every row from a combiner fitted without that row."""
     out = np.zeros_like(member_probs[0])
-    for fit_rows, score_rows in folds(targets, k, seed):
+    for fit_rows, score_rows in folds(targets, kind, k, seed):
         combiner = METHODS.get(method)(member_probs[:, fit_rows], targets[fit_rows], score,
-                                   **options)
+                                   kind, **options)
         out[score_rows] = combiner.combine(member_probs[:, score_rows])
     return out
 

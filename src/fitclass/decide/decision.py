@@ -1,5 +1,6 @@
-"""`Decision`: how probabilities become labels in a run, fitted on validation, saved in
-`decision.json`, and applied by predict, evaluate and every report."""
+"""`Decision`: how probabilities become labels in a run, fitted on validation (by the task,
+`Task.fit_decision`), saved in `decision.json`, and applied by predict, evaluate and every
+report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from fitclass.decide import calibration, priors, thresholds
 from fitclass.errors import RecipeError
+from fitclass.target_kinds import TargetKind, kind_for
 
 
 @dataclass
@@ -24,9 +26,14 @@ class Decision:
     cost_matrix: list[list[float]] | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> TargetKind:
+        """The targets' kind this decision was fitted for (saved as `multilabel`)."""
+        return kind_for(self.multilabel)
+
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Probabilities after temperature scaling and prior correction."""
-        probs = calibration.scale(probs, self.temperature, self.multilabel)
+        probs = calibration.scale(probs, self.temperature, self.kind)
         if self.class_weights is not None:
             probs = priors.reweight(probs, np.asarray(self.class_weights))
         return probs
@@ -49,33 +56,7 @@ class Decision:
         return cls(**payload)
 
 
-def fit_decision(config: Any, targets: np.ndarray, probs: np.ndarray, train_priors: np.ndarray,
-                 class_names: list[str]) -> Decision:
-    """Fit the recipe's `decision` section on validation targets and raw probabilities."""
-    multilabel = targets.ndim == 2
-    decision = Decision(multilabel=multilabel, at_least_one=config.at_least_one)
-    ece_before = calibration.expected_calibration_error(targets, probs, multilabel)
-    if config.calibration == "temperature":
-        decision.temperature = calibration.fit_temperature(targets, probs, multilabel)
-    if not multilabel:
-        decision.class_weights = _prior_factors(config.prior_correction, train_priors,
-                                                class_names)
-        if config.cost_matrix is not None:
-            decision.cost_matrix = _checked_costs(config.cost_matrix, len(class_names))
-    calibrated = decision.calibrate(probs)
-    if multilabel:
-        mode = "per_class" if config.thresholds == "auto" else config.thresholds
-        decision.thresholds = thresholds.fit_thresholds(targets, calibrated, mode,
-                                                        config.min_support).tolist()
-    decision.report = {
-        "ece_before": ece_before,
-        "ece_after": calibration.expected_calibration_error(targets, calibrated, multilabel),
-        "temperature": decision.temperature,
-    }
-    return decision
-
-
-def _prior_factors(setting: str | dict[str, float] | None, train_priors: np.ndarray,
+def prior_factors(setting: str | dict[str, float] | None, train_priors: np.ndarray,
                    class_names: list[str]) -> list[float] | None:
     if setting in (None, "none"):
         return None
@@ -96,7 +77,8 @@ def _prior_factors(setting: str | dict[str, float] | None, train_priors: np.ndar
     return priors.prior_weights(train_priors, target).tolist()
 
 
-def _checked_costs(matrix: list[list[float]], num_classes: int) -> list[list[float]]:
+def checked_costs(matrix: list[list[float]], num_classes: int) -> list[list[float]]:
+    """`decision.cost_matrix`, refused unless it is classes x classes."""
     array = np.asarray(matrix, dtype=float)
     if array.shape != (num_classes, num_classes):
         raise RecipeError(f"decision.cost_matrix: expected {num_classes}x{num_classes} "

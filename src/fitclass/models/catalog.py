@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fitclass.capabilities import Capabilities
-from fitclass.contracts.model import RunLoader
+from fitclass.contracts.model import RunAccess
 from fitclass.errors import RunError
 from fitclass.files import check_same_classes, read_json_object
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
@@ -52,10 +52,10 @@ def capabilities(config: ModelConfig) -> Capabilities:
 
 def load_classifier(model_dir: Path, class_names: list[str] | None = None,
                     labels_path: Path | None = None,
-                    load_run: RunLoader | None = None) -> Classifier:
+                    runs: RunAccess | None = None) -> Classifier:
     """Load a saved classifier of any kind from its folder. With `class_names` (the run's
     `labels.json`, at `labels_path`), the model's own saved class names must match them;
-    `load_run` is given to classifiers made of runs (ensembles)."""
+    `runs` (the run layer's) is given to classifiers made of runs (ensembles)."""
     _ensure_builtins()
     model_dir = Path(model_dir)
     kind = read_json_object(model_info_path(model_dir), {"kind": str})["kind"]
@@ -73,6 +73,6 @@ def load_classifier(model_dir: Path, class_names: list[str] | None = None,
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as error:
         # the loaders check the files they need; this names anything they could not foresee
         raise load_failure(model_dir, kind, error) from None
-    if load_run is not None:
-        classifier.bind_runs(load_run)
+    if runs is not None:
+        classifier.bind_runs(runs)
     return classifier

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from fitclass.capabilities import TFIDF
 from fitclass.contracts.fit import FitContext, FitResult
-from fitclass.data.class_weights import class_counts, class_weights
+from fitclass.data.class_weights import class_weights
 from fitclass.data.table import TextInput
 from fitclass.errors import RunError
 from fitclass.files import damaged, read_json_file, read_safetensors
@@ -110,12 +110,12 @@ class TfidfBackbone(Backbone):
         vectorizer = self.vectorizer()
         features = vectorizer.fit_transform(flatten(context.train.texts))
         targets = context.train_targets
-        if targets.ndim == 2:
+        if context.task.multilabel:  # one binary head per label, not one softmax head
             head = self._fit_per_label(features, targets, context)
         else:
             imbalance = context.recipe.imbalance
             weights = class_weights(imbalance.class_weights,
-                                    class_counts(targets, len(context.class_names)),
+                                    context.task.class_counts(targets),
                                     context.class_names, imbalance.beta)
             head = fit_head(self.config.classifier, features, targets, self.config.C,
                             None if weights is None else dict(enumerate(weights.tolist())),

@@ -16,21 +16,16 @@ import numpy as np
 
 from fitclass.capabilities import ENSEMBLE
 from fitclass.contracts.fit import FitContext, FitResult
-from fitclass.contracts.model import RunLoader
+from fitclass.contracts.model import RunAccess
 from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
 from fitclass.files import damaged
 from fitclass.models.base import MODEL_INFO, Backbone, Classifier
 from fitclass.models.loading import read_model_info
+from fitclass.models.members import ENSEMBLE_KIND, checked_members, resolve_member
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
-from fitclass.runs.members import (
-    ENSEMBLE_KIND,
-    check_no_cycle,
-    checked_members,
-    resolve_member,
-)
 
 if TYPE_CHECKING:
     from fitclass.precision import Policy
@@ -67,30 +62,36 @@ class EnsembleClassifier(Classifier):
         self.members = members
         self.combiner = combiner
         self.model_dir = model_dir
-        self.load_run: RunLoader | None = None  # set by `bind_runs` (the run layer)
-
-    def bind_runs(self, load_run: RunLoader) -> None:
-        self.load_run = load_run
+        self.runs: RunAccess | None = None  # set by `bind_runs` (the run layer)
         self.policy: Policy | None = None  # members load with it (device, precision)
+
+    def bind_runs(self, runs: RunAccess) -> None:
+        self.runs = runs
 
     def use(self, policy: Policy) -> None:
         """Members run on `policy`'s device and precision as each is loaded."""
         self.policy = policy
 
+    def bound_runs(self) -> RunAccess:
+        """The run layer's access to runs; an ensemble loaded on its own has none."""
+        if self.runs is None:
+            raise RunError(f"{self.model_dir}: an ensemble predicts through its member runs; "
+                           f"load it with fitclass.load_run")
+        return self.runs
+
     def member_paths(self) -> list[Path]:
         if self.model_dir is None:
             return [Path(m["absolute"]) for m in self.members]
-        return [resolve_member(self.model_dir, m) for m in self.members]
+        is_run = self.bound_runs().is_run
+        return [resolve_member(self.model_dir, m, is_run) for m in self.members]
 
     def member_probabilities(self, texts: Sequence[TextInput], batch_size: int) -> np.ndarray:
-        if self.load_run is None:
-            raise RunError(f"{self.model_dir}: an ensemble predicts through its member runs; "
-                           f"load it with fitclass.load_run")
+        load_run = self.bound_runs().load
         stacked = []
         for path in self.member_paths():
             policy = self.policy
-            member = (self.load_run(path) if policy is None else
-                      self.load_run(path, device=str(policy.device), precision=policy.precision))
+            member = (load_run(path) if policy is None else
+                      load_run(path, device=str(policy.device), precision=policy.precision))
             if member.class_names != self.class_names:
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
@@ -128,7 +129,8 @@ class EnsembleBackbone(Backbone):
         members = checked_members(info["members"], path)
         combiner = checked_combiner(info["combiner"], len(members), len(info["class_names"]),
                                     path)
-        check_no_cycle(model_dir.parent)
+        # an ensemble that contains itself is refused by the run layer that loads it
+        # (`runs/members.py`: following member runs is the run record's business)
         return EnsembleClassifier(info["class_names"], members, combiner, model_dir)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from fitclass.data.table import Label, TextTable
 from fitclass.errors import DataError
 from fitclass.recipe import NoiseConfig
+from fitclass.target_kinds import TargetKind
 
 
 def read_suspects(path: Path, min_score: float) -> pd.DataFrame:
@@ -28,7 +29,7 @@ def read_suspects(path: Path, min_score: float) -> pd.DataFrame:
 
 
 def apply_noise_action(table: TextTable, config: NoiseConfig,
-                       multilabel: bool) -> tuple[TextTable, pd.DataFrame]:
+                       kind: TargetKind) -> tuple[TextTable, pd.DataFrame]:
     """The table with suspects dropped or relabelled, and one row per change."""
     assert config.suspects is not None and table.labels is not None
     suspects = read_suspects(Path(config.suspects), config.min_score)
@@ -43,8 +44,7 @@ def apply_noise_action(table: TextTable, config: NoiseConfig,
         suggestion, score = by_id[row_id]
         given = labels[row]
         if config.action == "relabel" and suggestion:
-            new: Label = (tuple(p for p in suggestion.split("|") if p) if multilabel
-                          else suggestion)
+            new: Label = kind.parse_label(suggestion)
             labels[row] = new
             keep.append(row)
             changes.append({"id": row_id, "given_label": _text(given), "action": "relabel",

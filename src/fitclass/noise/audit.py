@@ -30,6 +30,7 @@ from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import STATUS, Layout, claim_folder
 from fitclass.runs.readers import read_dynamics
+from fitclass.target_kinds import KINDS, TargetKind
 from fitclass.training.cache import FeatureCache, feature_key
 
 PROXIES = ("tfidf", "linear_probe")
@@ -49,12 +50,12 @@ class AuditResult:
     oof_probs: np.ndarray
 
 
-def fold_splits(targets: np.ndarray, groups: np.ndarray | None, k: int,
+def fold_splits(targets: np.ndarray, kind: TargetKind, groups: np.ndarray | None, k: int,
                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds: grouped when the recipe splits by group, stratified (iteratively for
     multi-label) where every class has k rows, plain otherwise."""
     rows = np.zeros(len(targets))
-    if targets.ndim == 2:
+    if kind.multilabel:
         return list(MultilabelStratifiedKFold(k, shuffle=True, random_state=seed)
                     .split(rows, targets))
     if groups is not None:
@@ -65,7 +66,7 @@ def fold_splits(targets: np.ndarray, groups: np.ndarray | None, k: int,
     return list(KFold(k, shuffle=True, random_state=seed).split(rows))
 
 
-def _fold_frame(table: TextTable, rows: np.ndarray, multilabel: bool) -> pd.DataFrame:
+def _fold_frame(table: TextTable, rows: np.ndarray, kind: TargetKind) -> pd.DataFrame:
     part = table.subset(rows)
     frame = pd.DataFrame({"id": part.ids})
     if part.texts and isinstance(part.texts[0], tuple):
@@ -73,7 +74,7 @@ def _fold_frame(table: TextTable, rows: np.ndarray, multilabel: bool) -> pd.Data
     else:
         frame["text"] = part.texts
     labels = part.labels or []
-    frame["label"] = ["|".join(x) if multilabel else x for x in labels]
+    frame["label"] = [kind.label_text(x) for x in labels]
     if part.groups is not None:
         frame["group"] = part.groups
     return frame
@@ -85,7 +86,7 @@ def _fold_recipe(recipe: Recipe, train_csv: Path, table: TextTable) -> dict[str,
     data = raw["data"]
     data.update({"train": str(train_csv), "valid": None, "id": "id", "limit": None,
                  "text": ["text", "text_b"] if pair else "text", "label": "label",
-                 "label_sep": "|" if recipe.task == "multilabel" else None,
+                 "label_sep": KINDS[recipe.task].label_sep,
                  "group": "group" if table.groups is not None else None, "quoting": "csv"})
     if recipe.data.images is not None:  # the fold table's text column holds absolute paths
         data["images"] = {**data["images"], "column": "text"}
@@ -108,7 +109,7 @@ def oof_by_training(recipe: Recipe, table: TextTable, class_names: list[str],
     for k, (train_rows, held_rows) in enumerate(splits):
         fold_dir = claim_folder(work_dir / f"fold-{k}", FOLD_DIR, fix=WORK_DIR_FIX)
         train_csv = fold_dir / "train.csv"
-        atomic_write_text(train_csv, _fold_frame(table, train_rows, recipe.task == "multilabel")
+        atomic_write_text(train_csv, _fold_frame(table, train_rows, KINDS[recipe.task])
                           .to_csv(index=False))
         run_dir = RunDir(fold_dir / "run")
         status = run_dir.status()
@@ -154,31 +155,43 @@ def oof_linear_probe(recipe: Recipe, table: TextTable, targets: np.ndarray,
                       encoder.policy.precision)
     features = FeatureCache().get_or_compute(
         key, lambda: encoder.encode(list(table.texts), recipe.train.eval_batch_size))
-    probs = np.zeros((len(table), targets.shape[1] if targets.ndim == 2
-                      else int(targets.max()) + 1))
+    probe = _probe_per_label if KINDS[recipe.task].multilabel else _probe_multinomial
+    return probe(features, targets, splits)
+
+
+def _probe_per_label(features: np.ndarray, targets: np.ndarray,
+                     splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """OOF probabilities of one binary logistic regression per label."""
+    probs = np.zeros((len(targets), targets.shape[1]))
     for train_rows, held_rows in splits:
-        if targets.ndim == 2:
-            for label in range(targets.shape[1]):
-                model = LogisticRegression(max_iter=2000, C=1.0)
-                model.fit(features[train_rows], targets[train_rows, label])
-                probs[held_rows, label] = model.predict_proba(features[held_rows])[:, 1]
-        else:
+        for label in range(targets.shape[1]):
             model = LogisticRegression(max_iter=2000, C=1.0)
-            model.fit(features[train_rows], targets[train_rows])
-            probs[np.ix_(held_rows, model.classes_)] = model.predict_proba(features[held_rows])
+            model.fit(features[train_rows], targets[train_rows, label])
+            probs[held_rows, label] = model.predict_proba(features[held_rows])[:, 1]
+    return probs
+
+
+def _probe_multinomial(features: np.ndarray, targets: np.ndarray,
+                       splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """OOF probabilities of one multinomial logistic regression over class indices."""
+    probs = np.zeros((len(targets), int(targets.max()) + 1))
+    for train_rows, held_rows in splits:
+        model = LogisticRegression(max_iter=2000, C=1.0)
+        model.fit(features[train_rows], targets[train_rows])
+        probs[np.ix_(held_rows, model.classes_)] = model.predict_proba(features[held_rows])
     return probs
 
 
 def rank_suspects(table: TextTable, class_names: list[str], targets: np.ndarray,
-                  probs: np.ndarray, margins: dict[str, float]) -> pd.DataFrame:
+                  kind: TargetKind, probs: np.ndarray,
+                  margins: dict[str, float]) -> pd.DataFrame:
     """One row per flagged training row, most suspect first."""
-    cl_score, cl_mask = scoring.confident_learning(targets, probs)
+    cl_score, cl_mask = scoring.confident_learning(targets, kind, probs)
     has_dynamics = bool(margins)
     margin = np.array([margins.get(i, np.nan) for i in table.ids])
     score = (cl_score + scoring.margin_score(margin)) / 2 if has_dynamics else cl_score
-    multilabel = targets.ndim == 2
-    given = [("|".join(x) if multilabel else str(x)) for x in table.labels or []]
-    duplicates = ({} if multilabel else
+    given = [kind.label_text(x) for x in table.labels or []]
+    duplicates = ({} if kind.multilabel else  # a conflict of duplicates: one label each
                   scoring.conflicting_duplicates([str(t) for t in table.texts], given))
     rows = []
     for i in range(len(table)):
@@ -192,16 +205,16 @@ def rank_suspects(table: TextTable, class_names: list[str], targets: np.ndarray,
         if methods:
             rows.append({"id": table.ids[i], "text": str(table.texts[i]),
                          "given_label": given[i],
-                         "suggested_label": _suggestion(i, probs, targets, class_names,
-                                                        duplicates),
+                         "suggested_label": _suggestion(i, probs, targets, kind,
+                                                        class_names, duplicates),
                          "score": round(float(score[i]), 6), "methods": "+".join(methods)})
     frame = pd.DataFrame(rows, columns=SUSPECT_COLUMNS)
     return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _suggestion(row: int, probs: np.ndarray, targets: np.ndarray, class_names: list[str],
-                duplicates: dict[int, str]) -> str:
-    if targets.ndim == 2:
+def _suggestion(row: int, probs: np.ndarray, targets: np.ndarray, kind: TargetKind,
+                class_names: list[str], duplicates: dict[int, str]) -> str:
+    if kind.multilabel:  # every label the model believes in
         return "|".join(n for n, p in zip(class_names, probs[row], strict=True) if p >= 0.5)
     order = np.argsort(-probs[row])
     best = order[0] if order[0] != targets[row] else order[1]
@@ -230,9 +243,9 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
         data = resolve_layout(data)
     table = read_labelled(data.train, data, data.limit)
     class_names = class_names_of(table, config.data)
-    targets = table.targets(class_names)
+    targets, kind = table.targets(class_names), KINDS[config.task]
     groups = table.groups if config.data.split.method == "group" else None
-    splits = fold_splits(targets, groups, folds, seed)
+    splits = fold_splits(targets, kind, groups, folds, seed)
     out = Path(out)
     summary_path = out.with_name(f"{out.stem}_summary.json")
     check_outputs(out, summary_path, config)
@@ -246,8 +259,8 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
                                 "noise": {}, "imbalance": {}})
         probs, margins = oof_by_training(fold_recipe, table, class_names, splits, work,
                                          device)
-    suspects = rank_suspects(table, class_names, targets, probs, margins)
-    summary = scoring.noise_summary(targets, probs, class_names) | {
+    suspects = rank_suspects(table, class_names, targets, kind, probs, margins)
+    summary = scoring.noise_summary(targets, kind, probs, class_names) | {
         "rows": len(table), "suspects": len(suspects), "folds": folds,
         "proxy": proxy or "recipe model", "methods": sorted({m for ms in suspects["methods"]
                                                              for m in ms.split("+")}),

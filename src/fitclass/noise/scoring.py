@@ -12,10 +12,14 @@ from cleanlab.count import estimate_joint
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
+from fitclass.target_kinds import TargetKind
 
-def confident_learning(targets: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(1 - self-confidence label quality, cleanlab's `find_label_issues` mask)."""
-    if targets.ndim == 2:
+
+def confident_learning(targets: np.ndarray, kind: TargetKind,
+                       probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - self-confidence label quality, cleanlab's `find_label_issues` mask), with
+    cleanlab's multi-label functions for a multi-label kind."""
+    if kind.multilabel:
         from cleanlab.multilabel_classification.filter import (
             find_label_issues as multilabel_issues,
         )
@@ -53,11 +57,11 @@ def conflicting_duplicates(texts: Sequence[str], labels: Sequence[str]) -> dict[
     return suspects
 
 
-def noise_summary(targets: np.ndarray, probs: np.ndarray,
+def noise_summary(targets: np.ndarray, kind: TargetKind, probs: np.ndarray,
                   class_names: Sequence[str]) -> dict[str, object]:
     """Estimated noise rate per given class and the most confused class pairs, from
     cleanlab's estimate of the joint distribution of given and true labels."""
-    if targets.ndim == 2:
+    if kind.multilabel:  # the joint of given and true classes is a single-label notion
         return {"note": "per-class noise rates are estimated for multi-class tasks only"}
     joint = estimate_joint(targets, probs)
     rows = joint.sum(axis=1)

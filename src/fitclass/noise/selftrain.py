@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from fitclass.data.class_weights import class_counts
 from fitclass.data.prepare import read_inputs
 from fitclass.data.table import TextTable
 from fitclass.errors import RecipeError
@@ -86,7 +85,7 @@ def self_train(backbone: Backbone, context: FitContext,
     result = backbone.fit(context)
     for round_index in range(1, config.rounds + 1):
         probs = result.classifier.predict_proba(unlabelled.texts)
-        counts = class_counts(context.train_targets, len(context.class_names))
+        counts = context.task.class_counts(context.train_targets)
         rows = select_confident(probs, taken, config, context.class_names, counts)
         taken[rows] = True
         records.append(round_record(round_index, rows, probs.argmax(1), context.class_names))

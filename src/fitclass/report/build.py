@@ -76,24 +76,17 @@ def _calibration_plot(run: RunDir, decision: Decision) -> dict[str, Any] | None:
     arrays = readers.read_valid_arrays(run)
     if "raw" not in arrays:
         return None
-    raw, targets = arrays["raw"].astype(float), arrays["targets"]
+    kind = decision.kind
+    raw, targets = arrays["raw"].astype(float), kind.restore(arrays["targets"])
     after = decision.calibrate(raw)
-    multilabel = decision.multilabel
-    if not multilabel:
-        targets = targets.astype(int)
-
-    def confidence_and_correct(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if multilabel:
-            return probs.ravel(), targets.ravel()
-        return probs.max(1), (probs.argmax(1) == targets).astype(float)
-
     return {
-        "svg": plots.reliability(*confidence_and_correct(raw), *confidence_and_correct(after)),
-        "ece_before": expected_calibration_error(targets, raw, multilabel),
-        "ece_after": expected_calibration_error(targets, after, multilabel),
+        "svg": plots.reliability(*kind.confidence_and_correct(targets, raw),
+                                 *kind.confidence_and_correct(targets, after)),
+        "ece_before": expected_calibration_error(targets, raw, kind),
+        "ece_after": expected_calibration_error(targets, after, kind),
         "temperature": decision.temperature,
-        "pr_svg": plots.pr_curves(targets if multilabel else np.eye(raw.shape[1])[targets],
-                                  scale(raw, decision.temperature, multilabel),
+        "pr_svg": plots.pr_curves(kind.indicator(targets, raw.shape[1]),
+                                  scale(raw, decision.temperature, kind),
                                   readers.read_labels(run)["classes"]),
     }
 
@@ -141,7 +134,7 @@ def gather(path: str | Path) -> dict[str, Any]:
     status = readers.read_status(run)
     metrics = readers.read_metrics(run)
     labels = readers.read_labels(run)
-    multilabel = labels.get("task") == "multilabel"
+    multilabel = labels.get("task") == "multilabel"  # as labels.json records the task
     saved = readers.read_decision(run, len(labels["classes"]))
     decision = Decision(multilabel=multilabel) if saved is None else saved
     select = metrics.get("select", {}).get("metric", "macro_f1")

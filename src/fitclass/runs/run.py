@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fitclass.contracts.model import RunAccess
 from fitclass.data import scoring
 from fitclass.data.table import Label, TextInput, TextTable
 from fitclass.decide.decision import Decision
@@ -22,6 +23,7 @@ from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import ONNX, RECIPE, is_run, not_a_run
+from fitclass.runs.members import check_no_cycle
 from fitclass.tasks import Task, make_task
 
 Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
@@ -77,7 +79,8 @@ class Run:
     def classifier(self) -> Classifier:
         if self._classifier is None:
             classifier = load_classifier(self.dir.model_dir, self.class_names,
-                                         readers.labels_path(self.dir), load_run)
+                                         readers.labels_path(self.dir), RUNS)
+            check_no_cycle(self.path)  # an ensemble would recurse forever into itself
             classifier.use(self.policy)
             self._classifier = classifier
         return self._classifier
@@ -213,7 +216,7 @@ def predictions_for(ids: list[str], id_column: str, labels: list[Label] | None,
     """id, true label(s) when known, predicted label(s), then calibrated `prob:<class>`."""
     calibrated = decision.calibrate(probs)
     frame = pd.DataFrame({id_column: ids})
-    column = "labels" if task.multilabel else "label"
+    column = task.label_column
     if labels is not None:
         frame[f"true_{column}"] = label_strings(labels)
     frame[column] = task.label_strings(decision.predict(calibrated))
@@ -247,3 +250,7 @@ def load_run(path: str | Path, *, device: str | None = None,
     if not Path(path).is_dir():
         raise RunError(f"{path}: no such run directory")
     return Run(path, device=device, precision=precision)
+
+
+#: What classifiers made of runs (ensembles) get of this layer (`Classifier.bind_runs`).
+RUNS = RunAccess(load=load_run, is_run=is_run)

@@ -18,7 +18,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_model, save_model
-from torch.nn import functional as F
 
 from fitclass.contracts.fit import CheckpointFolder, FitContext, FitResult
 from fitclass.contracts.neural import NeuralClassifier
@@ -43,14 +42,6 @@ from fitclass.training.state import LoopState
 from fitclass.training.strategy import EvalSchedule, StepOutput
 
 
-def per_row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Plain per-row loss used to rank rows (CE, or mean BCE over labels)."""
-    if targets.ndim == 2:
-        return F.binary_cross_entropy_with_logits(logits.float(), targets.float(),
-                                                  reduction="none").mean(1)
-    return F.cross_entropy(logits.float(), targets.long(), reduction="none")
-
-
 def forget_rate(config: CoteachingConfig, epoch_progress: float) -> float:
     return config.forget_rate * min(epoch_progress / config.ramp_epochs, 1.0)
 
@@ -72,10 +63,10 @@ def class_wise_small_loss_rows(losses: torch.Tensor, labels: torch.Tensor,
 
 
 def pick_rows(losses: torch.Tensor, labels: torch.Tensor, rate: float,
-              config: CoteachingConfig) -> torch.Tensor:
+              config: CoteachingConfig, multilabel: bool) -> torch.Tensor:
     """The rows one network passes to its peer: class-wise for multi-class targets when
     `per_class` (the default), else the smallest-loss share of the whole batch."""
-    if config.per_class and labels.ndim == 1:
+    if config.per_class and not multilabel:
         return class_wise_small_loss_rows(losses, labels, rate)
     return small_loss_rows(losses, max(1, round((1.0 - rate) * len(labels))))
 
@@ -114,7 +105,9 @@ class CoteachingStep:
             with self.policy.autocast():
                 logits = [model(**batch)["logits"]
                           for model in accelerator.unwrap_model(self.pair)]
-            picks = [pick_rows(per_row_loss(lg, labels), labels, self.rate, self.config)
+            task = self.context.task
+            picks = [pick_rows(task.per_row_loss(lg, labels), labels, self.rate, self.config,
+                               task.multilabel)
                      for lg in logits]
             # each network learns from the rows its peer found clean
             loss = (self.loss_fn(logits[0][picks[1]], labels[picks[1]])
@@ -176,7 +169,8 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     targets = context.train_targets
     data = first.training_data(context.train.texts, targets, context.recipe)
     sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
-                           train_config.batch_size, train_config.seed)
+                           train_config.batch_size, train_config.seed,
+                           kind=context.task.kind)
     loader: Any = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
                                               collate_fn=data.collate)
     pair = torch.nn.ModuleList([first.module, second.module])

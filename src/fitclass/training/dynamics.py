@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
+from fitclass.tasks import Task
 from fitclass.training.callbacks import Callback
 from fitclass.training.state import LoopState
 from fitclass.training.strategy import StepOutput
@@ -30,8 +30,8 @@ class DynamicsRecorder:
 
     FIELDS = ("loss", "p_given", "margin", "predicted")
 
-    def __init__(self, num_rows: int, epochs: int, multilabel: bool) -> None:
-        self.multilabel = multilabel
+    def __init__(self, num_rows: int, epochs: int, task: Task) -> None:
+        self.task = task
         self.arrays = {name: np.full((epochs, num_rows), np.nan, dtype=np.float32)
                        for name in self.FIELDS}
         # the epoch's recorded batches on the device: row positions, and values per field
@@ -46,31 +46,13 @@ class DynamicsRecorder:
         if epoch != self._epoch:
             self.flush()
             self._epoch = epoch
-        values = self._values(logits.float(), targets)
+        values = self.task.row_dynamics(logits, targets)
         self._make_room(len(values), values.device)
         assert self._positions is not None and self._values_buffer is not None
         end = self._filled + len(values)
         self._positions[self._filled:end] = rows.to(values.device, torch.int64)
         self._values_buffer[self._filled:end] = values
         self._filled = end
-
-    def _values(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(batch, fields): loss, probability of the given label, margin, predicted class."""
-        if self.multilabel:
-            y = targets.float()
-            loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
-            p_given = (torch.sigmoid(logits) * y + torch.sigmoid(-logits) * (1 - y)).mean(1)
-            margin = ((2 * y - 1) * logits).mean(1)
-            predicted = (logits > 0).float().argmax(1)
-        else:
-            given = targets.long()
-            log_p = F.log_softmax(logits, dim=1)
-            loss = -log_p.gather(1, given[:, None])[:, 0]
-            p_given = loss.neg().exp()
-            others = logits.scatter(1, given[:, None], float("-inf"))
-            margin = logits.gather(1, given[:, None])[:, 0] - others.max(1).values
-            predicted = logits.argmax(1)
-        return torch.stack([loss, p_given, margin, predicted.float()], dim=1)
 
     def _make_room(self, count: int, device: torch.device) -> None:
         """Buffers sized for one epoch's rows up front (grown if an epoch sees more, e.g.

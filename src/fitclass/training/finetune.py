@@ -146,7 +146,8 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     targets = context.train_targets
     data = classifier.training_data(context.train.texts, targets, context.recipe)
     sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
-                           config.batch_size, config.seed)
+                           config.batch_size, config.seed,
+                           kind=context.task.kind)
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
         sampler.round_size = accelerator.num_processes  # a step's batches: one length group
@@ -182,8 +183,7 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     strategy = FineTuneStep(classifier, context, accelerator, prepared, loss_fn, stages,
                             steps_per_epoch)
     wiring = Wiring.for_context(context, classifier, accelerator, loss_fn)
-    recorder = (DynamicsRecorder(prepared.num_rows, config.total_epochs,
-                                 context.task.multilabel)
+    recorder = (DynamicsRecorder(prepared.num_rows, config.total_epochs, context.task)
                 if context.recipe.noise.dynamics else None)
     state = LoopState(total_steps=steps_per_epoch * config.total_epochs)
     cached = False

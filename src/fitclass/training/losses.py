@@ -1,8 +1,10 @@
 """The loss registry: a recipe's `imbalance.loss` name to a loss on (logits, targets).
 
-Targets are class indices (multi-class) or a 0/1 matrix (multi-label); every loss handles
-both, takes class weights, and composes with label smoothing. A factory gets a `LossSpec`
-with the training class statistics, so priors and alphas need no special cases.
+Targets are class indices (multi-class) or a 0/1 matrix (multi-label); every loss has one
+form per task kind, registered under the kind's name (`register_loss(name, "multiclass")`),
+and `make_loss` takes the form of the spec's task. Every form takes class weights and
+composes with label smoothing (the task's `soft_targets`). A factory gets a `LossSpec` with
+the training class statistics, so priors and alphas need no special cases.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from torch.nn import functional as F
 
 from fitclass.errors import RecipeError
 from fitclass.registry import Registry
+from fitclass.tasks import MulticlassTask, MultilabelTask, Task, is_soft
+
+MULTICLASS, MULTILABEL = MulticlassTask.name, MultilabelTask.name
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class LossSpec:
-    """What a loss may need: task kind, class statistics and the recipe's loss settings."""
+    """What a loss may need: the task, class statistics and the recipe's loss settings."""
 
-    multilabel: bool
+    task: Task
     priors: np.ndarray  # class shares (multi-class) or positive rates (multi-label)
     weights: np.ndarray | None = None  # per-class loss weights
     pos_weight: np.ndarray | None = None  # multi-label positive weights
@@ -35,8 +40,18 @@ class LossSpec:
 
 
 LossFactory = Callable[[LossSpec], Loss]
-LOSSES: Registry[LossFactory] = Registry("loss", "imbalance.loss")
-register_loss = LOSSES.register
+#: Each loss name to its form for each task kind (by `Task.name`).
+LOSSES: Registry[dict[str, LossFactory]] = Registry("loss", "imbalance.loss")
+
+
+def register_loss(name: str, *tasks: str) -> Callable[[LossFactory], LossFactory]:
+    """Decorator registering a factory as the form of loss `name` for these task kinds."""
+
+    def decorate(factory: LossFactory) -> LossFactory:
+        LOSSES.add(name, {**(LOSSES.find(name) or {}), **dict.fromkeys(tasks, factory)})
+        return factory
+
+    return decorate
 
 
 def loss_names() -> list[str]:
@@ -44,34 +59,17 @@ def loss_names() -> list[str]:
 
 
 def make_loss(name: str, spec: LossSpec) -> Loss:
-    """The registered loss `name` built for `spec`."""
-    return LOSSES.get(name)(spec)
+    """The registered loss `name` built for `spec`, in the form of its task's kind."""
+    forms, task = LOSSES.get(name), spec.task.name
+    if task not in forms:  # a loss registered for the other kind only
+        usable = [n for n, f in LOSSES.items() if task in f]
+        raise RecipeError(f"imbalance.loss: {name!r} has no form for task: {task}; choose "
+                          f"one of {usable}")
+    return forms[task](spec)
 
 
 def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
     return None if values is None else torch.as_tensor(values, dtype=torch.float32)
-
-
-def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float,
-                 multilabel: bool) -> torch.Tensor:
-    """Targets as probabilities, with label smoothing towards uniform (or 0.5 per label).
-    Multi-class targets are class indices, or already rows of probabilities."""
-    if multilabel:
-        return targets.float() * (1.0 - smoothing) + 0.5 * smoothing
-    dense = targets.float() if is_soft(targets) else one_hot(targets, num_classes)
-    return dense * (1.0 - smoothing) + smoothing / num_classes
-
-
-def one_hot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Float one-hot rows of class indices. Not `F.one_hot`, which checks the indices' range
-    on the host (reading the device twice per batch)."""
-    dense = torch.zeros((len(targets), num_classes), device=targets.device)
-    return dense.scatter_(1, targets.long()[:, None], 1.0)
-
-
-def is_soft(targets: torch.Tensor) -> bool:
-    """Multi-class targets given as probability rows (bootstrapping, MixUp) not indices."""
-    return targets.ndim == 2 and targets.is_floating_point()
 
 
 def _weighted_sum(per_class: torch.Tensor, targets: torch.Tensor,
@@ -90,27 +88,47 @@ def _multiclass_ce(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec,
     """Soft-target cross-entropy, equal to `torch.nn.CrossEntropyLoss(weight, label_smoothing)`:
     each class term is scaled by its weight, the sum divided by the true classes' weights."""
     logits = logits.float() if offset is None else logits.float() + offset.to(logits.device)
-    q = soft_targets(targets, logits.shape[1], spec.label_smoothing, multilabel=False)
+    q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
     return _weighted_sum(-q * F.log_softmax(logits, dim=1), targets, _tensor(spec.weights))
 
 
 def _multilabel_bce(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec,
                     offset: torch.Tensor | None = None) -> torch.Tensor:
     logits = logits.float() if offset is None else logits.float() + offset.to(logits.device)
-    q = soft_targets(targets, logits.shape[1], spec.label_smoothing, multilabel=True)
+    q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
     pos_weight, weights = _tensor(spec.pos_weight), _tensor(spec.weights)
     return F.binary_cross_entropy_with_logits(
         logits, q, weight=None if weights is None else weights.to(logits.device),
         pos_weight=None if pos_weight is None else pos_weight.to(logits.device))
 
 
-@register_loss("ce")
-@register_loss("bce")
-def plain(spec: LossSpec) -> Loss:
-    """Cross-entropy (multi-class) or binary cross-entropy with logits (multi-label)."""
-    if spec.multilabel:
-        return lambda logits, targets: _multilabel_bce(logits, targets, spec)
+@register_loss("ce", MULTICLASS)
+@register_loss("bce", MULTICLASS)
+def cross_entropy(spec: LossSpec) -> Loss:
+    """Cross-entropy (`bce` on a multi-class task means the same)."""
     return lambda logits, targets: _multiclass_ce(logits, targets, spec)
+
+
+@register_loss("ce", MULTILABEL)
+@register_loss("bce", MULTILABEL)
+def binary_cross_entropy(spec: LossSpec) -> Loss:
+    """Binary cross-entropy with logits, per label (`ce` on a multi-label task too)."""
+    return lambda logits, targets: _multilabel_bce(logits, targets, spec)
+
+
+def _auto_alpha_multiclass(priors: np.ndarray) -> np.ndarray:
+    """Inverse square-root share, mean 1 over rows."""
+    raw = 1.0 / np.sqrt(np.maximum(priors, 1e-12))
+    return raw / (raw * priors).sum()
+
+
+def _auto_alpha_multilabel(priors: np.ndarray) -> np.ndarray:
+    """1 - positive rate, the weight of positives."""
+    return 1.0 - priors
+
+
+AUTO_ALPHA: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    MULTICLASS: _auto_alpha_multiclass, MULTILABEL: _auto_alpha_multilabel}
 
 
 def focal_alpha(spec: LossSpec) -> np.ndarray | None:
@@ -119,17 +137,14 @@ def focal_alpha(spec: LossSpec) -> np.ndarray | None:
     if spec.alpha is None:
         return None
     if spec.alpha == "auto":
-        if spec.multilabel:
-            return 1.0 - spec.priors
-        raw = 1.0 / np.sqrt(np.maximum(spec.priors, 1e-12))
-        return raw / (raw * spec.priors).sum()
+        return AUTO_ALPHA[spec.task.name](spec.priors)
     if isinstance(spec.alpha, str):
         raise RecipeError(f"imbalance.alpha: {spec.alpha!r} is not a number, list or 'auto'")
     alpha = np.asarray(spec.alpha, dtype=float)
     return np.full(len(spec.priors), float(alpha)) if alpha.ndim == 0 else alpha
 
 
-@register_loss("focal")
+@register_loss("focal", MULTICLASS)
 def focal(spec: LossSpec) -> Loss:
     """Focal loss (Lin et al. 2017): down-weights easy rows by (1 - p)^gamma."""
     alpha = _tensor(focal_alpha(spec))
@@ -137,15 +152,24 @@ def focal(spec: LossSpec) -> Loss:
 
     def multiclass(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1)
-        q = soft_targets(targets, logits.shape[1], spec.label_smoothing, multilabel=False)
+        q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
         per_class = -q * (1.0 - log_p.exp()).pow(gamma) * log_p
         if alpha is not None:
             per_class = per_class * alpha.to(logits.device)
         return _weighted_sum(per_class, targets, _tensor(spec.weights))
 
+    return multiclass
+
+
+@register_loss("focal", MULTILABEL)
+def focal_per_label(spec: LossSpec) -> Loss:
+    """Focal loss on each label's binary cross-entropy."""
+    alpha = _tensor(focal_alpha(spec))
+    gamma = spec.gamma
+
     def multilabel(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        q = soft_targets(targets, logits.shape[1], spec.label_smoothing, multilabel=True)
+        q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
         bce = F.binary_cross_entropy_with_logits(logits, q, reduction="none")
         p = torch.sigmoid(logits)
         p_t = p * q + (1 - p) * (1 - q)
@@ -155,39 +179,35 @@ def focal(spec: LossSpec) -> Loss:
             loss = loss * (a * q + (1 - a) * (1 - q))
         return loss.mean()
 
-    return multilabel if spec.multilabel else multiclass
+    return multilabel
 
 
-@register_loss("logit_adjusted")
+@register_loss("logit_adjusted", MULTICLASS)
 def logit_adjusted(spec: LossSpec) -> Loss:
     """Logit-adjusted loss (Menon et al. 2021): train on logits + tau * log prior, predict on
     raw logits, which then estimate balanced (not prior-weighted) class scores."""
     priors = np.clip(spec.priors, 1e-12, 1.0)
-    if spec.multilabel:
-        offset = torch.as_tensor(spec.tau * np.log(priors / np.clip(1 - priors, 1e-12, 1)),
-                                 dtype=torch.float32)
-        return lambda logits, targets: _multilabel_bce(logits, targets, spec, offset)
     offset = torch.as_tensor(spec.tau * np.log(priors), dtype=torch.float32)
     return lambda logits, targets: _multiclass_ce(logits, targets, spec, offset)
 
 
-def with_bootstrap(loss: Loss, mode: str, beta: float, multilabel: bool) -> Loss:
+@register_loss("logit_adjusted", MULTILABEL)
+def logit_adjusted_per_label(spec: LossSpec) -> Loss:
+    """The same per label: the offset is tau times the log-odds of each label's prior."""
+    priors = np.clip(spec.priors, 1e-12, 1.0)
+    offset = torch.as_tensor(spec.tau * np.log(priors / np.clip(1 - priors, 1e-12, 1)),
+                             dtype=torch.float32)
+    return lambda logits, targets: _multilabel_bce(logits, targets, spec, offset)
+
+
+def with_bootstrap(loss: Loss, mode: str, beta: float, task: Task) -> Loss:
     """Bootstrapping (Reed et al. 2015): train towards (1 - beta) * label + beta * the model's
     own (detached) prediction, `soft` probabilities or the `hard` predicted class."""
 
     def bootstrapped(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            if multilabel:
-                predicted = torch.sigmoid(logits.float())
-                if mode == "hard":
-                    predicted = (predicted > 0.5).float()
-                given = targets.float()
-            else:
-                predicted = torch.softmax(logits.float(), dim=1)
-                if mode == "hard":
-                    predicted = F.one_hot(predicted.argmax(1), logits.shape[1]).float()
-                given = (targets.float() if is_soft(targets)
-                         else F.one_hot(targets.long(), logits.shape[1]).float())
+            predicted = task.predicted_rows(logits, hard=mode == "hard")
+            given = task.dense_rows(targets, logits.shape[1])
         return loss(logits, (1.0 - beta) * given + beta * predicted)
 
     return bootstrapped

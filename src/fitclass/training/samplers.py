@@ -5,6 +5,9 @@
   (multi-label: to their rarest label's), length-grouped; an epoch has as many draws as rows.
 - `class_aware`: every batch cycles through the classes evenly, then draws a random row of
   each drawn class (multi-label: a row carrying that label).
+
+The kind's arithmetic (`TargetKind.row_weights`, `rows_by_class`) is asked of the task's
+target kind, which the loop passes in.
 """
 
 from __future__ import annotations
@@ -16,49 +19,31 @@ import torch
 
 from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.registry import Registry
+from fitclass.target_kinds import TargetKind
 
 BatchSampler = torch.utils.data.Sampler[list[int]]
-SamplerFactory = Callable[[np.ndarray, np.ndarray, int, int], BatchSampler]
+SamplerFactory = Callable[[np.ndarray, np.ndarray, TargetKind, int, int], BatchSampler]
 SAMPLERS: Registry[SamplerFactory] = Registry("sampler", "imbalance.sampler")
 register_sampler = SAMPLERS.register
 
 
 def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size: int,
-                 seed: int) -> BatchSampler:
-    """The registered sampler `name` over rows with these token lengths and targets."""
-    return SAMPLERS.get(name)(lengths, targets, batch_size, seed)
-
-
-def rows_by_class(targets: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each class (multi-class) or of each label's positives (multi-label)."""
-    if targets.ndim == 2:
-        return [np.flatnonzero(targets[:, c]) for c in range(targets.shape[1])]
-    return [np.flatnonzero(targets == c) for c in range(int(targets.max()) + 1)]
-
-
-def row_weights(targets: np.ndarray) -> np.ndarray:
-    """Inverse class frequency per row; multi-label rows take their rarest label's weight,
-    rows without labels count as a class of their own."""
-    if targets.ndim == 1:
-        counts = np.bincount(targets)
-        return 1.0 / counts[targets]
-    counts = np.maximum(targets.sum(axis=0), 1.0)
-    per_label = np.where(targets > 0, 1.0 / counts, 0.0).max(axis=1)
-    empty = per_label == 0
-    per_label[empty] = 1.0 / max(int(empty.sum()), 1)
-    return per_label
+                 seed: int, *, kind: TargetKind) -> BatchSampler:
+    """The registered sampler `name` over rows with these token lengths and targets (of
+    the task's target `kind`)."""
+    return SAMPLERS.get(name)(lengths, targets, kind, batch_size, seed)
 
 
 @register_sampler("none")
-def shuffled(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+def shuffled(lengths: np.ndarray, targets: np.ndarray, kind: TargetKind, batch_size: int,
              seed: int) -> BatchSampler:
     return LengthGroupedBatchSampler(list(lengths), batch_size, seed)
 
 
 @register_sampler("weighted")
-def weighted(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+def weighted(lengths: np.ndarray, targets: np.ndarray, kind: TargetKind, batch_size: int,
              seed: int) -> BatchSampler:
-    probabilities = row_weights(targets)
+    probabilities = kind.row_weights(targets)
     probabilities = probabilities / probabilities.sum()
     n = len(lengths)
     return LengthGroupedBatchSampler(list(lengths), batch_size, seed,
@@ -68,8 +53,9 @@ def weighted(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
 class ClassAwareBatchSampler(BatchSampler):
     """Batches that draw classes evenly (Shen et al. 2016 class-aware sampling)."""
 
-    def __init__(self, targets: np.ndarray, batch_size: int, seed: int) -> None:
-        self.groups = [rows for rows in rows_by_class(targets) if len(rows)]
+    def __init__(self, targets: np.ndarray, kind: TargetKind, batch_size: int,
+                 seed: int) -> None:
+        self.groups = [rows for rows in kind.rows_by_class(targets) if len(rows)]
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -93,6 +79,6 @@ class ClassAwareBatchSampler(BatchSampler):
 
 
 @register_sampler("class_aware")
-def class_aware(lengths: np.ndarray, targets: np.ndarray, batch_size: int,
+def class_aware(lengths: np.ndarray, targets: np.ndarray, kind: TargetKind, batch_size: int,
                 seed: int) -> BatchSampler:
-    return ClassAwareBatchSampler(targets, batch_size, seed)
+    return ClassAwareBatchSampler(targets, kind, batch_size, seed)
