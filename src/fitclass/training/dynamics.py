@@ -32,7 +32,7 @@ class DynamicsRecorder:
 
     def __init__(self, num_rows: int, epochs: int, task: Task) -> None:
         self.task = task
-        self.arrays = {name: np.full((epochs, num_rows), np.nan, dtype=np.float32)
+        self._arrays = {name: np.full((epochs, num_rows), np.nan, dtype=np.float32)
                        for name in self.FIELDS}
         # the epoch's recorded batches on the device: row positions, and values per field
         self._positions: torch.Tensor | None = None
@@ -60,7 +60,7 @@ class DynamicsRecorder:
         needed = self._filled + count
         if self._positions is None or self._positions.device != device:
             self.flush()
-            self._allocate(max(needed, self.arrays["loss"].shape[1]), device)
+            self._allocate(max(needed, self._arrays["loss"].shape[1]), device)
         elif needed > len(self._positions):
             positions, values = self._positions, self._values_buffer
             assert values is not None
@@ -82,31 +82,37 @@ class DynamicsRecorder:
         values = self._values_buffer[:self._filled].cpu().numpy()
         self._filled = 0
         for column, name in enumerate(self.FIELDS):
-            self.arrays[name][self._epoch, index] = values[:, column]
+            self._arrays[name][self._epoch, index] = values[:, column]
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The (epochs, rows) arrays per field, with every recorded batch in them."""
+        self.flush()
+        return self._arrays
 
     def state(self) -> dict[str, np.ndarray]:
         self.flush()
-        return dict(self.arrays)
+        return dict(self._arrays)
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         for name in self.FIELDS:
-            if name in state and state[name].shape == self.arrays[name].shape:
-                self.arrays[name] = state[name]
+            if name in state and state[name].shape == self._arrays[name].shape:
+                self._arrays[name] = state[name]
 
     def summary(self, ids: Sequence[str], given: Sequence[str],
                 class_names: Sequence[str]) -> pd.DataFrame:
         """One row per training row, most suspect (lowest mean margin) first."""
         self.flush()
-        seen = ~np.isnan(self.arrays["loss"])
+        seen = ~np.isnan(self._arrays["loss"])
         last_epoch = np.where(seen.any(0), seen.shape[0] - 1 - np.argmax(seen[::-1], 0), 0)
-        last_predicted = self.arrays["predicted"][last_epoch, np.arange(seen.shape[1])]
+        last_predicted = self._arrays["predicted"][last_epoch, np.arange(seen.shape[1])]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # rows never seen: NaN, no noise
             frame = pd.DataFrame({
                 "id": list(ids), "given_label": list(given),
-                "loss_mean": np.nanmean(self.arrays["loss"], 0),
-                "p_given_mean": np.nanmean(self.arrays["p_given"], 0),
-                "margin_mean": np.nanmean(self.arrays["margin"], 0),
+                "loss_mean": np.nanmean(self._arrays["loss"], 0),
+                "p_given_mean": np.nanmean(self._arrays["p_given"], 0),
+                "margin_mean": np.nanmean(self._arrays["margin"], 0),
                 "epochs_seen": seen.sum(0),
                 "last_predicted": [class_names[int(i)] if np.isfinite(i) else ""
                                    for i in last_predicted],
