@@ -12,7 +12,7 @@ fitclass (the worker checks which) under the same interpreter and packages. The 
 only API that both versions have: `fitclass.train(recipe_dict, out=...)`, then the run's
 `metrics.json` and `history.csv`.
 
-The recipe mirrors the fitclass side of bench/sst2_vs_trainer.py: the embedded MiniLM
+The recipe mirrors the fitclass side of bench/cpu_vs_trainer.py: the embedded MiniLM
 backbone, one seeded sample of `sst2/train.tsv` (`--rows`, written once and given to every
 run), validation on `sst2/dev.tsv` (872 rows) after every epoch, max_length 64, batch 32,
 lr 5e-5, weight decay 0.01, linear schedule with 10% warmup, grad clip 1.0, 3 epochs, fp32,
@@ -52,9 +52,7 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,13 +63,18 @@ from typing import Any
 import pandas as pd
 
 from _holdout import markdown_table, scratch_dir
+from _runs import (
+    REPO,
+    WorkerFailed,
+    children_cpu,
+    extract_src,
+    git,
+    resolve_commit,
+    spread,
+    write_json,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 RESULT_MARK = "ENGINE_BENCH_RESULT "
-
-
-class WorkerFailed(RuntimeError):
-    """A measured run failed; its log is kept for reading."""
 RUN_COLUMNS = ["version", "commit", "seed", "dev_accuracy", "dev_macro_f1", "samples_per_s",
                "train_s", "total_s", "wall_s", "cpu_s", "best_step", "best_epoch", "load_1m"]
 SEED_COLUMNS = ["seed", "order", "old_samples_per_s", "new_samples_per_s", "ratio_new_old",
@@ -150,30 +153,6 @@ def worker(spec_path: Path) -> None:
 
 # --- the parent: inputs, the two versions, the interleaved runs ---------------------------
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def resolve_commit(commit: str) -> str:
-    try:
-        return git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
-    except subprocess.CalledProcessError:
-        sys.exit(f"--old-commit {commit}: not a commit of {REPO}; give a commit id or tag "
-                 f"that `git log` shows")
-
-
-def extract_src(commit: str, work: Path) -> Path:
-    """`src/` of `commit` under `work/old` (git archive, so no worktree to unregister)."""
-    target = work / "old"
-    target.mkdir()
-    archive = work / "old-src.tar"
-    git("archive", "--format=tar", f"--output={archive}", commit, "src")
-    subprocess.run(["tar", "-xf", str(archive), "-C", str(target)], check=True)
-    archive.unlink()
-    return target / "src"
-
-
 def read_tsv(path: Path) -> pd.DataFrame:
     """SST-2 files quote a field only when needed: the csv dialect fitclass reads by default."""
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -202,7 +181,7 @@ def write_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def recipe(args: argparse.Namespace, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-    """bench/sst2_vs_trainer.py's fitclass recipe; every key exists in both versions."""
+    """bench/cpu_vs_trainer.py's fitclass recipe (SST-2); every key exists in both versions."""
     return {
         "name": "engine-before-after",
         "data": {"train": inputs["train"], "valid": inputs["dev"], "text": "sentence",
@@ -223,11 +202,6 @@ def worker_env(src: Path, device: str) -> dict[str, str]:
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # both versions pick the GPU when one is visible
     return env
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_one(args: argparse.Namespace, version: str, commit: str, src: Path, seed: int,
@@ -296,12 +270,6 @@ def per_seed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
-
-
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pairs = per_seed(rows)
     result: dict[str, Any] = {}
@@ -355,11 +323,6 @@ def report(args: argparse.Namespace, versions: dict[str, tuple[str, Path]],
         "per_seed": per_seed(rows),
         "summary": summary(rows),
     }
-
-
-def write_json(out: Path, data: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def main(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """Training-step cost of each batching scheme, measured paired (contention-robust).
 
-The end-to-end `sst2_vs_trainer.py` wall times move with whatever else runs on the machine.
+The end-to-end `cpu_vs_trainer.py` wall times move with whatever else runs on the machine.
 This script isolates the one thing the two loops do differently per step, the batches: it
 builds the MiniLM classifier once and trains it on one epoch's batches of each scheme, in
 interleaved blocks of `--block` steps (fitclass length-grouped, Trainer random,
