@@ -32,6 +32,7 @@ from fitclass.runs.run import Run, prediction_frame
 from fitclass.target_kinds import KINDS
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
+from fitclass.training import writer as checkpoint_writes
 from fitclass.training.callbacks import Callback
 from fitclass.training.context import FitContext, FitResult
 from fitclass.training.engine import fit_neural
@@ -201,6 +202,11 @@ def train(
             reporter.log(f"replaced the {run.replaced} run in {run.path} ({how})")
         return _train_locked(run, recipe_obj, opened, reporter, list(callbacks))
     finally:
+        # a failed or interrupted fit may leave a checkpoint write in flight: it lands
+        # before the folder is unlocked, so nothing reads it half-written
+        problem = checkpoint_writes.settle()
+        if problem is not None:
+            Reporter().log(f"warning: {problem}")
         run.release()
 
 

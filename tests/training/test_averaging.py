@@ -296,3 +296,4 @@ def test_swa_keep_always_saves_the_average_of_the_last_checkpoints(
         assert torch.allclose(tensor, (first[key] + second[key]) / 2, atol=1e-7), key
     assert any(not torch.equal(model[k], best[k]) for k in model)  # not the best checkpoint
     assert any(not torch.equal(first[k], second[k]) for k in first)
+

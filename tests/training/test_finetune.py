@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from transformers import BertConfig
 
 import fitclass
 from fitclass.errors import RunError
-from fitclass.training import finetune, loop
+from fitclass.training import finetune, loop, writer
 from fitclass.training.progress import Reporter
 
 # 90 training rows (120 minus a 25% validation split), batch 16: 6 batches per epoch.
@@ -233,28 +234,55 @@ def interrupt_on_evaluation(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
 COMPARED = ["step", "epoch", "train_loss", "lr", "valid_loss", "accuracy", "macro_f1"]
 
 
-@pytest.mark.parametrize(("every", "cut", "steps"), [
-    (1, 2, [6, 12, 18]),  # interrupted at an epoch boundary
-    ("4 steps", 3, [4, 8, 12, 16, 18]),  # interrupted mid-epoch: resume skips seen batches
+def lazy_writes(patch: pytest.MonkeyPatch) -> None:
+    """The most asynchronous writer: a background write starts only when someone waits
+    for it, so every checkpoint is still unwritten until the next write or read."""
+    permits = threading.Semaphore(0)
+    real_flush, real_submit = writer.WRITER.flush, writer.WRITER.submit
+
+    def flush() -> None:
+        if writer.WRITER.busy:
+            permits.release()
+        real_flush()
+
+    def submit(target: Path, write: Any) -> None:
+        def held() -> None:
+            assert permits.acquire(timeout=60)
+            write()
+
+        real_submit(target, held)
+
+    patch.setattr(writer.WRITER, "flush", flush)
+    patch.setattr(writer.WRITER, "submit", submit)
+
+
+@pytest.mark.parametrize(("every", "cut", "steps", "lazy"), [
+    (1, 2, [6, 12, 18], False),  # interrupted at an epoch boundary
+    ("4 steps", 3, [4, 8, 12, 16, 18], False),  # mid-epoch: resume skips seen batches
+    ("4 steps", 3, [4, 8, 12, 16, 18], True),  # the last checkpoint still unwritten
 ])
 def test_resume_after_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 base_recipe: dict[str, Any], still_bert_dir: Path,
-                                every: Any, cut: int, steps: list[int]) -> None:
+                                every: Any, cut: int, steps: list[int], lazy: bool) -> None:
     recipe = with_train({**base_recipe, "model": {**base_recipe["model"],
                                                   "backbone": str(still_bert_dir)}},
                         epochs=3, eval_every=every)
     full = fitclass.train(recipe, out=tmp_path / "full")
 
-    interrupt_on_evaluation(monkeypatch, cut)
     path = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        fitclass.train(recipe, out=path)
-    monkeypatch.undo()
-    assert status(path)["status"] == "interrupted"
-    assert (path / "checkpoints" / "last").is_dir()
-    assert not (path / "model").exists()
+    with pytest.MonkeyPatch.context() as writes:
+        if lazy:
+            lazy_writes(writes)
+        interrupt_on_evaluation(monkeypatch, cut)
+        with pytest.raises(KeyboardInterrupt):
+            fitclass.train(recipe, out=path)
+        monkeypatch.undo()
+        assert status(path)["status"] == "interrupted"
+        assert writer.WRITER.busy is lazy  # the last evaluation's training state, held
+        assert (path / "checkpoints" / "last").is_dir()
+        assert not (path / "model").exists()
 
-    resumed = fitclass.train({}, resume=path)
+        resumed = fitclass.train({}, resume=path)  # reads the checkpoint once it is written
     assert resumed.path == path
     assert status(path)["status"] == "finished" and status(path)["resumed"] is True
     assert not (path / "checkpoints").exists()

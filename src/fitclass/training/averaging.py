@@ -3,13 +3,17 @@ after it. Every candidate is evaluated on validation and the run records which c
 went into the final weights.
 
 Checkpoints that SWA or the soup may need are kept as safetensors under
-`checkpoints/evals/` (only the last k for `pick: last` without a soup).
+`checkpoints/evals/` (only the last k for `pick: last` without a soup), written in the
+background (`training/writer.py`). The EMA is updated with one fused `torch._foreach_lerp_`
+over all tensors on the model's device; SWA and the soup keep one running sum of their
+members' weights and read the snapshots from disk one at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +25,55 @@ from fitclass.contracts.fit import CheckpointFolder
 from fitclass.recipe import AveragingConfig
 from fitclass.training.callbacks import Callback
 from fitclass.training.state import LoopState
+from fitclass.training.writer import finish, flush, host_copies, submit
 
 #: Evaluates the module's current weights: returns the select metric's value.
 Evaluate = Callable[[nn.Module], float | None]
+State = dict[str, torch.Tensor]
 
 
-def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
+def state_of(module: nn.Module) -> State:
     return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()
             if v.is_floating_point()}
 
 
-def load_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_state(module: nn.Module, state: State) -> None:
     current = module.state_dict()
     module.load_state_dict({**current, **{k: v.to(device=current[k].device,
                                                   dtype=current[k].dtype)
                                           for k, v in state.items()}})
 
 
-def on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+def add_into(total: State, state: State) -> State:
+    """`total += state`, tensor by tensor in one fused call; returns `total`."""
+    keys = list(total)
+    torch._foreach_add_([total[k] for k in keys], [state[k] for k in keys])
+    return total
 
 
-def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The uniform mean of several state dicts (float tensors)."""
-    return {k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]}
+def divided(total: State, count: int) -> State:
+    """A new state: `total / count`."""
+    keys = list(total)
+    return dict(zip(keys, torch._foreach_div([total[k] for k in keys], count), strict=True))
+
+
+def average(states: Iterable[State]) -> State:
+    """The uniform mean of state dicts (float tensors), summed one at a time: one running
+    total in memory, however many states (pass a generator that loads them)."""
+    total: State | None = None
+    count = 0
+    for state in states:
+        total = {k: v.clone() for k, v in state.items()} if total is None else add_into(
+            total, state)
+        count += 1
+    if total is None:
+        raise ValueError("average() of no states")
+    return divided(total, count)
+
+
+def write_snapshot(path: Path, state: State) -> None:
+    """Write a state in the background (`state`: host copies from `writer.host_copies`)."""
+    submit(path, partial(save_file, state, str(path)))
 
 
 def has_batchnorm(module: nn.Module) -> bool:
@@ -85,9 +114,13 @@ class Averager:
     run: CheckpointFolder
     mode: str  # "max" or "min": the select metric's direction
     snapshots: list[Snapshot] = field(default_factory=list)
-    ema: dict[str, torch.Tensor] | None = None
+    ema: State | None = None
     ema_updates: int = 0
     ema_best: float | None = None
+    #: The module's tensors the EMA follows, in `ema`'s order (views: they see in-place
+    #: optimiser steps and `load_state_dict`), taken once from `_followed` per module.
+    _sources: list[torch.Tensor] = field(default_factory=list, repr=False)
+    _followed: nn.Module | None = field(default=None, repr=False)
 
     def better(self, a: float | None, b: float | None) -> bool:
         if a is None:
@@ -97,6 +130,8 @@ class Averager:
         return a > b if self.mode == "max" else a < b
 
     def after_step(self, module: nn.Module) -> None:
+        """`ema = decay * ema + (1 - decay) * weights`: one fused lerp over every tensor, on
+        the model's device (no host sync, no per-tensor Python loop)."""
         if self.config.ema is None:
             return
         if self.ema is None:  # kept on the model's device: updated every step
@@ -107,10 +142,21 @@ class Averager:
         decay = self.config.ema.decay
         if self.config.ema.warmup:
             decay = min(decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        targets = list(self.ema.values())
+        sources = [s if s.dtype == torch.float32 else s.float() for s in self._track(module)]
         with torch.no_grad():
-            for key, value in module.state_dict().items():
-                if key in self.ema:
-                    self.ema[key].mul_(decay).add_(value.detach().float(), alpha=1 - decay)
+            torch._foreach_lerp_(targets, sources, 1 - decay)
+
+    def _track(self, module: nn.Module) -> list[torch.Tensor]:
+        """The module's tensors behind the EMA's keys. A state dict holds views of the
+        parameters and buffers, which optimiser steps and `load_state_dict` update in place,
+        so they are looked up once per module rather than every step."""
+        if module is not self._followed:
+            assert self.ema is not None
+            state = module.state_dict()
+            self._sources = [state[k].detach() for k in self.ema]
+            self._followed = module
+        return self._sources
 
     def after_eval(self, module: nn.Module, step: int, epoch: float, value: float | None,
                    evaluate: Evaluate) -> dict[str, Any]:
@@ -120,16 +166,17 @@ class Averager:
             folder = self.run.checkpoint("evals")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"step-{step}.safetensors"
-            save_file(state_of(module), str(path))
+            floats = {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+            write_snapshot(path, host_copies(floats, torch.float32))
             self.snapshots.append(Snapshot(step, epoch, value, path))
-            self._prune()
+            self._prune()  # older snapshots: written before this one was queued
         if self.ema is not None:
             extra["ema_value"] = self._evaluate_state(module, self.ema, evaluate)
             if self.better(extra["ema_value"], self.ema_best):
                 self.ema_best = extra["ema_value"]
                 path = self.run.checkpoint("best-ema.safetensors")
                 path.parent.mkdir(parents=True, exist_ok=True)  # EMA alone: nothing made it
-                save_file(on_cpu(self.ema), str(path))
+                write_snapshot(path, host_copies(self.ema))
         return extra
 
     def _prune(self) -> None:
@@ -139,7 +186,7 @@ class Averager:
         while len(self.snapshots) > swa.k:
             self.snapshots.pop(0).path.unlink(missing_ok=True)
 
-    def _evaluate_state(self, module: nn.Module, state: dict[str, torch.Tensor],
+    def _evaluate_state(self, module: nn.Module, state: State,
                         evaluate: Evaluate) -> float | None:
         original = state_of(module)
         load_state(module, state)
@@ -160,30 +207,35 @@ class Averager:
         return pool[-swa.k:]
 
     def greedy_soup(self, module: nn.Module, evaluate: Evaluate) -> tuple[list[int], float | None]:
-        """Wortsman et al. 2022: add checkpoints, best first, while validation improves."""
+        """Wortsman et al. 2022: add checkpoints, best first, while validation improves.
+        Keeps the running sum of the members' weights and reads one candidate at a time:
+        each trial is `(sum + candidate) / (n + 1)`. Leaves the soup in `module`."""
+        flush()
         ranked = sorted((s for s in self.snapshots if s.value is not None),
                         key=lambda s: s.value or 0.0, reverse=self.mode == "max")
         if not ranked:
             return [], None
-        members, states = [ranked[0]], [load_file(str(ranked[0].path))]
-        score = ranked[0].value
+        members, score = [ranked[0]], ranked[0].value
+        total = load_file(str(ranked[0].path))
         for candidate in ranked[1:]:
-            trial = [*states, load_file(str(candidate.path))]
-            value = self._evaluate_state(module, average(trial), evaluate)
+            trial = add_into(load_file(str(candidate.path)), total)  # the sum if it joins
+            load_state(module, divided(trial, len(members) + 1))
+            value = evaluate(module)
             if value is not None and not self.better(score, value):  # ties join the soup
-                members, states, score = [*members, candidate], trial, value
-        load_state(module, average(states))
+                members, total, score = [*members, candidate], trial, value
+        load_state(module, divided(total, len(members)))
         return [s.step for s in members], score
 
     def finalize(self, module: nn.Module, best_value: float | None, evaluate: Evaluate,
                  bn_batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> dict[str, Any]:
         """Choose the final weights among best checkpoint, SWA, EMA and soup (the module
         holds the best checkpoint on entry, and the chosen weights on return)."""
+        flush()  # the snapshots and the best EMA may still be on their way to disk
         record: dict[str, Any] = {"final": "best_checkpoint", "best_checkpoint": best_value}
         chosen_state, chosen_value = state_of(module), best_value
         if self.config.swa is not None and len(self.swa_members()) >= 2:
             members = self.swa_members()
-            candidate = average([load_file(str(s.path)) for s in members])
+            candidate = average(load_file(str(s.path)) for s in members)
             best_state = state_of(module)
             load_state(module, candidate)
             if has_batchnorm(module):
@@ -233,3 +285,6 @@ class Averaging(Callback):
                                          row.get(self.metric), self.evaluate)
         if "ema_value" in extra:
             row[f"ema_{self.metric}"] = extra["ema_value"]
+
+    def on_train_end(self, state: LoopState) -> None:
+        finish()

@@ -1,21 +1,41 @@
 """Checkpoints: the best weights, and the full training state for `--resume`.
 
-The training state (weights, optimiser, scheduler, RNG) is saved by `accelerate.save_state`;
-our loop counters and history ride along in `loop_state.json`. Both are written to a staging
-folder and swapped in whole, so a kill mid-save leaves the previous checkpoint intact.
+The best checkpoint holds weights only. The training state holds what a resume needs:
+weights, optimiser, scheduler and RNG in `accelerate.save_state`'s layout (read back by
+`accelerate.load_state`), our loop counters and history in `loop_state.json`, and extra
+arrays such as training dynamics. Each is written to a staging folder and swapped in whole, so
+a kill mid-save leaves the previous checkpoint intact.
+
+Both are written in the background (`training/writer.py`): the tensors are copied to host
+memory now, the files written while training goes on. Every reader here waits for the write
+in flight first; the callbacks wait for it when training ends.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from accelerate import Accelerator
-from safetensors.numpy import load_file, save_file
-from safetensors.torch import load_model, save_model
+from accelerate.checkpointing import save_accelerator_state, save_custom_state
+from accelerate.utils import (
+    OPTIMIZER_NAME,
+    SAFE_WEIGHTS_NAME,
+    SCHEDULER_NAME,
+    DistributedType,
+    clean_state_dict_for_safetensors,
+)
+from accelerate.utils import save as accelerate_save
+from safetensors.numpy import load_file
+from safetensors.numpy import save_file as save_arrays
+from safetensors.torch import _remove_duplicate_names, load_model, save_file
 from torch import nn
 
 from fitclass.atomic import follow_umask, replace_dir
@@ -23,21 +43,52 @@ from fitclass.contracts.fit import CheckpointFolder
 from fitclass.errors import RunError
 from fitclass.training.callbacks import Callback
 from fitclass.training.state import LoopState
+from fitclass.training.writer import finish, flush, host_copies, own_storages, submit
 
 LAST, BEST = "last", "best"
 LOOP_STATE = "loop_state.json"
 ARRAYS = "arrays.safetensors"
 
+#: Where the model, optimiser and scheduler states are plain state dicts we can copy; the
+#: sharded kinds (FSDP, DeepSpeed, Megatron) and XLA save through accelerate, synchronously.
+PLAIN = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+
+def fresh_folder(path: Path) -> Path:
+    """An empty staging folder (what a killed save left there is not part of this one)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def weights_of(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """Host copies of the module's state as safetensors' `save_model` writes it: tensors that
+    share memory (tied weights) stored once, the dropped names in the metadata."""
+    state = module.state_dict()
+    metadata: dict[str, str] | None = None
+    for kept, removed in _remove_duplicate_names(state).items():
+        for name in removed:
+            metadata = metadata or {}
+            metadata.setdefault(name, kept)
+            del state[name]
+    return host_copies(dict(state)), metadata
+
 
 def save_best(run: CheckpointFolder, module: nn.Module) -> None:
-    staged = run.checkpoint(f".{BEST}.staging")
-    staged.mkdir(parents=True, exist_ok=True)
-    save_model(module, str(staged / "model.safetensors"))
+    """Copy the module's weights now; write them as the best checkpoint in the background."""
+    tensors, metadata = weights_of(module)
+    submit(run.checkpoint(BEST), partial(_write_best, run, tensors, metadata))
+
+
+def _write_best(run: CheckpointFolder, tensors: dict[str, torch.Tensor],
+                metadata: dict[str, str] | None) -> None:
+    staged = fresh_folder(run.checkpoint(f".{BEST}.staging"))
+    save_file(tensors, str(staged / "model.safetensors"), metadata=metadata)
     follow_umask(staged)
     replace_dir(staged, run.checkpoint(BEST))
 
 
 def load_best(run: CheckpointFolder, module: nn.Module) -> None:
+    flush()
     load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
 
 
@@ -46,6 +97,7 @@ def restore_selected(run: CheckpointFolder, module: nn.Module, best_step: int | 
     final weights stay) when none did. A selected checkpoint that is missing is an error:
     falling back to other weights would describe one model in metrics.json and ship another.
     """
+    flush()  # the best checkpoint may still be on its way to disk
     if best_step is None:
         return False
     path = run.checkpoint(BEST) / "model.safetensors"
@@ -57,31 +109,105 @@ def restore_selected(run: CheckpointFolder, module: nn.Module, best_step: int | 
     return True
 
 
+@dataclass
+class HostState:
+    """Host copies of what `accelerate.save_state` writes from the prepared objects: one
+    state dict per model (aliases removed, as accelerate's safetensors save does), optimiser
+    and scheduler."""
+
+    models: list[dict[str, torch.Tensor]]
+    optimizers: list[Any]
+    schedulers: list[Any]
+    save_on_each_node: bool = False
+
+
+def host_state(accelerator: Accelerator) -> HostState | None:
+    """The prepared objects' states copied to host memory, or None where accelerate must
+    save them itself (sharded models, XLA, save hooks, automatic checkpoint naming)."""
+    if (accelerator.distributed_type not in PLAIN or accelerator._save_model_state_pre_hook
+            or accelerator.project_configuration.automatic_checkpoint_naming):
+        return None
+    each_node = accelerator.project_configuration.save_on_each_node
+    if not (accelerator.is_local_main_process if each_node else accelerator.is_main_process):
+        return HostState([], [], [], each_node)  # accelerate writes these on one process only
+    models = [clean_state_dict_for_safetensors(accelerator.get_state_dict(model, unwrap=False))
+              for model in accelerator._models]
+
+    optimizers = [optimizer.state_dict() for optimizer in accelerator._optimizers]
+    schedulers = [scheduler.state_dict() for scheduler in accelerator._schedulers]
+    models, optimizers, schedulers = host_copies((models, optimizers, schedulers))
+    return HostState(models, optimizers, schedulers, each_node)
+
+
+def save_small_state(accelerator: Accelerator, folder: Path) -> None:
+    """What accelerate saves besides the prepared objects, written now: the RNG states (read
+    at this moment, so they cannot wait for the worker), the gradient scaler, the loaders'
+    sampler states and objects registered for checkpointing. All small."""
+    save_on_each_node = accelerator.project_configuration.save_on_each_node
+    save_accelerator_state(str(folder), [], [], [], accelerator._dataloaders,
+                           accelerator.state.process_index, accelerator.step,
+                           accelerator.scaler, save_on_each_node=save_on_each_node)
+    for index, obj in enumerate(accelerator._custom_objects):
+        save_custom_state(obj, str(folder), index, save_on_each_node=save_on_each_node)
+
+
+def write_host_state(state: HostState, folder: Path) -> None:
+    """The files `accelerate.save_state` writes for the prepared objects, from host copies
+    (accelerate's `save` writes on the main process only, as `save_state` does). Runs in
+    the worker thread."""
+    each_node = state.save_on_each_node
+    for index, weights in enumerate(state.models):
+        name = SAFE_WEIGHTS_NAME if index == 0 else SAFE_WEIGHTS_NAME.replace(".", f"_{index}.")
+        accelerate_save(weights, folder / name, save_on_each_node=each_node,
+                        safe_serialization=True)
+    for prefix, states in ((OPTIMIZER_NAME, state.optimizers), (SCHEDULER_NAME, state.schedulers)):
+        for index, value in enumerate(states):
+            accelerate_save(own_storages(value),
+                            folder / f"{prefix}{f'_{index}' if index else ''}.bin",
+                            save_on_each_node=each_node)
+
+
 def save_training_state(run: CheckpointFolder, accelerator: Accelerator, loop_state: dict[str, Any],
                         arrays: dict[str, np.ndarray] | None = None) -> None:
-    """Weights, optimiser, scheduler, RNG (accelerate), loop counters (JSON) and extra
-    arrays such as training dynamics (safetensors)."""
-    staged = run.checkpoint(f".{LAST}.staging")
-    staged.mkdir(parents=True, exist_ok=True)
-    accelerator.save_state(str(staged))
-    (staged / LOOP_STATE).write_text(json.dumps(loop_state, default=float), encoding="utf-8")
+    """Weights, optimiser, scheduler, RNG (accelerate's layout), loop counters (JSON) and
+    extra arrays such as training dynamics (safetensors): copied now, the large files written
+    in the background."""
+    copied = host_state(accelerator)
+    text = json.dumps(loop_state, default=float)
+    kept = {k: np.array(v, copy=True, order="C") for k, v in (arrays or {}).items()}
+    flush()  # the staging folder is the previous write's until it is done
+    staged = fresh_folder(run.checkpoint(f".{LAST}.staging"))
+    if copied is None:
+        accelerator.save_state(str(staged))
+    else:
+        save_small_state(accelerator, staged)
+    submit(run.checkpoint(LAST), partial(_write_training_state, run, staged, copied, text, kept))
+
+
+def _write_training_state(run: CheckpointFolder, staged: Path, copied: HostState | None,
+                          text: str, arrays: dict[str, np.ndarray]) -> None:
+    if copied is not None:
+        write_host_state(copied, staged)
+    (staged / LOOP_STATE).write_text(text, encoding="utf-8")
     if arrays:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                  str(staged / ARRAYS))
+        save_arrays(arrays, str(staged / ARRAYS))
     follow_umask(staged)
     replace_dir(staged, run.checkpoint(LAST))
 
 
 def load_arrays(run: CheckpointFolder) -> dict[str, np.ndarray]:
+    flush()
     path = run.checkpoint(LAST) / ARRAYS
     return load_file(str(path)) if path.is_file() else {}
 
 
 def has_training_state(run: CheckpointFolder) -> bool:
+    flush()
     return (run.checkpoint(LAST) / LOOP_STATE).is_file()
 
 
 def load_training_state(run: CheckpointFolder, accelerator: Accelerator) -> dict[str, Any]:
+    flush()
     folder: Path = run.checkpoint(LAST)
     accelerator.load_state(str(folder))
     state: dict[str, Any] = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
@@ -100,16 +226,23 @@ class BestCheckpoint(Callback):
         if row.get("is_best") and self.is_main:
             save_best(self.run, self.module())
 
+    def on_train_end(self, state: LoopState) -> None:
+        finish()  # the final weights are chosen from this checkpoint next
+
 
 class ResumeState(Callback):
     """Saves the resumable training state after every evaluation: accelerate's state, the
-    loop state and extra arrays (e.g. training dynamics)."""
+    loop state and extra arrays (e.g. training dynamics). Training continues while it is
+    written; it is on disk when training ends."""
 
     def __init__(self, run: CheckpointFolder, accelerator: Accelerator,
                  arrays: Callable[[], dict[str, np.ndarray] | None] = lambda: None) -> None:
         self.run, self.accelerator, self.arrays = run, accelerator, arrays
 
     def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
-        # every process calls save_state (it synchronises); non-main ones write to scratch
+        # every process saves (sharded models gather); non-main ones write to scratch
         save_training_state(self.run, self.accelerator, state.to_json(), self.arrays())
         self.accelerator.wait_for_everyone()
+
+    def on_train_end(self, state: LoopState) -> None:
+        finish()
