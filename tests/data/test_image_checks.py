@@ -14,8 +14,9 @@ from PIL import Image
 
 from fitclass.data import checks
 from fitclass.data.image_checks import check_image_duplicates
-from fitclass.data.image_io import Preprocess, decode, dhash, near_pairs, scan_image
+from fitclass.data.image_io import Preprocess, decode, dhash, scan_image
 from fitclass.data.image_tables import read_image_table
+from fitclass.data.near_duplicates import near_pairs
 from fitclass.data.prepare import prepare_data, read_inputs
 from fitclass.errors import DataError
 from fitclass.recipe import DataConfig

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fitclass.data import delimited
 from fitclass.data.prepare import prepare_data, read_labelled
 from fitclass.data.readers import read_table
 from fitclass.errors import DataError, RecipeError
@@ -278,3 +279,21 @@ def test_encoding_through_the_recipe(tmp_path: Path) -> None:
 def test_a_one_column_file_whose_name_holds_a_separator_still_reads(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "review (1-5; stars)\ngreat movie\nbad one\n")
     assert read_table(path)["review (1-5; stars)"].tolist() == ["great movie", "bad one"]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 24])
+@pytest.mark.parametrize(("sep", "encoding"), [(",", "utf-8"), ("\t", "utf-8"),
+                                               ("¦", "utf-8"), ("€", "utf-8"),
+                                               (";", "cp1252"), ("|", "utf-16")])
+def test_field_count_proof_counts_block_by_block(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, block: int,
+                                                 sep: str, encoding: str) -> None:
+    """The whole-file counts are read a block at a time (a multi-byte separator may straddle
+    two blocks) and equal the counts over the file read at once."""
+    monkeypatch.setattr(delimited, "BLOCK", block)
+    text = f'a{sep}b\n"x{sep}\ny"{sep}€¦\n{sep}{sep}é\r\nz{sep}"q"\n'
+    path = write(tmp_path / "t.csv", text, encoding)
+    assert delimited._file_counts(path, sep, encoding) == (text.count(sep), text.count("\n"),
+                                                           True)
+    plain = write(tmp_path / "plain.csv", f"a{sep}b\n", encoding)
+    assert delimited._file_counts(plain, sep, encoding) == (1, 1, False)

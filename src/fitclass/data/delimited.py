@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, AnyStr, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +33,8 @@ Quoting = Literal["csv", "none"]
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 #: Characters of a line quoted in a message.
 SHOWN = 80
+#: Characters (bytes, for UTF-8) read at a time when counting a whole file.
+BLOCK = 1 << 24
 #: One record: its first and last file line (1-based) and its fields.
 Record = tuple[int, int, list[str]]
 
@@ -123,13 +125,32 @@ def _counts_differ(path: Path, fields: int, *, sep: str, quoting: Quoting, encod
 
 
 def _file_counts(path: Path, sep: str, encoding: str) -> tuple[int, int, bool]:
-    """How often `sep` and line feeds occur in the file, and whether it holds a quote."""
+    """How often `sep` and line feeds occur in the file, and whether it holds a quote.
+    Read block by block: a file of many gigabytes is not held in memory a second time
+    beside its table."""
     if codecs.lookup(encoding).name == "utf-8":  # no ASCII byte occurs inside a character
-        data = path.read_bytes()
-        return data.count(sep.encode()), data.count(b"\n"), b'"' in data
+        with path.open("rb") as binary:
+            return _count_blocks(iter(lambda: binary.read(BLOCK), b""), sep.encode(), b"\n",
+                                 b'"')
     with path.open(encoding=encoding, newline="") as handle:
-        text = handle.read()
-    return text.count(sep), text.count("\n"), '"' in text
+        return _count_blocks(iter(lambda: handle.read(BLOCK), ""), sep, "\n", '"')
+
+
+def _count_blocks(blocks: Iterator[AnyStr], sep: AnyStr, line: AnyStr, quote: AnyStr
+                  ) -> tuple[int, int, bool]:
+    """`_file_counts` over consecutive blocks. `line` and `quote` are one unit long; `sep`
+    is one character, in UTF-8 maybe several bytes: the bytes ending a block that may start
+    one are carried into the next (a UTF-8 character never overlaps another)."""
+    seps = lines = 0
+    quoted = False
+    carry = sep[:0]
+    for block in blocks:
+        window = carry + block
+        seps += window.count(sep)
+        lines += block.count(line)
+        quoted = quoted or quote in block
+        carry = window[1 - len(sep):] if len(sep) > 1 else sep[:0]
+    return seps, lines, quoted
 
 
 def _delimiters_expected(frame: pd.DataFrame, sep: str, quoted: bool) -> int:

@@ -18,13 +18,17 @@ the texts vary while each class keeps its own vocabulary (with some shared, ambi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from fitclass.atomic import atomic_write_text
 from fitclass.errors import DataError
+
+T = TypeVar("T")
 
 SHARES = {"billing": 0.50, "delivery": 0.25, "technical": 0.15, "account": 0.10}
 
@@ -81,10 +85,17 @@ SLOTS = {
 }
 
 
+def _pick(options: Sequence[T], rng: np.random.Generator) -> T:
+    """`rng.choice(options)`: the same draw from the generator (so the same demo data for a
+    seed), without converting `options` to an array on every call (6x faster: a million
+    rows are generated in seconds, not minutes)."""
+    return options[int(rng.integers(len(options)))]
+
+
 def _fill(template: str, rng: np.random.Generator) -> str:
-    values = {key: rng.choice(options) for key, options in SLOTS.items()}
+    values = {key: _pick(options, rng) for key, options in SLOTS.items()}
     body = template.format(**values)
-    return f"{rng.choice(OPENERS)}{body}.{rng.choice(CLOSERS)}".strip()
+    return f"{_pick(OPENERS, rng)}{body}.{_pick(CLOSERS, rng)}".strip()
 
 
 def make_demo_frame(rows: int = 1000, noise: float = 0.08, seed: int = 0,
@@ -94,12 +105,12 @@ def make_demo_frame(rows: int = 1000, noise: float = 0.08, seed: int = 0,
     rng = np.random.default_rng(seed)
     classes = list(SHARES)
     true = rng.choice(len(classes), size=rows, p=list(SHARES.values()))
-    texts = [_fill(str(rng.choice(TEMPLATES[classes[c]])), rng) for c in true]
+    texts = [_fill(_pick(TEMPLATES[classes[c]], rng), rng) for c in true]
     given = true.copy()
     flipped = rng.random(rows) < noise
     for row in np.flatnonzero(flipped):
         others = [c for c in range(len(classes)) if c != true[row]]
-        given[row] = rng.choice(others)
+        given[row] = _pick(others, rng)
     ids = [f"{prefix}{i:05d}" for i in range(rows)]
     customers = [f"c{c:04d}" for c in rng.integers(0, max(1, rows // 5), size=rows)]
     data = pd.DataFrame({"id": ids, "text": texts, "label": [classes[c] for c in given],
@@ -122,11 +133,11 @@ def make_multilabel_frame(rows: int = 1000, noise: float = 0.08, seed: int = 0,
         first = int(rng.choice(len(classes), p=list(SHARES.values())))
         topics = [first]
         if rng.random() < second_topic:
-            topics.append(int(rng.choice([c for c in range(len(classes)) if c != first])))
-        parts = [_fill(str(rng.choice(TEMPLATES[classes[t]])), rng) for t in topics]
+            topics.append(_pick([c for c in range(len(classes)) if c != first], rng))
+        parts = [_fill(_pick(TEMPLATES[classes[t]], rng), rng) for t in topics]
         tags = list(topics)
         if rng.random() < noise:
-            wrong = int(rng.choice([c for c in range(len(classes)) if c != first]))
+            wrong = _pick([c for c in range(len(classes)) if c != first], rng)
             tags = tags[:1] if len(tags) == 2 else [first, wrong]
         table["id"].append(f"m{row:05d}")
         table["text"].append(" Also, ".join(parts))

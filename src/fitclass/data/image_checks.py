@@ -15,12 +15,10 @@ from typing import Literal
 import pandas as pd
 
 from fitclass.data.checks import MAX_LISTED, Finding
-from fitclass.data.image_io import ImageInfo, near_pairs
+from fitclass.data.image_io import ImageInfo
+from fitclass.data.near_duplicates import near_pairs
 from fitclass.data.table import Label, TextTable
 from fitclass.recipe import ImagesConfig
-
-#: Above this many images the quadratic near-duplicate search is skipped (and said so).
-MAX_NEAR_SEARCH = 50_000
 
 
 def _listed(items: list[str]) -> str:
@@ -119,9 +117,7 @@ def check_image_duplicates(table: TextTable, config: ImagesConfig) -> list[Findi
             rows=[table.positions[r] for rows in exact for r in rows[1:]][:100],
             examples=[" = ".join(paths[r] for r in rows) for rows in exact[:MAX_LISTED]]))
         findings.extend(_conflicts(exact, paths, labels, table.source))
-    if config.near_duplicate_bits and len(table) > MAX_NEAR_SEARCH:
-        findings.append(_near_skipped(table.source, len(table)))
-    elif config.near_duplicate_bits:
+    if config.near_duplicate_bits:
         hashes, digests = list(map(str, table.frame["_dhash"])), list(table.frame["_sha256"])
         pairs = [(i, j, d) for i, j, d in near_pairs(hashes, None, config.near_duplicate_bits)
                  if digests[i] != digests[j]]  # byte-identical files are reported above
@@ -134,13 +130,6 @@ def check_image_duplicates(table: TextTable, config: ImagesConfig) -> list[Findi
                 f"(resized or re-encoded copies), or set data.images.near_duplicate_bits: 0",
                 count=len(pairs), examples=listed[:100]))
     return findings
-
-
-def _near_skipped(source: str, count: int) -> Finding:
-    return Finding("info", "near_duplicate_images",
-                   f"{source}: near-duplicate search skipped for {count} images (it compares "
-                   f"every pair; limit {MAX_NEAR_SEARCH}); exact duplicates were still checked",
-                   count=0)
 
 
 def _conflicts(groups: list[list[int]], paths: list[str], labels: list[Label] | None,
@@ -167,7 +156,7 @@ def check_image_leakage(train: TextTable, valid: TextTable,
     for j, digest in enumerate(valid.frame["_sha256"]):
         if str(digest) in by_hash:
             hits[j] = f"{valid_paths[j]} = {train_paths[by_hash[str(digest)]]}"
-    if config.near_duplicate_bits and len(train) + len(valid) <= MAX_NEAR_SEARCH:
+    if config.near_duplicate_bits:
         pairs = near_pairs([str(h) for h in valid.frame["_dhash"]],
                            [str(h) for h in train.frame["_dhash"]], config.near_duplicate_bits)
         for j, i, d in pairs:

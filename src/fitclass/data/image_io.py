@@ -186,32 +186,3 @@ def scan_images(paths: Sequence[str], threads: int = 0) -> list[ImageInfo]:
         return []
     with ThreadPoolExecutor(default_threads(threads)) as pool:
         return list(pool.map(scan_image, paths))
-
-
-def hash_bits(hashes: Sequence[str]) -> np.ndarray:
-    """Hex dHashes to a (N, 64) 0/1 float32 matrix (for Hamming distances by matmul)."""
-    raw = np.frombuffer(bytes.fromhex("".join(hashes)), dtype=np.uint8).reshape(len(hashes), 8)
-    return np.unpackbits(raw, axis=1).astype(np.float32)
-
-
-def near_pairs(first: Sequence[str], second: Sequence[str] | None, max_bits: int,
-               limit: int = 100_000) -> list[tuple[int, int, int]]:
-    """(i, j, distance) with Hamming distance <= max_bits between dHashes of `first` and
-    `second` (or within `first`, i < j, when `second` is None); computed blockwise, and
-    stopping after `limit` pairs (a data set that large has a bigger problem to report)."""
-    a = hash_bits(first) if first else np.zeros((0, 64), np.float32)
-    b = a if second is None else (hash_bits(second) if second else np.zeros((0, 64), np.float32))
-    pairs: list[tuple[int, int, int]] = []
-    block = max(16, min(2048, 2**24 // max(len(b), 1)))  # about 64 MB of distances at a time
-    for start in range(0, len(a), block):
-        chunk = a[start:start + block]
-        distance = chunk @ (1.0 - b).T + (1.0 - chunk) @ b.T
-        rows, cols = np.nonzero(distance <= max_bits + 0.5)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            i = start + r
-            if second is None and c <= i:
-                continue
-            pairs.append((i, c, round(float(distance[r, c]))))
-        if len(pairs) >= limit:
-            return pairs[:limit]
-    return pairs
