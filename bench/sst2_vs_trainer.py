@@ -102,12 +102,9 @@ from transformers import (  # noqa: E402
 )
 
 import fitclass  # noqa: E402
+from fitclass.data.tokens import tokenize_arrays  # noqa: E402
 from fitclass.environment import git_revision  # noqa: E402
-from fitclass.models.text import (  # noqa: E402
-    TransformerBackbone,
-    embedded_minilm_path,
-    tokenize,
-)
+from fitclass.models.text import TransformerBackbone, embedded_minilm_path  # noqa: E402
 from fitclass.recipe import ModelConfig  # noqa: E402
 from fitclass.training.progress import Reporter  # noqa: E402
 
@@ -242,10 +239,10 @@ def run_fitclass(args: argparse.Namespace, seed: int, train_path: Path,
 
 
 def encode(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> list[dict[str, Any]]:
-    """Token ids without padding, the same call fitclass makes, one dict per row."""
-    encoded = tokenize(tokenizer, frame["sentence"].tolist(), max_length)
+    """Token ids without padding, the same call fitclass makes, one dict of lists per row."""
+    tokens = tokenize_arrays(tokenizer, frame["sentence"].tolist(), max_length)
     labels = frame["label"].astype(int).tolist()
-    return [{**{k: v[i] for k, v in encoded.items()}, "labels": labels[i]}
+    return [{**{k: v.tolist() for k, v in tokens.row(i).items()}, "labels": labels[i]}
             for i in range(len(frame))]
 
 
@@ -356,8 +353,7 @@ def padding_stats(args: argparse.Namespace, train_path: Path, seed: int) -> dict
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_path())
     frame = read_tsv(train_path)
-    lengths = np.array([len(ids) for ids in tokenize(
-        tokenizer, frame["sentence"].tolist(), args.max_length)["input_ids"]])
+    lengths = tokenize_arrays(tokenizer, frame["sentence"].tolist(), args.max_length).lengths
     size = args.batch_size
     generator = torch.Generator().manual_seed(seed)
     return {
