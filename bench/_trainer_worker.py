@@ -2,7 +2,7 @@
 
 Trainer drives fitclass's own module (`get_backbone(ModelConfig(...)).build(...).module`,
 this tree's fitclass: the encoder, the recipe's pooling, dropout, a linear head), so the two
-sides train the same network; rows are tokenized once up front (the same `tokenize` call
+sides train the same network; rows are tokenized once up front (the same `tokenize_arrays` call
 fitclass makes) and batched by `DataCollatorWithPadding`, at random (Trainer's default) or
 with `group_by_length` (`spec["grouped"]`).
 
@@ -30,8 +30,9 @@ from transformers import DataCollatorWithPadding, Trainer
 
 import fitclass
 from _probes import TokenCounter, TrainerClock, emit, set_threads, trainer_arguments, versions
+from fitclass.data.tokens import tokenize_arrays
 from fitclass.models.catalog import get_backbone
-from fitclass.models.text import TransformerClassifier, tokenize
+from fitclass.models.text import TransformerClassifier
 from fitclass.recipe import ModelConfig
 
 
@@ -43,10 +44,10 @@ def read_table(path: str) -> pd.DataFrame:
 def encode(classifier: TransformerClassifier, frame: pd.DataFrame, text: str,
            label: str) -> list[dict[str, Any]]:
     """Token ids without padding, one dict per row, labels as class indices."""
-    encoded = tokenize(classifier.tokenizer, frame[text].tolist(), classifier.max_length)
+    tokens = tokenize_arrays(classifier.tokenizer, frame[text].tolist(), classifier.max_length)
     index = {name: i for i, name in enumerate(classifier.class_names)}
     labels = [index[value] for value in frame[label]]
-    return [{**{k: v[i] for k, v in encoded.items()}, "labels": labels[i]}
+    return [{**{k: v.tolist() for k, v in tokens.row(i).items()}, "labels": labels[i]}
             for i in range(len(frame))]
 
 

@@ -28,8 +28,9 @@ from accelerate.utils import set_seed
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from _holdout import markdown_table
-from fitclass.data.batching import Collator, LengthGroupedBatchSampler, rows_from_encoding
-from fitclass.models.text import TransformerBackbone, embedded_minilm_path, tokenize
+from fitclass.data.batching import Collator, LengthGroupedBatchSampler
+from fitclass.data.tokens import TokenRows, tokenize_arrays
+from fitclass.models.text import TransformerBackbone, embedded_minilm_path
 from fitclass.recipe import ModelConfig
 from fitclass.training.optim import parameter_groups
 
@@ -53,9 +54,9 @@ def main() -> None:
     set_seed(args.seed)
     classifier = TransformerBackbone(embedded_minilm_path(), ModelConfig(
         max_length=args.max_length)).build(["0", "1"])
-    encoded = tokenize(classifier.tokenizer, sample["sentence"].tolist(), args.max_length)
-    rows = rows_from_encoding(encoded, sample["label"].astype(int).to_numpy())
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    tokens = tokenize_arrays(classifier.tokenizer, sample["sentence"].tolist(), args.max_length)
+    rows = TokenRows(tokens, sample["label"].astype(int).to_numpy())
+    lengths = tokens.lengths
     size = args.batch_size
     generator = torch.Generator().manual_seed(args.seed)
 

@@ -247,3 +247,13 @@ def cli_main(capsys: pytest.CaptureFixture[str],
         return int(info.value.code or 0), captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Token and feature caches under a session folder, not the user's `~/.cache`: every
+    text model training tokenises through the token cache. Tests that count cache hits set
+    their own `FITCLASS_CACHE`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FITCLASS_CACHE", str(tmp_path_factory.mktemp("fitclass-cache")))
+        yield

@@ -1,4 +1,5 @@
-"""Batching: length-grouped shuffled batches for training, length-sorted ones for inference.
+"""Batching: length-grouped shuffled batches for training, length-sorted ones by token budget
+for inference, and the numpy collator that pads them.
 
 Padding only to the longest row of a batch whose rows have similar lengths wastes little
 compute: on short-text data this is most of fitclass's speed over plain random batches.
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
+
+from fitclass.data.tokens import TYPE_IDS, TokenArrays
 
 #: Rows shuffled together, then sorted by length, before cutting them into batches.
 MEGABATCH_FACTOR = 50
@@ -73,39 +76,79 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
 
 
 class Collator:
-    """Pads a list of tokenized rows to the longest one; keeps `labels` as a tensor."""
+    """Pads tokenised rows to the longest one (or a multiple of `pad_to_multiple_of`) in
+    numpy: one scatter of the rows' ids into a full pad array, not a Python loop over tokens.
+    `labels` (int64 ids or float32 rows) and `row` (positions in the table) become tensors.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.tokenizer = tokenizer
+    Gives what `tokenizer.pad(rows, return_tensors="pt")` gives (int64 ids, attention mask,
+    token type ids when the tokenizer uses them; the tokenizer's padding side).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase,
+                 pad_to_multiple_of: int | None = None) -> None:
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.pad_type_id = int(tokenizer.pad_token_type_id)
+        self.left = tokenizer.padding_side == "left"
+        self.type_ids = TYPE_IDS in tokenizer.model_input_names
+        self.multiple = pad_to_multiple_of
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        extra = [key for key in ("labels", "row") if key in rows[0]]
-        features = [{k: v for k, v in row.items() if k not in extra} for row in rows]
-        batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
-        for key in extra:  # labels: int64 ids or float32 rows; row: position in the table
-            batch[key] = torch.as_tensor(np.asarray([row[key] for row in rows]))
+        lengths = np.fromiter((len(row["input_ids"]) for row in rows), dtype=np.int64,
+                              count=len(rows))
+        ids = np.concatenate([row["input_ids"] for row in rows])
+        types = (np.concatenate([row[TYPE_IDS] for row in rows])
+                 if TYPE_IDS in rows[0] else None)
+        batch = self.pad(lengths, ids, types)
+        for key in ("labels", "row"):
+            if key in rows[0]:
+                batch[key] = torch.as_tensor(np.asarray([row[key] for row in rows]))
+        return batch
+
+    def take(self, tokens: TokenArrays, positions: np.ndarray) -> dict[str, torch.Tensor]:
+        """The rows of `tokens` at `positions`, padded (inference: no per-row dicts)."""
+        starts = tokens.offsets[positions]
+        lengths = tokens.offsets[positions + 1] - starts
+        mask = np.arange(lengths.max(initial=0)) < lengths[:, None]
+        flat = (starts[:, None] + np.arange(mask.shape[1]))[mask]  # row-major, as `pad` fills
+        types = None if tokens.type_ids is None else tokens.type_ids[flat]
+        return self.pad(lengths, tokens.ids[flat], types)
+
+    def pad(self, lengths: np.ndarray, ids: np.ndarray,
+            types: np.ndarray | None) -> dict[str, torch.Tensor]:
+        """Rows given as their lengths and their ids end to end, padded into a batch."""
+        width = int(lengths.max(initial=0))
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        columns = np.arange(width)
+        mask = (columns >= width - lengths[:, None]) if self.left else (
+            columns < lengths[:, None])
+        input_ids = np.full(mask.shape, self.pad_id, dtype=np.int64)
+        input_ids[mask] = ids  # boolean assignment fills row by row, left to right
+        batch = {"input_ids": torch.from_numpy(input_ids)}
+        if self.type_ids:
+            type_ids = np.full(mask.shape, self.pad_type_id, dtype=np.int64)
+            type_ids[mask] = 0 if types is None else types
+            batch[TYPE_IDS] = torch.from_numpy(type_ids)
+        batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
         return batch
 
 
-def rows_from_encoding(encoded: dict[str, list[list[int]]],
-                       labels: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Column-wise tokenizer output to one dict per row (what a DataLoader indexes)."""
-    keys = list(encoded)
-    rows: list[dict[str, Any]] = [{key: encoded[key][i] for key in keys}
-                                  for i in range(len(encoded["input_ids"]))]
-    if labels is not None:
-        for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
-            row["labels"], row["row"] = label, index
-    return rows
+def token_budget_batches(lengths: np.ndarray, budget: int) -> list[np.ndarray]:
+    """Row positions in batches of similar length, longest first, each batch's rows times its
+    longest row at most `budget` tokens (at least one row a batch): evaluation pads little
+    and fills each forward pass with the same number of tokens."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        size = max(1, budget // max(1, int(lengths[order[start]])))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
 
 
-def iter_sorted_batches(tokenizer: PreTrainedTokenizerBase, encoded: dict[str, list[list[int]]],
-                        batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-    """Inference batches in length order; yields the original row positions with each batch."""
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
-    collate = Collator(tokenizer)
-    rows = rows_from_encoding(encoded)
-    for start in range(0, len(order), batch_size):
-        positions = order[start:start + batch_size]
-        yield positions, collate([rows[i] for i in positions])
+def iter_budget_batches(collate: Collator, tokens: TokenArrays, budget: int
+                        ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Inference batches by token budget; yields the original row positions with each."""
+    for positions in token_budget_batches(tokens.lengths, budget):
+        yield positions, collate.take(tokens, positions)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from fitclass.data.table import TextTable
+from fitclass.data.table import TextInput, TextTable
 from fitclass.recipe import DataConfig
 
 CHUNK = 1 << 20
@@ -30,6 +31,15 @@ def file_digest(path: Path) -> str:
     with path.open("rb") as handle:
         while block := handle.read(CHUNK):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def texts_digest(texts: Sequence[TextInput]) -> str:
+    """sha256 of texts in order (single texts and pairs alike): the text part of cache keys."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(json.dumps(text, ensure_ascii=False).encode())
+        digest.update(b"\x00")
     return digest.hexdigest()
 
 

@@ -26,7 +26,11 @@ from transformers import (
 
 from fitclass.capabilities import TEXT_TRANSFORMER
 from fitclass.contracts.fit import FitContext, FitResult
+from fitclass.data.batching import Collator, iter_budget_batches
+from fitclass.data.fingerprint import texts_digest
 from fitclass.data.table import TextInput
+from fitclass.data.token_cache import cached_tokens
+from fitclass.data.tokens import TokenArrays, TokenRows, tokenize_arrays, untruncated_lengths
 from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone
 from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
@@ -39,7 +43,11 @@ if TYPE_CHECKING:
     from fitclass.recipe import Recipe
 
 __all__ = ["SequenceClassifier", "TransformerBackbone", "TransformerClassifier", "over_batches",
-           "probabilities", "tokenize"]
+           "over_tokens", "probabilities"]
+
+
+#: Text sets whose token ids a classifier keeps for `logits`/`encode` (validation, training).
+RECENT_TEXT_SETS = 2
 
 
 def embedded_minilm_path() -> str:
@@ -104,28 +112,23 @@ class SequenceClassifier(nn.Module):
         return out
 
 
-def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
-             max_length: int) -> dict[str, list[list[int]]]:
-    """Token ids without padding (batches are padded dynamically)."""
-    if texts and isinstance(texts[0], tuple):
-        first, second = [t[0] for t in texts], [t[1] for t in texts]
-        encoded = tokenizer(first, second, truncation=True, max_length=max_length)
-    else:
-        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
-    return {key: list(value) for key, value in encoded.items()}
+def over_tokens(collate: Collator, tokens: TokenArrays, budget: int, width: int,
+                run: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
+    """`run` on length-sorted, dynamically padded batches of at most `budget` tokens (rows
+    times padded length); rows back in input order."""
+    out = np.zeros((len(tokens), width), dtype=np.float32)
+    for rows, batch in iter_budget_batches(collate, tokens, budget):
+        out[rows] = run(batch)
+    return out
 
 
 def over_batches(tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput],
                  max_length: int, batch_size: int, width: int,
                  run: Callable[[dict[str, torch.Tensor]], np.ndarray]) -> np.ndarray:
-    """`run` on length-sorted, dynamically padded batches; rows back in input order."""
-    from fitclass.data.batching import iter_sorted_batches
-
-    encoded = tokenize(tokenizer, texts, max_length)
-    out = np.zeros((len(texts), width), dtype=np.float32)
-    for rows, batch in iter_sorted_batches(tokenizer, encoded, batch_size):
-        out[rows] = run(batch)
-    return out
+    """`over_tokens` on `texts` tokenised now, `batch_size` rows of `max_length` tokens a
+    batch's budget."""
+    return over_tokens(Collator(tokenizer), tokenize_arrays(tokenizer, texts, max_length),
+                       batch_size * max_length, width, run)
 
 
 class TransformerClassifier(NeuralClassifier):
@@ -143,6 +146,11 @@ class TransformerClassifier(NeuralClassifier):
         self.max_length = max_length
         self.multilabel = multilabel  # independent sigmoids instead of a softmax
         self.feature_source: str | None = None  # set by the backbone that built it
+        self.collate = Collator(tokenizer)
+        #: The last text sets tokenised for `logits`/`encode`, by digest: validation is scored
+        #: at every evaluation and tokenised once (two, so that encoding the training and
+        #: validation texts for the feature cache in turn does not evict validation).
+        self._recent_tokens: dict[str, TokenArrays] = {}
 
     def feature_encoder(self) -> TransformerClassifier:
         return self
@@ -159,15 +167,27 @@ class TransformerClassifier(NeuralClassifier):
     def head_dropout(self) -> nn.Module:
         return self.module.dropout
 
+    def tokens(self, texts: Sequence[TextInput]) -> TokenArrays:
+        """`texts` tokenised, or a recent text set's ids when `texts` are the same texts."""
+        digest = texts_digest(texts)
+        tokens = self._recent_tokens.pop(digest, None)
+        if tokens is None:
+            tokens = tokenize_arrays(self.tokenizer, texts, self.max_length)
+        self._recent_tokens[digest] = tokens  # the most recent last (dicts keep order)
+        while len(self._recent_tokens) > RECENT_TEXT_SETS:
+            del self._recent_tokens[next(iter(self._recent_tokens))]
+        return tokens
+
     def logits(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        """Scores of `texts`, in batches of at most `batch_size` x `max_length` tokens."""
         with inference(self.module, self.policy) as device:
 
             def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
                 batch = {k: v.to(device) for k, v in batch.items()}
                 return self.module(**batch)["logits"].float().cpu().numpy()
 
-            return over_batches(self.tokenizer, texts, self.max_length, batch_size,
-                                len(self.class_names), run)
+            return over_tokens(self.collate, self.tokens(texts), batch_size * self.max_length,
+                               len(self.class_names), run)
 
     def encode(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         """Pooled encoder features (the head's input), for probes and feature caches."""
@@ -178,8 +198,8 @@ class TransformerClassifier(NeuralClassifier):
                 hidden = self.module.encoder(**batch).last_hidden_state
                 return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
 
-            return over_batches(self.tokenizer, texts, self.max_length, batch_size,
-                                self.module.head.in_features, run)
+            return over_tokens(self.collate, self.tokens(texts), batch_size * self.max_length,
+                               self.module.head.in_features, run)
 
     def unused_parameters(self) -> list[str]:
         """The encoder's pooler: the head pools token states itself (`pool`)."""
@@ -188,13 +208,11 @@ class TransformerClassifier(NeuralClassifier):
 
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
-        """Tokenized rows (no padding), padded per batch by the collator."""
-        from fitclass.data.batching import Collator, rows_from_encoding
-
-        encoded = tokenize(self.tokenizer, inputs, self.max_length)
-        return TrainingData(rows=rows_from_encoding(encoded, targets),
-                            lengths=np.array([len(x) for x in encoded["input_ids"]]),
-                            collate=Collator(self.tokenizer))
+        """Token arrays (from the token cache when the truncation check or an earlier run
+        tokenised the same texts), padded per batch by the numpy collator."""
+        tokens = cached_tokens(self.tokenizer, inputs, self.max_length)
+        return TrainingData(rows=TokenRows(tokens, targets), lengths=tokens.lengths,
+                            collate=self.collate)
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -224,9 +242,12 @@ class TransformerBackbone(Backbone):
         return self.config.max_length
 
     def token_lengths(self, texts: Sequence[TextInput]) -> np.ndarray:
+        """Lengths before truncation. The texts are tokenised at `max_length` into the token
+        cache (the training rows then load them) and only rows that reach `max_length` are
+        measured again, counting tokens a chunk at a time: no id lists of the whole corpus."""
         tokenizer = self._tokenizer()
-        encoded = tokenize(tokenizer, texts, max_length=10**6)
-        return np.array([len(ids) for ids in encoded["input_ids"]])
+        tokens = cached_tokens(tokenizer, texts, self.max_length)
+        return untruncated_lengths(tokenizer, texts, tokens, self.max_length)
 
     def _tokenizer(self) -> PreTrainedTokenizerBase:
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from fitclass.data.fingerprint import texts_digest
 from fitclass.data.table import TextInput
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -41,14 +42,6 @@ def weights_digest(source: str) -> str:
                         digest.update(block)
     else:
         digest.update(source.encode())
-    return digest.hexdigest()
-
-
-def texts_digest(texts: Sequence[TextInput]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(json.dumps(text, ensure_ascii=False).encode())
-        digest.update(b"\x00")
     return digest.hexdigest()
 
 
