@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -30,6 +30,27 @@ Batch = dict[str, torch.Tensor]
 BatchTransform = Callable[[Batch, torch.Tensor], tuple[Batch, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How training rows become batches: packed side by side without padding (attention
+    kept within each row), or padded to the longest row rounded up to `pad_multiple`; and
+    why (`train.packing`, what the model supports). Recorded in the run's environment."""
+
+    packed: bool = False
+    pad_multiple: int = 1
+    #: how attention stays within a row of a packed batch, e.g. "block-diagonal mask (sdpa)"
+    attention: str | None = None
+    reason: str = "inputs of one size (nothing to pad or pack)"
+    #: token-budget batches take rows of similar length (padding, bins); False where one
+    #: sequence holds the whole batch and nothing is wasted (varlen attention)
+    group_by_length: bool = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": "packed" if self.packed else "padded", "attention": self.attention,
+                "pad_to_multiple_of": self.pad_multiple, "reason": self.reason,
+                "group_by_length": self.group_by_length}
+
+
 @dataclass
 class TrainingData:
     """The training rows in the form one classifier kind trains on."""
@@ -40,6 +61,7 @@ class TrainingData:
     transform: BatchTransform | None = None
     workers: int = 0  # DataLoader worker processes (decoding); 0 decodes in the main process
     pin_memory: bool = False
+    batching: Batching = field(default_factory=Batching)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:

@@ -64,15 +64,19 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
 
 
 class Collator:
-    """Pads a list of tokenized rows to the longest one; keeps `labels` as a tensor."""
+    """Pads a list of tokenized rows to the longest one (rounded up to `pad_to_multiple_of`,
+    when given); keeps `labels` as a tensor."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase,
+                 pad_to_multiple_of: int | None = None) -> None:
         self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         extra = [key for key in ("labels", "row") if key in rows[0]]
         features = [{k: v for k, v in row.items() if k not in extra} for row in rows]
-        batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
+        batch = dict(self.tokenizer.pad(features, return_tensors="pt",
+                                        pad_to_multiple_of=self.pad_to_multiple_of))
         for key in extra:  # labels: int64 ids or float32 rows; row: position in the table
             batch[key] = torch.as_tensor(np.asarray([row[key] for row in rows]))
         return batch

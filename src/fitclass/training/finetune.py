@@ -33,7 +33,7 @@ from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
 from fitclass.training.probe import run_cached_head_stages
-from fitclass.training.samplers import make_sampler
+from fitclass.training.samplers import batch_sampler, describe_batching
 from fitclass.training.selection import Selector
 from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
 from fitclass.training.state import LoopState
@@ -53,6 +53,8 @@ class Prepared:
     sampler: Any
     transform: BatchTransform | None
     num_rows: int
+    #: how the rows were batched and why (`environment.json` -> `batching`)
+    batching: dict[str, Any]
 
 
 class FineTuneStep:
@@ -137,8 +139,9 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     config = context.recipe.train
     targets = context.train_targets
     data = classifier.training_data(context.train.texts, targets, context.recipe)
-    sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
-                           config.batch_size, config.seed)
+    sampler = batch_sampler(context.recipe, data, targets)
+    batching = describe_batching(data, context.recipe)
+    context.reporter.log(f"batching: {batching['mode']} ({batching['reason']})")
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
     loader = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
@@ -151,7 +154,7 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
     return Prepared(module, optimizer, loader, scheduler, sampler, data.transform,
-                    len(data.rows))
+                    len(data.rows), batching)
 
 
 def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitResult:
@@ -235,7 +238,8 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
         context.class_names)
     return FitResult(classifier=classifier, history=state.history, best=best,
                      train_seconds=state.train_seconds,
-                     train_samples_per_second=state.samples_per_second, dynamics=dynamics)
+                     train_samples_per_second=state.samples_per_second, dynamics=dynamics,
+                     batching=prepared.batching)
 
 
 def _input_batches(loader: Any, limit: int = 200) -> Any:
