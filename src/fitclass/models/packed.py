@@ -20,7 +20,7 @@ RoBERTa-like models, or relative position schemes make them differ).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from fitclass.data.batching import Collator
 from fitclass.data.packing import CUDA_PAD_MULTIPLE, PackedCollator
 from fitclass.errors import RecipeError
 from fitclass.models.neural import Batching
+from fitclass.precision import FP32_CPU, Policy, inference
 
 VARLEN, MASK = "varlen", "mask"
 #: Implementations whose attention takes a 4D mask as given (`masking_utils`' early exit).
@@ -99,29 +100,31 @@ def unsupported(encoder: PreTrainedModel) -> str | None:
     return None
 
 
-def probe_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The shortest, the longest and a middle row of the first `PROBE_POOL` rows."""
-    pool = rows[:PROBE_POOL]
+def probe_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shortest, the longest and a middle row of the first `PROBE_POOL` rows (of any
+    map-style dataset of row dicts)."""
+    pool = [rows[i] for i in range(min(len(rows), PROBE_POOL))]
     order = sorted(range(len(pool)), key=lambda i: len(pool[i]["input_ids"]))
     picked = sorted({order[0], order[len(order) // 2], order[-1]})
     return [{k: v for k, v in pool[i].items() if k not in ("labels", "row")} for i in picked]
 
 
 def packed_logits_differ(module: nn.Module, padded: Collate, packed: Collate,
-                         rows: list[dict[str, Any]]) -> float | None:
-    """The largest logit difference between a packed and a padded batch of `rows`, in eval
-    mode; None when they agree (allclose)."""
+                         rows: list[dict[str, Any]], policy: Policy) -> float | None:
+    """The largest logit difference between a packed and a padded batch of `rows`, run as
+    the policy says (eval mode, its autocast); None when they agree to the precision's
+    tolerance (bf16 and fp16 keep about 3 significant digits)."""
     was_training = module.training
-    module.eval()
-    device = next(module.parameters()).device
     try:
-        with torch.no_grad():
+        with inference(module, policy) as device:
             outputs = [module(**{k: v.to(device) if isinstance(v, torch.Tensor) else v
-                                 for k, v in collate(rows).items()})["logits"]
+                                 for k, v in collate(rows).items()})["logits"].float()
                        for collate in (padded, packed)]
     finally:
         module.train(was_training)
-    if torch.allclose(outputs[0], outputs[1], rtol=1e-3, atol=1e-4):
+    scale = max(1.0, float(outputs[0].abs().max()))
+    tolerance = 1e-4 if policy.autocast_dtype is None else 2e-2
+    if torch.allclose(outputs[0], outputs[1], rtol=10 * tolerance, atol=tolerance * scale):
         return None
     return float((outputs[0] - outputs[1]).abs().max())
 
@@ -132,16 +135,17 @@ def pad_multiple() -> int:
 
 
 def training_batching(module: nn.Module, encoder: PreTrainedModel,
-                      tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, Any]],
-                      setting: str, max_length: int, declared: bool = True
-                      ) -> tuple[Batching, Collate]:
+                      tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]],
+                      setting: str, max_length: int, declared: bool = True,
+                      policy: Policy = FP32_CPU) -> tuple[Batching, Collate]:
     """How to batch these training rows (of at most `max_length` tokens) under
     `train.packing` (`auto`, `on`, `off`), and the collate function that does it; `on`
-    raises when the encoder cannot pack (or its kind does not declare `packing`)."""
+    raises when the encoder cannot pack (or its kind does not declare `packing`). The probe
+    runs in the training's precision (`policy`), like every forward pass of the run."""
     multiple = pad_multiple()
     padded = Collator(tokenizer, pad_to_multiple_of=multiple if multiple > 1 else None)
     if setting == "off":
-        return Batching(pad_multiple=multiple, reason="train.packing: off"), padded
+        return Batching("padded", multiple, reason="train.packing: off"), padded
     path = attention_path(encoder)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     width = BIN_WIDTH_FACTOR * max_length
@@ -149,7 +153,7 @@ def training_batching(module: nn.Module, encoder: PreTrainedModel,
                             hidden_size=int(encoder.config.hidden_size))
     problem = unsupported(encoder) if declared else "its kind does not declare packing"
     if problem is None and path == MASK:
-        difference = packed_logits_differ(module, padded, packed, probe_rows(rows))
+        difference = packed_logits_differ(module, padded, packed, probe_rows(rows), policy)
         if difference is not None:
             problem = (f"a packed batch gave logits up to {difference:.3g} away from a padded "
                        f"one (its positions do not start at 0 in every row, or its attention "
@@ -159,7 +163,7 @@ def training_batching(module: nn.Module, encoder: PreTrainedModel,
             raise RecipeError(f"train.packing: on, but this encoder cannot pack rows: "
                               f"{problem}; set train.packing: auto (padded batches when "
                               f"packing is not supported) or off")
-        return Batching(pad_multiple=multiple,
+        return Batching("padded", multiple,
                         reason=f"train.packing: auto, and {problem}"), padded
     implementation = encoder.config._attn_implementation
     attention = (f"varlen ({implementation})" if path == VARLEN
@@ -167,6 +171,6 @@ def training_batching(module: nn.Module, encoder: PreTrainedModel,
                       f"tokens)")
     checked = ("" if path == VARLEN
                else "; a probe batch gave the same logits packed as padded")
-    return Batching(packed=True, pad_multiple=multiple, attention=attention,
+    return Batching("packed", multiple, attention=attention,
                     reason=f"train.packing: {setting}, and the encoder supports it{checked}",
                     group_by_length=path != VARLEN), packed

@@ -195,7 +195,7 @@ class TransformerClassifier(NeuralClassifier):
         rows = rows_from_encoding(encoded, targets)
         batching, collate = training_batching(
             self.module, self.module.encoder, self.tokenizer, rows, recipe.train.packing,
-            self.max_length, declared=self.capabilities.packing)
+            self.max_length, declared=self.capabilities.packing, policy=self.policy)
         return TrainingData(rows=rows, lengths=np.array([len(x) for x in encoded["input_ids"]]),
                             collate=collate, batching=batching)
 

@@ -164,6 +164,7 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     set_seed(train_config.seed)
     accelerator = make_accelerator(train_config.precision, train_config.grad_accumulation)
     targets = context.train_targets
+    first.policy = accelerator_policy(accelerator)  # its training data's probe runs in it
     data = first.training_data(context.train.texts, targets, context.recipe)
     sampler = batch_sampler(context.recipe, data, targets)
     loader: Any = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,

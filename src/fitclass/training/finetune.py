@@ -164,8 +164,8 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     set_seed(config.seed)
     accelerator = make_accelerator(config.precision, config.grad_accumulation)
     reporter.enabled = reporter.enabled and accelerator.is_main_process
+    classifier.policy = accelerator_policy(accelerator)  # before its training data's probe
     prepared = prepare(classifier, context, accelerator)
-    classifier.policy = accelerator_policy(accelerator)
     steps_per_epoch = math.ceil(len(prepared.loader) / config.grad_accumulation)
     stages = resolve_stages(config)
     loss_fn = build_loss(context.recipe, context.train_targets, context.class_names)
