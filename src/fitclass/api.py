@@ -240,6 +240,7 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
             writer.write_self_training(run, rounds)
         else:
             result = backbone.fit(context)
+        writer.record_batching(run, result.batching)
         _save_outputs(run, recipe_obj, prepared, result)
     except KeyboardInterrupt:
         run.set_status("interrupted")

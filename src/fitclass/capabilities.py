@@ -43,6 +43,9 @@ class Capabilities:
     #: `fitclass pretrain` can continue its masked-language-model training (a Hugging Face
     #: text encoder whose backbone names its weights' `source`)
     masked_lm: bool = False
+    #: rows of different lengths can be packed side by side into one sequence, attention
+    #: kept within each row (`train.packing`); the encoder a run loads is probed as well
+    packing: bool = False
     #: a fast classical baseline the report sets a run beside (same data)
     report_baseline: bool = False
     #: `model` keys only this kind reads (refused for other kinds)
@@ -51,7 +54,8 @@ class Capabilities:
 
 #: A Hugging Face text encoder fine-tuned with a classification head (minilm, hub ids).
 TEXT_TRANSFORMER = Capabilities(cacheable_features=True, coteaching=True, self_training=True,
-                                minority_augmentation=True, onnx_export=True, masked_lm=True)
+                                minority_augmentation=True, onnx_export=True, masked_lm=True,
+                                packing=True)
 #: A Hugging Face or built-in image classifier (resnet-tiny, ViT/ConvNeXt ids and folders).
 IMAGE_MODEL = Capabilities(modality="image")
 #: A timm image model (`timm:<name>`).

@@ -89,3 +89,5 @@ class FitResult:
     train_samples_per_second: float | None = None
     #: Per-row training dynamics (`training/dynamics.py`), when recorded.
     dynamics: pd.DataFrame | None = None
+    #: How training batched its rows (packed or padded, and why); `environment.json` keeps it.
+    batching: dict[str, Any] | None = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +30,32 @@ Batch = dict[str, torch.Tensor]
 BatchTransform = Callable[[Batch, torch.Tensor], tuple[Batch, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How training rows become batches: `packed` side by side without padding (attention
+    kept within each row), `padded` to the longest row rounded up to `pad_multiple`, or
+    `fixed` (inputs of one size, such as images); and why (`train.packing`, what the model
+    supports). Recorded in the run's environment."""
+
+    mode: Literal["packed", "padded", "fixed"] = "fixed"
+    pad_multiple: int = 1
+    #: how attention stays within a row of a packed batch, e.g. "block-diagonal mask (sdpa)"
+    attention: str | None = None
+    reason: str = "inputs of one size: nothing to pad or pack"
+    #: token-budget batches take rows of similar length (padding, bins); False where one
+    #: sequence holds the whole batch and nothing is wasted (varlen attention)
+    group_by_length: bool = True
+
+    @property
+    def packed(self) -> bool:
+        return self.mode == "packed"
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "attention": self.attention,
+                "pad_to_multiple_of": self.pad_multiple, "reason": self.reason,
+                "group_by_length": self.group_by_length}
+
+
 @dataclass
 class TrainingData:
     """The training rows in the form one classifier kind trains on."""
@@ -40,6 +66,7 @@ class TrainingData:
     transform: BatchTransform | None = None
     workers: int = 0  # DataLoader worker processes (decoding); 0 decodes in the main process
     pin_memory: bool = False
+    batching: Batching = field(default_factory=Batching)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:

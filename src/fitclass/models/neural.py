@@ -3,6 +3,7 @@
 
 from fitclass.contracts.neural import (
     Batch,
+    Batching,
     BatchTransform,
     FeatureEncoder,
     NeuralClassifier,
@@ -10,5 +11,5 @@ from fitclass.contracts.neural import (
     probabilities,
 )
 
-__all__ = ["Batch", "BatchTransform", "FeatureEncoder", "NeuralClassifier", "TrainingData",
-           "probabilities"]
+__all__ = ["Batch", "BatchTransform", "Batching", "FeatureEncoder", "NeuralClassifier",
+           "TrainingData", "probabilities"]

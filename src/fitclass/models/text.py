@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ from fitclass.errors import RecipeError
 from fitclass.models.base import MODEL_INFO, Backbone
 from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
+from fitclass.models.packed import encode_packed, training_batching
+from fitclass.models.pooling import pool_packed, pool_padded
 from fitclass.models.registry import register_backbone, register_fallback, register_kind
 from fitclass.precision import inference, load_pretrained
 from fitclass.recipe import ModelConfig
@@ -83,33 +85,46 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(encoder.config.hidden_size), num_labels)
 
-    def encoder_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encoder_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         """The padding mask in the form the encoder's attention takes without reading it on
         the host. Given a 2-D mask, transformers' SDPA path checks `mask.all()` to drop it
         (a device sync every forward); a 4-D boolean mask (True: attend) goes to SDPA as-is.
         Other attention implementations get the 2-D mask."""
-        if getattr(self.encoder.config, "_attn_implementation", None) != "sdpa":
+        if attention_mask is None or getattr(self.encoder.config, "_attn_implementation",
+                                             None) != "sdpa":
             return attention_mask
         return attention_mask[:, None, None, :].bool()
 
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return hidden[:, 0]
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return pool_padded(hidden, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.encoder(input_ids=input_ids,
-                              attention_mask=self.encoder_mask(attention_mask),
-                              **extra).last_hidden_state
-        logits = self.head(self.dropout(self.pool(hidden, attention_mask)))
+                labels: torch.Tensor | None = None, **packed: Any) -> dict[str, torch.Tensor]:
+        """Logits of a padded batch (`attention_mask`), or of a packed one: `packed` holds
+        the row boundaries `data/packing.py` adds (`PACKED_KEYS`) instead of a mask."""
+        if packed:
+            pooled = self._pool_packed(input_ids, token_type_ids, **packed)
+        else:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            hidden = self.encoder(input_ids=input_ids,
+                                  attention_mask=self.encoder_mask(attention_mask),
+                                  **extra).last_hidden_state
+            pooled = self.pool(hidden, attention_mask)
+        logits = self.head(self.dropout(pooled))
         out = {"logits": logits}
         if labels is not None:  # lets HF Trainer drive the same module in the benchmark
             out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
         return out
+
+    def _pool_packed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                     position_ids: torch.Tensor, sequence_ids: torch.Tensor,
+                     row_starts: torch.Tensor, row_lengths: torch.Tensor,
+                     cu_seq_lens: torch.Tensor | None = None,
+                     max_seq_len: int | None = None) -> torch.Tensor:
+        hidden = encode_packed(self.encoder, input_ids, token_type_ids, position_ids,
+                               sequence_ids, cu_seq_lens, max_seq_len)
+        return pool_packed(hidden, sequence_ids, row_starts, row_lengths, self.pooling)
 
 
 def over_tokens(collate: Collator, tokens: TokenArrays, budget: int, width: int,
@@ -209,10 +224,15 @@ class TransformerClassifier(NeuralClassifier):
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
         """Token arrays (from the token cache when the truncation check or an earlier run
-        tokenised the same texts), padded per batch by the numpy collator."""
+        tokenised the same texts), packed or padded per batch by the collator
+        (`train.packing`; see `models/packed.py`)."""
         tokens = cached_tokens(self.tokenizer, inputs, self.max_length)
-        return TrainingData(rows=TokenRows(tokens, targets), lengths=tokens.lengths,
-                            collate=self.collate)
+        rows = TokenRows(tokens, targets)
+        batching, collate = training_batching(
+            self.module, self.module.encoder, self.tokenizer, rows, recipe.train.packing,
+            self.max_length, declared=self.capabilities.packing, policy=self.policy)
+        return TrainingData(rows=rows, lengths=tokens.lengths, collate=collate,
+                            batching=batching)
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from fitclass.capabilities import capabilities_for
 from fitclass.errors import RecipeError
 from fitclass.recipe.base import SELECTABLE_METRICS, TASK_METRICS, Strict
+from fitclass.recipe.batching import batching_problems
 from fitclass.recipe.data import DataConfig, SplitConfig
 from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
 from fitclass.recipe.model import ModelConfig
@@ -96,7 +97,7 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
         for problem in (_task_problems(self) + _backbone_problems(self)
-                        + _image_problems(self)):
+                        + _image_problems(self) + batching_problems(self)):
             raise ValueError(problem)
         return self
 

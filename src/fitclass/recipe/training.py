@@ -75,6 +75,11 @@ class TrainConfig(Strict):
 
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=1)
+    #: Tokens per batch and process instead of `batch_size` rows: summed real tokens when
+    #: packed, rows x longest row when padded.
+    batch_tokens: int | None = Field(None, ge=8)
+    #: Padding-free batches: `auto` packs where the model supports it, `on` requires it.
+    packing: Literal["auto", "on", "off"] = "off"
     eval_batch_size: int = Field(64, ge=1)
     lr: float = Field(5e-5, gt=0.0)
     weight_decay: float = Field(0.01, ge=0.0)
@@ -102,6 +107,14 @@ class TrainConfig(Strict):
     @classmethod
     def _compile_bool(cls, value: object) -> object:
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        # YAML reads an unquoted on/off as a boolean
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
     @property
     def total_epochs(self) -> int:

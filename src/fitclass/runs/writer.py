@@ -70,6 +70,14 @@ def write_environment(run: RunDir, seed: int, precision: str = "fp32") -> None:
     run.write_json(ENVIRONMENT, describe_environment(seed, precision))
 
 
+def record_batching(run: RunDir, batching: dict[str, Any] | None) -> None:
+    """Add how training batched its rows (packed or padded, and why) to the environment
+    record; known only once the model is built, after the run started."""
+    if batching is None:
+        return
+    run.write_json(ENVIRONMENT, {**run.read_json(ENVIRONMENT), "batching": batching})
+
+
 def write_start(run: RunDir, recipe: Recipe) -> None:
     """The files a run has from its start: its recipe and environment."""
     write_recipe(run, recipe)

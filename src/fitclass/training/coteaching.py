@@ -36,7 +36,7 @@ from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
 from fitclass.training.progress import format_metrics
-from fitclass.training.samplers import make_sampler
+from fitclass.training.samplers import batch_sampler, describe_batching
 from fitclass.training.selection import Selector
 from fitclass.training.state import LoopState
 from fitclass.training.strategy import EvalSchedule, StepOutput
@@ -167,10 +167,9 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     for network in (first, second):
         freeze_unused(network)
     targets = context.train_targets
+    first.policy = accelerator_policy(accelerator)  # its training data's probe runs in it
     data = first.training_data(context.train.texts, targets, context.recipe)
-    sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
-                           train_config.batch_size, train_config.seed,
-                           kind=context.task.kind)
+    sampler = batch_sampler(context.recipe, data, targets, context.task.kind)
     loader: Any = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
                                               collate_fn=data.collate)
     pair = torch.nn.ModuleList([first.module, second.module])
@@ -200,7 +199,8 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
                            "step": selectors[better].best_step, "network": "ab"[better],
                            "valid_loss": selectors[better].best_loss},
                      train_seconds=state.train_seconds,
-                     train_samples_per_second=state.samples_per_second)
+                     train_samples_per_second=state.samples_per_second,
+                     batching=describe_batching(data, context.recipe))
 
 
 def _better(selectors: list[Selector]) -> int:

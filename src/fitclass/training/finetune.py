@@ -39,7 +39,7 @@ from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
 from fitclass.training.probe import run_cached_head_stages
-from fitclass.training.samplers import make_sampler
+from fitclass.training.samplers import batch_sampler, describe_batching
 from fitclass.training.selection import Selector
 from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
 from fitclass.training.state import LoopState
@@ -59,6 +59,8 @@ class Prepared:
     sampler: Any
     transform: BatchTransform | None
     num_rows: int
+    #: how the rows were batched and why (`environment.json` -> `batching`)
+    batching: dict[str, Any]
     plain: torch.nn.Module  # the prepared module, never compiled (unwrapped to save)
 
 
@@ -145,9 +147,9 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     config = context.recipe.train
     targets = context.train_targets
     data = classifier.training_data(context.train.texts, targets, context.recipe)
-    sampler = make_sampler(context.recipe.imbalance.sampler, data.lengths, targets,
-                           config.batch_size, config.seed,
-                           kind=context.task.kind)
+    sampler = batch_sampler(context.recipe, data, targets, context.task.kind)
+    batching = describe_batching(data, context.recipe)
+    context.reporter.log(f"batching: {batching['mode']} ({batching['reason']})")
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
         sampler.round_size = accelerator.num_processes  # a step's batches: one length group
@@ -163,7 +165,8 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     # the step runs the compiled module; `classifier.module` stays the plain one (saved,
     # evaluated, averaged) and shares its parameters
     return Prepared(compiled(module, config.compile, accelerator.device), optimizer, loader,
-                    scheduler, sampler, data.transform, len(data.rows), plain=module)
+                    scheduler, sampler, data.transform, len(data.rows), batching,
+                    plain=module)
 
 
 def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitResult:
@@ -176,8 +179,8 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                                    find_unused=any(s.trainable != "all" for s in stages))
     reporter.enabled = reporter.enabled and accelerator.is_main_process
     freeze_unused(classifier)
+    classifier.policy = accelerator_policy(accelerator)  # before its training data's probe
     prepared = prepare(classifier, context, accelerator)
-    classifier.policy = accelerator_policy(accelerator)
     steps_per_epoch = math.ceil(len(prepared.loader) / config.grad_accumulation)
     loss_fn = build_loss(context.recipe, context.train_targets, context.class_names)
     strategy = FineTuneStep(classifier, context, accelerator, prepared, loss_fn, stages,
@@ -248,7 +251,8 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
         context.class_names)
     return FitResult(classifier=classifier, history=state.history, best=best,
                      train_seconds=state.train_seconds,
-                     train_samples_per_second=state.samples_per_second, dynamics=dynamics)
+                     train_samples_per_second=state.samples_per_second, dynamics=dynamics,
+                     batching=prepared.batching)
 
 
 def _input_batches(loader: Any, limit: int = 200) -> Any:

@@ -13,13 +13,19 @@ target kind, which the loop passes in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from fitclass.contracts.neural import TrainingData
 from fitclass.data.batching import LengthGroupedBatchSampler
+from fitclass.data.packing import TokenBudgetBatchSampler
 from fitclass.registry import Registry
 from fitclass.target_kinds import TargetKind
+
+if TYPE_CHECKING:
+    from fitclass.recipe import Recipe
 
 BatchSampler = torch.utils.data.Sampler[list[int]]
 SamplerFactory = Callable[[np.ndarray, np.ndarray, TargetKind, int, int], BatchSampler]
@@ -32,6 +38,32 @@ def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size
     """The registered sampler `name` over rows with these token lengths and targets (of
     the task's target `kind`)."""
     return SAMPLERS.get(name)(lengths, targets, kind, batch_size, seed)
+
+
+def batch_sampler(recipe: Recipe, data: TrainingData, targets: np.ndarray,
+                  kind: TargetKind) -> BatchSampler:
+    """The training batches: `train.batch_tokens` per batch (token budget, costed as the
+    classifier batches: packed or padded), else `train.batch_size` rows from the recipe's
+    `imbalance.sampler`."""
+    train = recipe.train
+    if train.batch_tokens is None:
+        return make_sampler(recipe.imbalance.sampler, data.lengths, targets, train.batch_size,
+                            train.seed, kind=kind)
+    batching = data.batching
+    return TokenBudgetBatchSampler(data.lengths, train.batch_tokens, train.seed,
+                                   packed=batching.packed,
+                                   group_by_length=batching.group_by_length,
+                                   pad_multiple=batching.pad_multiple)
+
+
+def describe_batching(data: TrainingData, recipe: Recipe) -> dict[str, Any]:
+    """What `environment.json` records of the batching: packed or padded and why, and the
+    batch size in rows or tokens."""
+    size = ({"batch_tokens": recipe.train.batch_tokens} if recipe.train.batch_tokens
+            else {"batch_size": recipe.train.batch_size})
+    return data.batching.describe() | size
+
+
 
 
 @register_sampler("none")
