@@ -157,3 +157,14 @@ def test_a_kind_that_does_not_declare_packing_pads(tiny_bert_dir: Path) -> None:
                                     classifier.tokenizer, training_rows(classifier), "auto",
                                     32, declared=False)
     assert not batching.packed and "does not declare packing" in batching.reason
+
+
+def test_forward_ignores_keywords_of_other_callers(tiny_bert_dir: Path) -> None:
+    """HF Trainer passes `num_items_in_batch` to the model: a padded batch ignores it."""
+    classifier = build(tiny_bert_dir, "mean")
+    batch = classifier.tokenizer(TEXTS[:2], padding=True, return_tensors="pt")
+    module = classifier.module.eval()
+    with torch.no_grad():
+        plain = module(**batch)["logits"]
+        extra = module(**batch, num_items_in_batch=torch.tensor(2))["logits"]
+    torch.testing.assert_close(plain, extra)

@@ -28,6 +28,7 @@ from fitclass.capabilities import TEXT_TRANSFORMER
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.data.batching import Collator, iter_budget_batches
 from fitclass.data.fingerprint import texts_digest
+from fitclass.data.packing import PACKED_KEYS
 from fitclass.data.table import TextInput
 from fitclass.data.token_cache import cached_tokens
 from fitclass.data.tokens import TokenArrays, TokenRows, tokenize_arrays, untruncated_lengths
@@ -103,6 +104,9 @@ class SequenceClassifier(nn.Module):
                 labels: torch.Tensor | None = None, **packed: Any) -> dict[str, torch.Tensor]:
         """Logits of a padded batch (`attention_mask`), or of a packed one: `packed` holds
         the row boundaries `data/packing.py` adds (`PACKED_KEYS`) instead of a mask."""
+        # only the packed keys: callers such as HF Trainer pass keywords of their own
+        # (`num_items_in_batch`), which a padded batch ignores
+        packed = {key: value for key, value in packed.items() if key in PACKED_KEYS}
         if packed:
             pooled = self._pool_packed(input_ids, token_type_ids, **packed)
         else:
