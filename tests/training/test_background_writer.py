@@ -1,5 +1,6 @@
 """The background checkpoint writer: host copies that later training does not reach, one
-reused buffer, writes in order, errors raised on the next call."""
+reused buffer, writes in order, errors raised on the next call, and writes in place when
+training runs on the CPU."""
 
 from __future__ import annotations
 
@@ -45,8 +46,28 @@ def test_host_copies_convert_and_reuse_one_buffer() -> None:
     assert writer._arena is None
 
 
+def in_background() -> BackgroundWriter:
+    writer = BackgroundWriter()
+    writer.background = True
+    return writer
+
+
+def test_copies_from_the_cpu_are_written_in_place(tmp_path: Path) -> None:
+    writer, done = BackgroundWriter(), []
+    state = writer.host_copies({"w": torch.ones(3)})
+    writer.submit(tmp_path / "a", lambda: done.append(state["w"].sum().item()))
+    assert done == [3.0] and not writer.busy and writer._pool is None  # no thread
+
+    def fail() -> None:
+        raise OSError("disk gone")
+
+    with pytest.raises(RunError, match=r"a: writing this checkpoint failed \(OSError"):
+        writer.submit(tmp_path / "a", fail)
+    writer.flush()  # reported once
+
+
 def test_writes_run_in_order_one_at_a_time(tmp_path: Path) -> None:
-    writer, order = BackgroundWriter(), []
+    writer, order = in_background(), []
     release = threading.Event()
 
     def slow() -> None:
@@ -64,21 +85,21 @@ def test_writes_run_in_order_one_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_raises_once_naming_its_target(tmp_path: Path) -> None:
-    writer = BackgroundWriter()
+    writer = in_background()
 
     def fail() -> None:
         raise PermissionError(13, "Permission denied")
 
     writer.submit(tmp_path / "checkpoints" / "last", fail)
-    with pytest.raises(RunError, match=r"checkpoints/last: writing this checkpoint in the "
-                                       r"background failed \(PermissionError"):
+    with pytest.raises(RunError, match=r"checkpoints/last: writing this checkpoint failed "
+                                       r"\(PermissionError"):
         writer.submit(tmp_path / "next", lambda: None)
     writer.flush()  # the error was reported; the next write was not queued
     assert not writer.busy
 
 
 def test_settle_waits_and_returns_the_error_instead_of_raising(tmp_path: Path) -> None:
-    writer, done = BackgroundWriter(), []
+    writer, done = in_background(), []
     writer.submit(tmp_path / "a", lambda: (time.sleep(0.1), done.append(1)))
     assert writer.settle() is None and done == [1]
 

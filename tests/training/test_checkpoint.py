@@ -85,6 +85,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         writer.submit(target, wait_then_write)
 
     monkeypatch.setattr(checkpoint, "submit", held)
+    monkeypatch.setattr(writer.WRITER, "background", True)  # as on a GPU
     yield event
     event.set()
     checkpoint.flush()
@@ -204,10 +205,11 @@ def test_a_failed_background_write_surfaces(tmp_path: Path,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "save_file", full)
+    monkeypatch.setattr(writer.WRITER, "background", True)  # as on a GPU
     run = RunDir(tmp_path / "run")
     checkpoint.save_best(run, torch.nn.Linear(2, 2))  # the copy is made; the write fails later
-    with pytest.raises(RunError, match=r"checkpoints/best: writing this checkpoint in the "
-                                       r"background failed \(OSError: .*No space left") as info:
+    with pytest.raises(RunError, match=r"checkpoints/best: writing this checkpoint failed "
+                                       r"\(OSError: .*No space left") as info:
         checkpoint.flush()
     assert isinstance(info.value.__cause__, OSError)
     checkpoint.flush()  # reported once

@@ -252,6 +252,7 @@ def lazy_writes(patch: pytest.MonkeyPatch) -> None:
 
         real_submit(target, held)
 
+    patch.setattr(writer.WRITER, "background", True)  # on the CPU it would write in place
     patch.setattr(writer.WRITER, "flush", flush)
     patch.setattr(writer.WRITER, "submit", submit)
 

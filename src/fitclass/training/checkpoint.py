@@ -6,8 +6,9 @@ weights, optimiser, scheduler and RNG in `accelerate.save_state`'s layout (read 
 arrays such as training dynamics. Each is written to a staging folder and swapped in whole, so
 a kill mid-save leaves the previous checkpoint intact.
 
-Both are written in the background (`training/writer.py`): the tensors are copied to host
-memory now, the files written while training goes on. Every reader here waits for the write
+Both are written in the background when training runs on an accelerator (in place on the
+CPU, `training/writer.py`): the tensors are copied to host memory now, the files written
+while training goes on. Every reader here waits for the write
 in flight first; the callbacks wait for it when training ends.
 """
 
