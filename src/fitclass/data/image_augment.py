@@ -27,7 +27,10 @@ def dense_targets(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Class indices to one-hot rows; probability or 0/1 rows are returned as floats."""
     if targets.ndim == 2:
         return targets.float()
-    return nn.functional.one_hot(targets.long(), num_classes).float()
+    # scatter, not `F.one_hot`: that checks the indices' range and so reads the device
+    # twice per batch (the same reason as `tasks.one_hot`, a layer this one may not import)
+    rows = torch.zeros(len(targets), num_classes, device=targets.device)
+    return rows.scatter_(1, targets.long().unsqueeze(1), 1.0)
 
 
 def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float,

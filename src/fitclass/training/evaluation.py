@@ -25,8 +25,8 @@ def evaluate(classifier: NeuralClassifier, context: FitContext, loss_fn: Loss,
     else:
         array = sharded_logits(classifier, texts, batch_size, accelerator)
     logits = torch.from_numpy(array)
-    return metrics_of_logits(logits, context, loss_fn), context.task.probabilities(
-        logits).numpy()
+    probs = context.task.probabilities(logits).numpy()
+    return metrics_of_probs(logits, probs, context, loss_fn), probs
 
 
 def sharded_logits(classifier: NeuralClassifier, texts: list[Any], batch_size: int,
@@ -50,8 +50,16 @@ def sharded_logits(classifier: NeuralClassifier, texts: list[Any], batch_size: i
 def metrics_of_logits(logits: torch.Tensor, context: FitContext,
                       loss_fn: Loss) -> dict[str, Any]:
     """The task's validation metrics of `logits`, plus `loss`."""
+    probs = context.task.probabilities(logits).numpy()
+    return metrics_of_probs(logits, probs, context, loss_fn)
+
+
+def metrics_of_probs(logits: torch.Tensor, probs: np.ndarray, context: FitContext,
+                     loss_fn: Loss) -> dict[str, Any]:
+    """The task's validation metrics of `probs` (the task's probabilities of `logits`,
+    computed once by the caller), plus `loss` of `logits`."""
     targets = context.valid_targets
-    metrics = context.task.metrics(targets, context.task.probabilities(logits).numpy())
+    metrics = context.task.metrics(targets, probs)
     metrics["loss"] = float(loss_fn(logits, torch.from_numpy(targets)))
     return metrics
 
