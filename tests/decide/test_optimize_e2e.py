@@ -66,6 +66,9 @@ def test_the_run_saves_offsets_and_reports_shares(optimized: fitclass.Run) -> No
     assert metrics["macro_f1"] == pytest.approx(fitted["score"]["cross_fitted"])
     assert metrics["predicted_distribution"] == fitted["shares"]["after"]
     assert "optimize" not in metrics["calibration"]
+    # the rare classes were under-predicted; the offsets give them predictions back
+    assert fitted["shares"]["after"]["rare"] > fitted["shares"]["before"]["rare"]
+    assert fitted["score"]["cross_fitted"] > fitted["score"]["before"] + 0.05
     saved = json.loads((optimized.path / "decision.json").read_text())
     assert len(saved["offsets"]) == 3
     assert saved["report"]["optimize"]["offsets"] == dict(zip(CLASSES, saved["offsets"],
@@ -101,3 +104,16 @@ def test_the_cli_prints_the_shares_line(cli_main: Callable[..., tuple[int, str, 
     assert "cross-fitted, 5 folds" in line and "rare " in line and "(true 15)" in line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["optimize"]["metric"] == "macro_f1"
+
+
+def test_an_ensemble_fits_offsets_on_its_held_out_probabilities(
+        optimized: fitclass.Run, data: dict[str, Path], tmp_path: Path) -> None:
+    chars = recipe(data, optimize="macro_f1")
+    chars["model"] = {"backbone": "tfidf", "analyzer": "char_wb"}
+    other = fitclass.train(chars, out=tmp_path / "chars")
+    joined = fitclass.ensemble([optimized.path, other.path], tmp_path / "ensemble",
+                               method="mean")
+    fitted = joined.metrics["optimize"]
+    assert joined.decision.offsets is not None
+    assert joined.metrics["macro_f1"] == pytest.approx(fitted["score"]["cross_fitted"])
+    assert fitted["shares"]["true"] == {"common": 90, "middle": 30, "rare": 15}
