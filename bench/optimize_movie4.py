@@ -9,6 +9,7 @@ optimized run reports: its argmax score, the cross-fitted score (metrics.json's 
 and the in-sample score of the saved offsets.
 
 Usage (from the repo root): .venv/bin/python bench/optimize_movie4.py [--seeds 13 14 15]
+[--class-weights none]
 (smoke: --limit 3000 --seeds 1 --out /tmp/optimize-smoke)
 """
 
@@ -28,19 +29,19 @@ from _holdout import holdout, markdown_table, scratch_dir, train_or_reuse
 KEYS = ("macro_f1", "accuracy", "balanced_accuracy")
 
 
-def recipe(train: Path, seed: int, optimize: str) -> dict[str, Any]:
+def recipe(train: Path, seed: int, optimize: str, weights: str) -> dict[str, Any]:
     """examples/real/movie4_grouped.yaml on the script's training part."""
     return {"name": f"movie4-optimize-{optimize}",
             "data": {"train": str(train), "text": "review", "label": "label", "id": "id",
                      "group": "movie_id",
                      "split": {"method": "group", "valid_size": 0.2, "seed": seed}},
             "model": {"backbone": "tfidf", "classifier": "logreg"},
-            "imbalance": {"class_weights": "sqrt_inverse"},
+            "imbalance": {"class_weights": weights},
             "train": {"seed": seed},
             "decision": {"optimize": optimize}}
 
 
-def one_seed(frame: pd.DataFrame, seed: int, out: Path) -> list[dict[str, Any]]:
+def one_seed(frame: pd.DataFrame, seed: int, out: Path, weights: str) -> list[dict[str, Any]]:
     train, test = holdout(frame, 0.2, seed, group="movie_id")
     work = scratch_dir(f"optimize-movie4-{seed}")
     train.to_csv(work / "train.csv", index=False)
@@ -49,8 +50,8 @@ def one_seed(frame: pd.DataFrame, seed: int, out: Path) -> list[dict[str, Any]]:
     rows = []
     for optimize in ("none", "macro_f1"):
         start = time.perf_counter()
-        run = train_or_reuse(recipe(work / "train.csv", seed, optimize),
-                             out / f"seed-{seed}" / optimize)
+        run = train_or_reuse(recipe(work / "train.csv", seed, optimize, weights),
+                             out / weights / f"seed-{seed}" / optimize)
         scored = run.evaluate(work / "test.csv", 256)
         row: dict[str, Any] = {"seed": seed, "decision": optimize,
                                "seconds": round(time.perf_counter() - start, 1),
@@ -90,17 +91,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--limit", type=int, default=None,
                         help="first N rows only (a smoke run)")
+    parser.add_argument("--class-weights", default="sqrt_inverse",
+                        help="imbalance.class_weights (none: the issue's under-predicting model)")
     args = parser.parse_args()
     frame = pd.read_csv(Path(args.data_dir) / "movie4/train.tsv", sep="\t", dtype=str,
                         keep_default_na=False, nrows=args.limit)
-    rows = [row for seed in args.seeds for row in one_seed(frame, seed, Path(args.out))]
+    rows = [row for seed in args.seeds
+            for row in one_seed(frame, seed, Path(args.out), args.class_weights)]
     rows += mean_rows(rows)
     columns = ["seed", "decision", *(f"test {k}" for k in KEYS), "valid argmax",
                "valid cross-fitted", "valid in-sample", "test predicted", "test true",
                "offsets", "seconds"]
     table = markdown_table(rows, columns)
     print(table)
-    path = Path(args.out) / "optimize_movie4.md"
+    path = Path(args.out) / f"optimize_movie4-{args.class_weights}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(table + "\n", encoding="utf-8")
 
