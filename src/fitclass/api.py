@@ -79,11 +79,12 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     metrics = task.metrics(targets, probs, decision)
     raw = task.metrics(targets, probs)  # argmax / 0.5: what the decision is compared with
     metrics["before_decision"] = {k: v for k, v in raw.items() if isinstance(v, float)}
-    metrics["calibration"] = decision.report
+    metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
-    metrics["warnings"] = task.degenerate_reasons(targets, probs, decision.predict(
-        decision.calibrate(probs)), recipe.train.select.metric)
+    metrics["warnings"] = task.degenerate_reasons(
+        targets, probs, decision.predictions_on(targets, probs),
+        recipe.train.select.metric) + decision.warnings
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
     dynamics = None

@@ -183,10 +183,11 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     decision = task.fit_decision(recipe.decision, targets, held_out, priors)
     metrics = task.metrics(targets, held_out, decision)
     metrics["ensemble"] = summary
-    metrics["calibration"] = decision.report
+    metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": summary["metric"], "held_out": True}
     metrics["warnings"] = task.degenerate_reasons(
-        targets, held_out, decision.predict(decision.calibrate(held_out)), summary["metric"])
+        targets, held_out, decision.predictions_on(targets, held_out),
+        summary["metric"]) + decision.warnings
     members_info = [{"absolute": str(m.path.resolve()),
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]

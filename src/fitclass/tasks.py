@@ -18,7 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from fitclass.decide import calibration, thresholds
-from fitclass.decide.decision import Decision, checked_costs, prior_factors
+from fitclass.decide.decision import Decision, HeldOut, checked_costs, prior_factors
+from fitclass.decide.offsets import fit_for_metric
 from fitclass.metrics import (
     DEGENERATE_HINT,
     LOWER_IS_BETTER,
@@ -115,6 +116,7 @@ class Task(ABC):
             "ece_before": ece_before,
             "ece_after": calibration.expected_calibration_error(targets, calibrated, self.kind),
             "temperature": decision.temperature,
+            **decision.report,  # what the rule reported (decision.optimize)
         }
         return decision
 
@@ -131,11 +133,11 @@ class Task(ABC):
 
     def metrics(self, targets: np.ndarray, probs: np.ndarray,
                 decision: Decision | None = None) -> dict[str, Any]:
-        """The full metrics dict, on calibrated probabilities and the decision's predictions."""
+        """The full metrics dict, on calibrated probabilities and the decision's predictions
+        (on the rows its offsets were fitted on, their cross-fitted predictions)."""
         decision = decision or self.default_decision()
-        calibrated = decision.calibrate(probs)
-        return type(self)._metrics(targets, calibrated, self.class_names,
-                                   decision.predict(calibrated))
+        return type(self)._metrics(targets, decision.calibrate(probs), self.class_names,
+                                   decision.predictions_on(targets, probs))
 
     def degenerate_reasons(self, targets: np.ndarray, probs: np.ndarray,
                            predictions: np.ndarray, metric: str) -> list[str]:
@@ -214,11 +216,19 @@ class MulticlassTask(Task):
 
     def _fit_rule(self, decision: Decision, config: Any, targets: np.ndarray,
                   probs: np.ndarray, train_priors: np.ndarray) -> None:
-        """Prior correction and a cost matrix (argmax otherwise)."""
+        """Prior correction, then a cost matrix or offsets fitted for `decision.optimize`
+        on the prior-corrected probabilities (argmax otherwise)."""
         decision.class_weights = prior_factors(config.prior_correction, train_priors,
                                                self.class_names)
         if config.cost_matrix is not None:
             decision.cost_matrix = checked_costs(config.cost_matrix, self.num_labels)
+        if config.optimize != "none":
+            fitted = fit_for_metric(decision.calibrate(probs), targets, config.optimize,
+                                    self.class_names, config.optimize_folds)
+            decision.offsets = fitted.offsets.tolist()
+            decision.held_out = HeldOut(np.array(targets), np.array(probs),
+                                        fitted.held_out)
+            decision.report["optimize"] = fitted.report
 
     def label_strings(self, predictions: np.ndarray) -> list[str]:
         return [self.class_names[i] for i in predictions]

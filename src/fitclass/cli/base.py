@@ -62,8 +62,22 @@ def print_summary(run: Any) -> None:
     keys = [select["metric"], "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
     err.print("  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys)
                         if metrics.get(k) is not None))
+    if isinstance(metrics.get("optimize"), dict):
+        err.print(optimize_line(metrics["optimize"]), markup=False, soft_wrap=True)
     for message in metrics.get("warnings") or []:
         err.print(f"[bold red]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
+
+
+def optimize_line(fitted: dict[str, Any]) -> str:
+    """decision.optimize in one line: the metric before and after, and each class's
+    predictions before -> after against its true count."""
+    score, shares = fitted.get("score", {}), fitted.get("shares", {})
+    before, after = shares.get("before", {}), shares.get("after", {})
+    classes = ", ".join(f"{name} {before.get(name)}->{after.get(name)} (true {true})"
+                        for name, true in shares.get("true", {}).items())
+    return (f"decision.optimize {fitted.get('metric')}: {score.get('before', 0.0):.4f} -> "
+            f"{score.get('cross_fitted', 0.0):.4f} (cross-fitted, {fitted.get('folds')} "
+            f"folds); predicted {classes}")
 
 
 @contextmanager

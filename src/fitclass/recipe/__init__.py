@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from fitclass.capabilities import capabilities_for
 from fitclass.errors import RecipeError
-from fitclass.recipe.base import SELECTABLE_METRICS, TASK_METRICS, Strict
+from fitclass.recipe.base import DECISION_METRICS, SELECTABLE_METRICS, TASK_METRICS, Strict
 from fitclass.recipe.batching import batching_problems
 from fitclass.recipe.data import DataConfig, SplitConfig
 from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
@@ -42,6 +42,7 @@ from fitclass.recipe.training import (
 )
 
 __all__ = [
+    "DECISION_METRICS",
     "SELECTABLE_METRICS",
     "TASK_METRICS",
     "AugmentConfig",
@@ -135,6 +136,12 @@ def _task_problems(recipe: Recipe) -> list[str]:
         if recipe.imbalance.pos_weight != "none":
             problems.append("imbalance.pos_weight applies to task: multilabel; for multiclass "
                             "use imbalance.class_weights")
+        optimize = recipe.decision.optimize
+        if optimize != "none" and optimize not in DECISION_METRICS:
+            problems.append(f"decision.optimize: {optimize!r} is not a multi-class metric of "
+                            f"the predicted labels (it scores probabilities, or exists only "
+                            f"for task: multilabel), so no decision can raise it; use one of "
+                            f"{', '.join(DECISION_METRICS)}")
     else:
         if not recipe.data.multilabel:
             problems.append("task: multilabel needs data.label as a list of 0/1 columns, or "
@@ -142,6 +149,12 @@ def _task_problems(recipe: Recipe) -> list[str]:
         if recipe.decision.prior_correction != "none" or recipe.decision.cost_matrix:
             problems.append("decision.prior_correction and decision.cost_matrix apply to task: "
                             "multiclass; multilabel uses decision.thresholds")
+        if recipe.decision.optimize != "none":
+            problems.append("decision.optimize applies to task: multiclass; multilabel "
+                            "decisions are already fitted per label: decision.thresholds: "
+                            "per_class (the default, auto) picks each label's F1-optimal "
+                            "threshold, global one threshold for micro-F1; remove "
+                            "decision.optimize")
     return problems
 
 

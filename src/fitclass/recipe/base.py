@@ -26,6 +26,10 @@ SELECTABLE_METRICS: dict[str, Literal["max", "min"]] = {
 TASK_METRICS = {"multiclass": {"accuracy", "balanced_accuracy"},
                 "multilabel": {"samples_f1", "subset_accuracy", "hamming_loss", "lrap"}}
 
+#: Multi-class metrics of the predicted labels alone, which `decision.optimize` can fit
+#: offsets for (the others score probabilities, which no decision changes).
+DECISION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "weighted_f1")
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

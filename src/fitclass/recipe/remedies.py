@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fitclass.recipe.base import Strict
+from fitclass.recipe.base import DECISION_METRICS, SELECTABLE_METRICS, Strict
 
 
 class MinorityAugmentConfig(Strict):
@@ -95,3 +95,17 @@ class DecisionConfig(Strict):
     calibration: Literal["none", "temperature"] = "temperature"
     prior_correction: Literal["none", "uniform"] | dict[str, float] = "none"
     cost_matrix: list[list[float]] | None = None
+    #: Multi-class: fit per-class log-probability offsets for this metric (`none`: argmax).
+    optimize: str = "none"
+    optimize_folds: int = Field(5, ge=2)
+
+    @model_validator(mode="after")
+    def _optimize_is_a_metric(self) -> DecisionConfig:
+        if self.optimize != "none" and self.optimize not in SELECTABLE_METRICS:
+            raise ValueError(f"decision.optimize: {self.optimize!r} is not a metric fitclass "
+                             f"reports; use none or one of {', '.join(DECISION_METRICS)}")
+        if self.optimize != "none" and self.cost_matrix is not None:
+            raise ValueError("decision.optimize and decision.cost_matrix both choose the "
+                             "label; keep one: cost_matrix for known costs of each error, "
+                             "optimize to fit offsets for a metric")
+        return self

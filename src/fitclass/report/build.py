@@ -91,11 +91,32 @@ def _calibration_plot(run: RunDir, decision: Decision) -> dict[str, Any] | None:
     }
 
 
+def _rule(decision: Decision, i: int) -> str:
+    """How class `i` is decided: its threshold, its offset, or argmax."""
+    if decision.thresholds is not None:
+        return f"{decision.thresholds[i]:.3f}"
+    if decision.offsets is not None:
+        return f"argmax, offset {decision.offsets[i]:+.3f}"
+    return "argmax"
+
+
+def _optimize(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """decision.optimize's scores and class shares: true, predicted before and after."""
+    fitted = metrics.get("optimize")
+    if not isinstance(fitted, dict):
+        return None
+    shares, offsets = fitted.get("shares", {}), fitted.get("offsets", {})
+    rows = [{"name": name, "true": true, "before": shares.get("before", {}).get(name),
+             "after": shares.get("after", {}).get(name), "offset": offsets.get(name)}
+            for name, true in shares.get("true", {}).items()]
+    return {"metric": fitted.get("metric"), "folds": fitted.get("folds"),
+            "score": fitted.get("score", {}), "rows": rows}
+
+
 def _per_class(metrics: dict[str, Any], decision: Decision) -> list[dict[str, Any]]:
     rows = []
     for i, (name, row) in enumerate(metrics.get("per_class", {}).items()):
-        threshold = (f"{decision.thresholds[i]:.3f}" if decision.thresholds is not None
-                     else "argmax")
+        threshold = _rule(decision, i)
         rows.append({"name": name, **row, "threshold": threshold,
                      "predicted": metrics.get("predicted_distribution", {}).get(name)})
     return sorted(rows, key=lambda r: (r["f1"], -r["support"]))
@@ -160,6 +181,7 @@ def gather(path: str | Path) -> dict[str, Any]:
             "counts": plots.confusion_heatmap(np.asarray(matrix), classes, False),
             "normalised": plots.confusion_heatmap(np.asarray(matrix), classes, True)},
         "calibration": _calibration_plot(run, decision),
+        "optimize": _optimize(metrics),
         "distribution": plots.distribution_bars(metrics.get("label_distribution", {}),
                                                 metrics.get("predicted_distribution", {})),
         "curves": (plots.learning_curves(history, select)

@@ -115,7 +115,7 @@ def read_decision(run: RunDir, classes: int) -> Decision | None:
         raise damaged(path, f"is not a decision fitclass wrote ({type(error).__name__}: "
                             f"{error})") from None
     shapes = {"thresholds": (classes,), "class_weights": (classes,),
-              "cost_matrix": (classes, classes)}
+              "cost_matrix": (classes, classes), "offsets": (classes,)}
     for key, shape in shapes.items():
         value = getattr(decision, key)
         if value is not None and _numeric_shape(value) != shape:

@@ -1,0 +1,278 @@
+"""Per-class log-probability offsets fitted to a metric (multi-class `decision.optimize`).
+
+The decision is `argmax(log p + b)`: one additive offset per class, moving rows towards
+classes the metric wants predicted more often (macro-F1 on a long tail: the rare classes).
+Offsets are fitted by coordinate ascent. For one class c with every other offset fixed, a
+row predicts c exactly when `b_c` exceeds its breakpoint `t = max_{j != c}(log p_j + b_j) -
+log p_c`; sorting the breakpoints lists every distinct decision along `b_c`, and the metric
+of each one follows from cumulative confusion counts. So each coordinate step is exact and
+costs O(n log n + n K) rather than a grid of metric evaluations. Sweeps repeat until none
+gains; offsets are centred (sum 0: adding one constant to all changes nothing), and among
+equally good values the one nearest 0 (the plain argmax) is kept.
+
+The metrics are those that depend on the predicted labels only, written as a sum of per-class
+terms of (true positives, predictions, support), exactly as `fitclass.metrics` computes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+#: A class's share of the metric from its true positives, predictions, support (arrays or
+#: numbers, broadcast), the row count and the classes' supports.
+Term = Callable[[np.ndarray, np.ndarray, float, int, np.ndarray], np.ndarray]
+EPS = 1e-12
+#: Breakpoints closer than this are one breakpoint: no offset could separate them reliably.
+GAP = 1e-9
+#: How far past the outermost breakpoint an offset is placed when the best decision lies
+#: beyond it (every row, or no row, predicts the class).
+BEYOND = 1.0
+
+
+def _f1(tp: np.ndarray, predicted: np.ndarray, support: float) -> np.ndarray:
+    denominator = np.asarray(support + predicted, dtype=float)
+    return np.divide(2.0 * tp, denominator, out=np.zeros_like(denominator),
+                     where=denominator > 0)
+
+
+def _accuracy(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
+              supports: np.ndarray) -> np.ndarray:
+    return np.asarray(tp, dtype=float) / rows
+
+
+def _balanced(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
+              supports: np.ndarray) -> np.ndarray:
+    # recall averaged over the classes present among the targets (as scikit-learn does)
+    if support == 0:
+        return np.zeros(np.shape(tp))
+    return np.asarray(tp, dtype=float) / support / np.count_nonzero(supports)
+
+
+def _macro_f1(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
+              supports: np.ndarray) -> np.ndarray:
+    return _f1(tp, predicted, support) / len(supports)
+
+
+def _weighted_f1(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
+                 supports: np.ndarray) -> np.ndarray:
+    return _f1(tp, predicted, support) * support / rows
+
+
+#: The metrics offsets can be fitted for (`decision.optimize`); micro-F1 is accuracy here.
+METRICS: dict[str, Term] = {"accuracy": _accuracy, "balanced_accuracy": _balanced,
+                            "macro_f1": _macro_f1, "micro_f1": _accuracy,
+                            "weighted_f1": _weighted_f1}
+
+
+def log_scores(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(probs, dtype=float), EPS, 1.0))
+
+
+def predict_with_offsets(probs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Class indices: argmax of log-probabilities plus offsets."""
+    return (log_scores(probs) + np.asarray(offsets, dtype=float)).argmax(axis=1)
+
+
+def score(targets: np.ndarray, predictions: np.ndarray, metric: str, classes: int) -> float:
+    """`metric` of class-index predictions, from per-class confusion counts."""
+    targets, predictions = np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
+    supports = np.bincount(targets, minlength=classes)
+    predicted = np.bincount(predictions, minlength=classes)
+    tp = np.bincount(targets[targets == predictions], minlength=classes)
+    term = METRICS[metric]
+    return float(sum(term(tp[c], predicted[c], supports[c], len(targets), supports)
+                     for c in range(classes)))
+
+
+def _coordinate_scores(scores: np.ndarray, targets: np.ndarray, offsets: np.ndarray,
+                       c: int, term: Term) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted breakpoints of class `c` and the metric after flipping the first s rows to `c`
+    (s = 0..n, every other offset fixed)."""
+    rows, classes = scores.shape
+    others = scores + offsets
+    others[:, c] = -np.inf
+    runner_up = others.argmax(axis=1)
+    breakpoints = others[np.arange(rows), runner_up] - scores[:, c]
+    order = np.argsort(breakpoints, kind="stable")
+    y, r = targets[order], runner_up[order]
+    supports = np.bincount(targets, minlength=classes)
+
+    def cumulative(flags: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(flags)])
+
+    total = term(cumulative(y == c), np.arange(rows + 1), supports[c], rows, supports)
+    for j in range(classes):
+        if j == c:
+            continue
+        lost = cumulative(r == j)
+        lost_tp = cumulative((r == j) & (y == j))
+        predicted0, tp0 = np.count_nonzero(r == j), np.count_nonzero((r == j) & (y == j))
+        total = total + term(tp0 - lost_tp, predicted0 - lost, supports[j], rows, supports)
+    return breakpoints[order], total
+
+
+def _candidates(breakpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each reachable state s (rows flipped), the offset nearest 0 inside its interval
+    (the midpoint when 0 is not inside); unreachable states (tied breakpoints) get NaN."""
+    rows = len(breakpoints)
+    low = np.concatenate([[-np.inf], breakpoints])
+    high = np.concatenate([breakpoints, [np.inf]])
+    reachable = np.ones(rows + 1, dtype=bool)
+    reachable[1:rows] = np.diff(breakpoints) > GAP
+    with np.errstate(invalid="ignore"):
+        value = (low + high) / 2
+    value = np.where(np.isneginf(low), np.minimum(0.0, high - BEYOND), value)
+    value = np.where(np.isposinf(high), np.maximum(0.0, low + BEYOND), value)
+    inside = (low + GAP < 0) & (high - GAP > 0)
+    value = np.where(inside, 0.0, value)
+    return np.where(reachable, value, np.nan), reachable
+
+
+@dataclass
+class OffsetFit:
+    """Fitted offsets and how the ascent went."""
+
+    offsets: np.ndarray
+    score_before: float
+    score_after: float
+    sweeps: int
+    history: list[float] = field(default_factory=list)
+
+
+def fit_offsets(probs: np.ndarray, targets: np.ndarray, metric: str = "macro_f1",
+                max_sweeps: int = 50) -> OffsetFit:
+    """Offsets maximising `metric` of `argmax(log probs + offsets)` on these rows, by
+    exact coordinate ascent from 0 (plain argmax)."""
+    if metric not in METRICS:
+        raise ValueError(f"cannot fit offsets for {metric!r}; choose one of {sorted(METRICS)}")
+    scores = log_scores(probs)
+    targets = np.asarray(targets, dtype=int)
+    classes = scores.shape[1]
+    term = METRICS[metric]
+    offsets = np.zeros(classes)
+    current = before = score(targets, scores.argmax(axis=1), metric, classes)
+    history, sweeps = [before], 0
+    while sweeps < max_sweeps:
+        sweeps += 1
+        improved = False
+        for c in range(classes):
+            proposal = _improved_offset(scores, targets, offsets, c, term, current)
+            if proposal is None:
+                continue
+            trial = offsets.copy()
+            trial[c] = proposal
+            trial -= trial.mean()
+            achieved = score(targets, (scores + trial).argmax(axis=1), metric, classes)
+            if achieved > current + EPS:  # checked on real predictions, not just the scan
+                offsets, current, improved = trial, achieved, True
+        history.append(current)
+        if not improved:
+            break
+    return OffsetFit(offsets, before, current, sweeps, history)
+
+
+def _improved_offset(scores: np.ndarray, targets: np.ndarray, offsets: np.ndarray, c: int,
+                     term: Term, current: float) -> float | None:
+    """The best offset for class `c` (nearest 0 among equals), or None when no value of it
+    beats `current`."""
+    breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, term)
+    values, reachable = _candidates(breakpoints)
+    totals = np.where(reachable, totals, -np.inf)
+    best = totals.max()
+    if best <= current + EPS:
+        return None
+    ties = np.flatnonzero(totals >= best - EPS)
+    return float(values[ties[np.argmin(np.abs(values[ties]))]])
+
+
+@dataclass
+class CrossFit:
+    """Predictions for every row from offsets fitted without it."""
+
+    predictions: np.ndarray
+    folds: int
+    #: Why the rows were not cross-fitted as asked (fewer folds, or in-sample); None if they were.
+    note: str | None
+
+
+def fold_count(targets: np.ndarray, folds: int, class_names: list[str]) -> tuple[int, str | None]:
+    """The stratified folds the rows allow (each present class needs a row in every fold),
+    with a note when fewer than `folds`; 1 means too few rows to cross-fit at all."""
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(class_names))
+    present = np.flatnonzero(counts)
+    rarest = int(present[np.argmin(counts[present])])
+    smallest = int(counts[rarest])
+    if smallest >= folds:
+        return folds, None
+    name = class_names[rarest]
+    if smallest >= 2:
+        return smallest, (f"class {name!r} has only {smallest} validation rows, so the "
+                          f"offsets were cross-fitted over {smallest} folds instead of {folds} "
+                          f"(decision.optimize_folds)")
+    return 1, (f"class {name!r} has {smallest} validation row, too few to cross-fit: the "
+               f"score after offsets is in-sample (optimistic); add validation rows "
+               f"(data.split.valid_size) or drop decision.optimize")
+
+
+def cross_fitted_predictions(probs: np.ndarray, targets: np.ndarray, metric: str,
+                             class_names: list[str], folds: int = 5,
+                             seed: int = 0) -> CrossFit:
+    """Split the rows into stratified folds (seeded), fit offsets on all folds but one and
+    predict that one; the assembled predictions score the decision honestly."""
+    targets = np.asarray(targets, dtype=int)
+    used, note = fold_count(targets, folds, class_names)
+    if used < 2:
+        fitted = fit_offsets(probs, targets, metric)
+        return CrossFit(predict_with_offsets(probs, fitted.offsets), 1, note)
+    predictions = np.zeros(len(targets), dtype=int)
+    splitter = StratifiedKFold(used, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
+        fitted = fit_offsets(probs[fit_rows], targets[fit_rows], metric)
+        predictions[held_rows] = predict_with_offsets(probs[held_rows], fitted.offsets)
+    return CrossFit(predictions, used, note)
+
+
+@dataclass
+class MetricFit:
+    """What `decision.optimize` fits: the offsets to save (fitted on every row), each row's
+    cross-fitted prediction (the honest score) and the report for decision.json and
+    metrics.json."""
+
+    offsets: np.ndarray
+    held_out: np.ndarray
+    report: dict[str, object]
+
+
+def fit_for_metric(calibrated: np.ndarray, targets: np.ndarray, metric: str,
+                   class_names: list[str], folds: int = 5, seed: int = 0) -> MetricFit:
+    """Offsets for `metric` on calibrated validation probabilities, cross-fitted for the
+    reported score, with class shares (true, predicted before, predicted after)."""
+    targets = np.asarray(targets, dtype=int)
+    classes = len(class_names)
+    fitted = fit_offsets(calibrated, targets, metric)
+    crossed = cross_fitted_predictions(calibrated, targets, metric, class_names, folds, seed)
+    before = calibrated.argmax(axis=1)
+    saved = predict_with_offsets(calibrated, fitted.offsets)
+
+    def shares(indices: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(indices, minlength=classes)
+        return {name: int(counts[i]) for i, name in enumerate(class_names)}
+
+    report: dict[str, object] = {
+        "metric": metric,
+        "folds": crossed.folds,
+        "offsets": {name: float(b) for name, b in zip(class_names, fitted.offsets,
+                                                      strict=True)},
+        "score": {"before": fitted.score_before,
+                  "cross_fitted": score(targets, crossed.predictions, metric, classes),
+                  "in_sample": fitted.score_after},
+        "shares": {"true": shares(targets), "before": shares(before),
+                   "after": shares(crossed.predictions), "after_in_sample": shares(saved)},
+        "sweeps": fitted.sweeps,
+        "warnings": [] if crossed.note is None else [f"decision.optimize: {crossed.note}"],
+    }
+    return MetricFit(fitted.offsets, crossed.predictions, report)
