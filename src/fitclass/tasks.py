@@ -134,8 +134,13 @@ class Task(ABC):
         """The full metrics dict, on calibrated probabilities and the decision's predictions."""
         decision = decision or self.default_decision()
         calibrated = decision.calibrate(probs)
-        return type(self)._metrics(targets, calibrated, self.class_names,
-                                   decision.predict(calibrated))
+        return self.score(targets, calibrated, decision.predict(calibrated))
+
+    def score(self, targets: np.ndarray, calibrated: np.ndarray,
+              predictions: np.ndarray) -> dict[str, Any]:
+        """The full metrics dict of predictions already made from calibrated probabilities
+        (a member run's own, inside an ensemble)."""
+        return type(self)._metrics(targets, calibrated, self.class_names, predictions)
 
     def degenerate_reasons(self, targets: np.ndarray, probs: np.ndarray,
                            predictions: np.ndarray, metric: str) -> list[str]:
