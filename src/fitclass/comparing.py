@@ -72,7 +72,7 @@ def compare(run_a: str | Path, run_b: str | Path, *, on: Inputs | None = None,
     for `evaluate`). `metrics` default to A's selection metric and the task's headline."""
     first, second = load_run(run_a), load_run(run_b)
     _check_comparable(first, second)
-    rows_a, rows_b, fix = _rows(first, second, on, text_column, overrides)
+    rows_a, rows_b = _rows(first, second, on, text_column, overrides)
     names = _metric_names(first, rows_a, metrics)
     differences = compare_rows(rows_a.scored, rows_b.scored, names,
                                lower_is_better=LOWER_IS_BETTER, replicates=replicates,
@@ -92,7 +92,8 @@ def _check_comparable(first: Run, second: Run) -> None:
 
 
 def _rows(first: Run, second: Run, on: Inputs | None, text_column: str | list[str] | None,
-          overrides: Sequence[str] | None) -> tuple[ScoredRows, ScoredRows, str]:
+          overrides: Sequence[str] | None) -> tuple[ScoredRows, ScoredRows]:
+    """Both runs' scored rows, B's in A's order (refused unless the same ids and labels)."""
     if on is None:
         fix = ("compare them on one labelled file with --on FILE (both runs predict it), "
                "or train both with the same data and data.split")
@@ -102,7 +103,7 @@ def _rows(first: Run, second: Run, on: Inputs | None, text_column: str | list[st
                "data.label=...)")
         rows_a = file_rows(first, on, text_column=text_column, overrides=overrides)
         rows_b = file_rows(second, on, text_column=text_column, overrides=overrides)
-    return rows_a, aligned(rows_a, rows_b, fix), fix
+    return rows_a, aligned(rows_a, rows_b, fix)
 
 
 def _metric_names(first: Run, rows: ScoredRows, wanted: Sequence[str] | None) -> list[str]:
