@@ -72,7 +72,8 @@ def test_any_statistic_and_undefined_metrics() -> None:
 
 def test_ten_thousand_rows_and_every_metric_take_seconds() -> None:
     rng = np.random.default_rng(3)
-    multiclass = draw(10_000, rng)
+    probs = rng.dirichlet(np.ones(4), size=10_000)  # no ties: the rankings' worst case
+    multiclass = Scored(rng.integers(0, 4, size=10_000), probs, probs.argmax(1), MULTICLASS)
     targets = (rng.random((10_000, 6)) < 0.2).astype(int)
     probs = np.clip(targets * 0.4 + rng.random((10_000, 6)) * 0.6, 0, 1)
     multilabel = Scored(targets, probs, (probs > 0.5).astype(int), MULTILABEL)
@@ -82,3 +83,15 @@ def test_ten_thousand_rows_and_every_metric_take_seconds() -> None:
         seconds = time.perf_counter() - started
         assert all(len(v) == 1000 and np.isfinite(v).all() for v in draws.values())
         assert seconds < 15, f"{len(names)} metrics x 1000 replicates took {seconds:.1f}s"
+
+
+def test_ranking_metrics_get_fewer_resamples_past_their_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import fitclass.uncertainty.bootstrap as bootstrap_module
+
+    scored = draw(400, np.random.default_rng(4))  # 400 rows x 3 classes per resample
+    monkeypatch.setattr(bootstrap_module, "RANKING_BUDGET", 400 * 3 * 250)
+    draws = replicate_scores(scored, ("accuracy", "roc_auc_macro"), replicates=1000)
+    assert (len(draws["accuracy"]), len(draws["roc_auc_macro"])) == (1000, 300)  # whole blocks
+    monkeypatch.setattr(bootstrap_module, "RANKING_BUDGET", 400 * 3 * 100)
+    assert set(replicate_scores(scored, ("accuracy", "roc_auc_macro"))) == {"accuracy"}

@@ -16,11 +16,15 @@ import numpy as np
 
 from fitclass.uncertainty.intervals import LEVEL, Interval
 from fitclass.uncertainty.scored import Scored
-from fitclass.uncertainty.weighted import Fallback, weighted_scores
+from fitclass.uncertainty.weighted import RANKING, Fallback, weighted_scores
 
 REPLICATES = 1000
 #: Replicates computed together: BLOCK x rows weights in memory at once.
 BLOCK = 100
+#: Rows x classes x resamples of the ranking metrics (PR-AUC, ROC-AUC) computed at most
+#: (a few seconds); beyond it they get fewer resamples, none under MIN_RANKING.
+RANKING_BUDGET = 60_000_000
+MIN_RANKING = 200
 
 
 def resample_counts(rows: int, replicates: int = REPLICATES, seed: int = 0
@@ -37,10 +41,20 @@ def resample_counts(rows: int, replicates: int = REPLICATES, seed: int = 0
 def replicate_scores(scored: Scored, names: tuple[str, ...], *, replicates: int = REPLICATES,
                      seed: int = 0, fallback: Fallback | None = None
                      ) -> dict[str, np.ndarray]:
-    """Each metric of `names` on each resample of `scored`'s rows: (replicates,) arrays."""
-    blocks = [weighted_scores(scored, counts, names, fallback)
-              for counts in resample_counts(len(scored), replicates, seed)]
-    return {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
+    """Each metric of `names` on each resample of `scored`'s rows: (replicates,) arrays.
+    Ranking metrics cost rows x classes per resample: past `RANKING_BUDGET` they get fewer
+    resamples (the first ones), and none when fewer than `MIN_RANKING` fit (they are then
+    left out), so many classes cost seconds, not minutes."""
+    ranking = tuple(n for n in names if n in RANKING)
+    affordable = RANKING_BUDGET // max(1, len(scored) * scored.columns)
+    ranked = min(replicates, affordable) if affordable >= MIN_RANKING else 0
+    found: dict[str, list[np.ndarray]] = {}
+    for start, counts in zip(range(0, replicates, BLOCK),
+                             resample_counts(len(scored), replicates, seed), strict=True):
+        wanted = names if start < ranked else tuple(n for n in names if n not in ranking)
+        for name, values in weighted_scores(scored, counts, wanted, fallback).items():
+            found.setdefault(name, []).append(values)
+    return {name: np.concatenate(found[name]) for name in names if name in found}
 
 
 def percentile_interval(estimate: float, replicates: np.ndarray,

@@ -56,17 +56,18 @@ class Difference:
     def verdict(self, name_a: str = "A", name_b: str = "B") -> str:
         """"A beats B on macro_f1 by 1.8 points [0.6, 3.0] (p=0.003)" or "no detectable
         difference on macro_f1: A - B = 0.2 points [-0.9, 1.3] (p=0.71)"."""
-        show = _shown(self.metric)
+        show, unit = _shown(self.metric)
         estimate, low, high = self.interval.estimate, self.interval.low, self.interval.high
         if not self.detected:
             return (f"no detectable difference on {self.metric}: {name_a} - {name_b} = "
-                    f"{show(estimate)} [{show(low)}, {show(high)}] ({p_text(self.p_value)})")
+                    f"{show(estimate)}{unit} [{show(low)}, {show(high)}] "
+                    f"({p_text(self.p_value)})")
         # orient the interval as the winner's gain (for losses, lower wins)
         sign = -1.0 if self.lower_is_better else 1.0
         if sign * estimate < 0:
             name_a, name_b, sign = name_b, name_a, -sign
         gain_low, gain_high = sorted((sign * low, sign * high))
-        return (f"{name_a} beats {name_b} on {self.metric} by {show(sign * estimate)} "
+        return (f"{name_a} beats {name_b} on {self.metric} by {show(sign * estimate)}{unit} "
                 f"[{show(gain_low)}, {show(gain_high)}] ({p_text(self.p_value)})")
 
     def to_dict(self, name_a: str = "A", name_b: str = "B") -> dict[str, Any]:
@@ -77,10 +78,12 @@ class Difference:
                 "verdict": self.verdict(name_a, name_b)}
 
 
-def _shown(metric: str) -> Any:
+def _shown(metric: str) -> tuple[Any, str]:
+    """How a difference of `metric` is written, and its unit: points (x100) for metrics on
+    a 0-1 scale, the value itself otherwise."""
     if metric in UNSCALED:
-        return lambda value: f"{value:.4f}"
-    return lambda value: f"{100 * value:.1f} points"
+        return (lambda value: f"{value:.4f}"), ""
+    return (lambda value: f"{100 * value:.1f}"), " points"
 
 
 def p_text(p: float) -> str:

@@ -171,31 +171,50 @@ def row_lrap(targets: np.ndarray, probs: np.ndarray, block: int = 4_000_000) -> 
 def _ranking(scored: Scored, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Macro PR-AUC (average precision) and ROC-AUC over the classes present under each
     weighting, with ties handled as scikit-learn does (one threshold per distinct score)."""
-    indicator = scored.kind.indicator(scored.targets.astype(int), scored.columns).astype(float)
+    indicator = scored.kind.indicator(scored.targets.astype(int), scored.columns)
+    # rows x weightings: a sorted gather takes whole rows and running sums go down rows
+    # (numpy's fast direction); counts and 0/1 weights are exact in float32 to 16M rows
+    by_row = np.ascontiguousarray(weights.T, dtype=np.float32)
+    buffer = np.zeros((len(by_row) + 1, by_row.shape[1]), dtype=np.float32)
     pr = np.full((len(weights), scored.columns), np.nan)
     roc = np.full_like(pr, np.nan)
     for c in range(scored.columns):
-        pr[:, c], roc[:, c] = _column_ranking(scored.probs[:, c], indicator[:, c], weights)
+        pr[:, c], roc[:, c] = _column_ranking(scored.probs[:, c], indicator[:, c] > 0, by_row,
+                                              buffer)
     with warnings.catch_warnings():  # a weighting with no class present is NaN, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(pr, axis=1), np.nanmean(roc, axis=1)
 
 
-def _column_ranking(scores: np.ndarray, positive: np.ndarray,
-                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _column_ranking(scores: np.ndarray, positive: np.ndarray, by_row: np.ndarray,
+                    buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One column's weighted average precision and ROC-AUC (`by_row`: rows x weightings).
+    Rows sorted by score (highest first) form tie groups; each positive row counts the
+    precision at its group's end and, for the AUC, the negatives below its group plus half
+    of those tied with it. Only the total weight is summed over every row; the rest is
+    gathered at the positive rows."""
     order = np.argsort(-scores, kind="stable")
     ordered = scores[order]
-    ends = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))  # last of each tie
-    w = weights[:, order]
-    tp = np.cumsum(w * positive[order], axis=1)[:, ends]
-    fp = np.cumsum(w * (1 - positive[order]), axis=1)[:, ends]
-    positives, negatives = tp[:, -1], fp[:, -1]
-    new_tp = np.diff(tp, axis=1, prepend=0.0)
-    new_fp = np.diff(fp, axis=1, prepend=0.0)
-    precision = _ratio(tp, tp + fp)
-    ap = _ratio((new_tp * precision).sum(axis=1), positives, np.nan)
-    below = negatives[:, None] - fp  # negatives scored lower than the tie group
-    pairs = (new_tp * (below + 0.5 * new_fp)).sum(axis=1)
-    auc = _ratio(pairs, positives * negatives, np.nan)
-    return ap, auc
-
+    last = np.append(ordered[1:] != ordered[:-1], True)  # the last row of each tie group
+    hits = np.flatnonzero(positive[order])  # sorted positions of the positive rows
+    if len(hits) == 0:
+        return np.full(by_row.shape[1], np.nan), np.full(by_row.shape[1], np.nan)
+    w = by_row[order]
+    np.cumsum(w, axis=0, out=buffer[1:])  # buffer[j] = weight of the first j sorted rows
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    hit_group = np.concatenate([[0], np.cumsum(last[:-1])])[hits]
+    through = buffer[ends[hit_group] + 1].astype(float)  # all weight down to its group's end
+    before = buffer[starts[hit_group]].astype(float)  # all weight above its group
+    all_weight = buffer[-1].astype(float)
+    hit_weight = w[hits].astype(float)
+    positives = np.zeros((len(hits) + 1, w.shape[1]))
+    np.cumsum(hit_weight, axis=0, out=positives[1:])  # [k] = weight of the first k positives
+    tp_through = positives[np.searchsorted(hit_group, hit_group, side="right")]
+    tp_before = positives[np.searchsorted(hit_group, hit_group, side="left")]
+    all_positive = positives[-1]
+    all_negative = all_weight - all_positive
+    ap = _ratio((hit_weight * _ratio(tp_through, through)).sum(axis=0), all_positive, np.nan)
+    fp_through, fp_before = through - tp_through, before - tp_before
+    pairs = (hit_weight * (all_negative - 0.5 * (fp_through + fp_before))).sum(axis=0)
+    return ap, _ratio(pairs, all_positive * all_negative, np.nan)
