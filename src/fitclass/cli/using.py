@@ -104,6 +104,8 @@ def compare_command(
 def difference_table(title: str, differences: dict[str, Any]) -> Table:
     """One row per metric: A, B, A - B with its 95% interval, p, the test, and whether the
     difference is detected or within noise."""
+    from fitclass.uncertainty.paired import p_text
+
     table = Table(title=title)
     for column in ("metric", "A", "B", "A - B [95%]", "p", "test", ""):
         table.add_column(column, justify="left" if column in ("metric", "test") else "right")
@@ -111,7 +113,7 @@ def difference_table(title: str, differences: dict[str, Any]) -> Table:
         gap = d.interval
         table.add_row(name, f"{d.a:.4f}", f"{d.b:.4f}",
                       f"{gap.estimate:+.4f} [{gap.low:+.4f}, {gap.high:+.4f}]",
-                      f"{d.p_value:.3g}", d.test,
+                      p_text(d.p_value).removeprefix("p="), d.test,
                       "detected" if d.detected else "within noise")
     return table
 

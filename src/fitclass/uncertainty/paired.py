@@ -269,7 +269,7 @@ def mark_text(row: dict[str, Any]) -> str:
     if p is None:
         return "best" if row.get("noise_rule", "best") == "best" else (
             "within noise" if row["within_noise"] else "worse")
-    return f"{'within noise' if row['within_noise'] else 'worse'} (p={p:.3g})"
+    return f"{'within noise' if row['within_noise'] else 'worse'} ({p_text(p)})"
 
 
 def overlaps(first: Interval, second: Interval) -> bool:
