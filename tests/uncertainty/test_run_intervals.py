@@ -99,3 +99,19 @@ def test_leaderboard_marks_fall_back_to_interval_overlap(tfidf_runs: dict[str, P
     assert isinstance(marks[2]["within_noise"], bool)
     assert marks[3] == marks[4] == {"within_noise": None, "p_vs_best": None,
                                     "noise_rule": None}
+
+
+def test_multilabel_runs_get_intervals_and_compare(train_csv: Path, recipe_for,
+                                                    tmp_path: Path) -> None:
+    runs = [fitclass.train(recipe_for("tfidf", train_csv, task="multilabel",
+                                      data={"label_sep": "|"},
+                                      model={"backbone": "tfidf", "analyzer": analyzer}),
+                           out=tmp_path / analyzer).path for analyzer in ("char_wb", "word")]
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert {"micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss",
+            "log_loss"} <= set(metrics["intervals"])
+    for name, interval in metrics["intervals"].items():
+        assert interval["estimate"] == pytest.approx(metrics[name])
+    comparison = fitclass.compare(*runs)
+    assert comparison.differences["subset_accuracy"].test == "McNemar mid-p"
+    assert "accuracy" not in comparison.differences

@@ -23,6 +23,8 @@ class Scored:
     kind: TargetKind
 
     def __post_init__(self) -> None:
+        # metrics.py computes in float64: float32 probabilities clip 1 - 1e-12 to 1
+        object.__setattr__(self, "probs", np.asarray(self.probs, dtype=np.float64))
         rows = {len(self.targets), len(self.probs), len(self.predictions)}
         if len(rows) != 1:
             raise ValueError(f"Scored: targets, probs and predictions differ in rows "
