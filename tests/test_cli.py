@@ -110,6 +110,10 @@ def test_evaluate_writes_metrics_json(tfidf_run, tmp_path: Path, project: Path) 
     assert scored["n"] == 30
     assert scored["accuracy"] == pytest.approx(saved["accuracy"])
     assert scored["macro_f1"] == pytest.approx(saved["macro_f1"])
+    # a bootstrap interval over the scored rows, also printed on stderr
+    interval = scored["intervals"]["macro_f1"]
+    assert interval["estimate"] == pytest.approx(saved["intervals"]["macro_f1"]["estimate"])
+    assert f"macro_f1={interval['estimate']:.4f} [{interval['low']:.4f}, " in done.stderr
 
 
 def test_bad_recipe_key_exits_2_without_traceback(project: Path, tmp_path: Path) -> None:

@@ -56,6 +56,10 @@ def test_tfidf_sweep_writes_leaderboard_best_recipe_and_trials(
     # complete trials first, best first (macro_f1 is maximised)
     assert list(board["status"][:len(complete)]) == ["complete"] * len(complete)
     assert complete["metric"].is_monotonic_decreasing
+    # each complete trial marked against the best by the paired test on the shared rows
+    assert complete["noise_rule"].tolist() == ["best"] + ["paired test"] * (len(complete) - 1)
+    assert complete["within_noise"].iloc[0] and complete["p_vs_best"].iloc[1:].between(0,
+                                                                                      1).all()
     assert board["param:model.C"].between(0.01, 100.0).all()
     assert {json.dumps(n) for n in NGRAMS} >= set(board["param:model.ngram_range"])
 

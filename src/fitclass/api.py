@@ -29,6 +29,7 @@ from fitclass.runs.layout import not_a_run
 from fitclass.runs.readers import read_metrics
 from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
+from fitclass.runs.scored_rows import row_intervals, scored_from
 from fitclass.target_kinds import KINDS
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
@@ -77,6 +78,7 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     decision = task.fit_decision(recipe.decision, targets, probs,
                                  task.class_priors(train_targets))
     metrics = task.metrics(targets, probs, decision)
+    metrics["intervals"] = row_intervals(scored_from(task, targets, probs, decision), metrics)
     raw = task.metrics(targets, probs)  # argmax / 0.5: what the decision is compared with
     metrics["before_decision"] = {k: v for k, v in raw.items() if isinstance(v, float)}
     metrics.update(decision.metrics_sections())

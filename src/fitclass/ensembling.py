@@ -26,7 +26,10 @@ from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
 from fitclass.runs.members import find_cycle
 from fitclass.runs.run import Run, load_run, predictions_for
+from fitclass.runs.scored_rows import across_members, row_intervals, scored_from
 from fitclass.tasks import Task
+from fitclass.uncertainty.paired import versus_best
+from fitclass.uncertainty.scored import Scored
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "log_loss")
 
@@ -107,6 +110,19 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
 
 
+def mark_noise(task: Task, targets: np.ndarray, metric: str, rows: Sequence[dict[str, Any]],
+               probs: Sequence[np.ndarray]) -> None:
+    """Add `within_noise` and `p_vs_best` to each row of the members-and-methods table:
+    whether its `metric` differs from the table's best by no more than noise, by the paired
+    test of `fitclass.uncertainty.paired` on the shared rows (each row's probabilities with
+    argmax / 0.5 thresholds, as the table scores them)."""
+    entries = [Scored(targets, p, task.decide(p), task.kind) for p in probs]
+    marks = versus_best(entries, "log_loss" if metric == "loss" else metric,
+                        lower_is_better=SELECTABLE_METRICS[metric] == "min")
+    for row, mark in zip(rows, marks, strict=True):
+        row["within_noise"], row["p_vs_best"] = mark.within_noise, mark.p_value
+
+
 def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "auto",
              valid: str | Path | None = None, metric: str | None = None, folds: int = 5,
              seed: int = 0, overwrite: bool = False) -> Run:
@@ -137,12 +153,16 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
     member_rows = [{"path": str(m.path), "backbone": m.recipe.model.backbone,
                     "weight": float(w), **headline(task.metrics(targets, p))}
                    for m, w, p in zip(members, combiner.weights, member_probs, strict=True)]
+    mark_noise(task, targets, metric, [*member_rows, *comparison.values()],
+               [*member_probs, *held_out.values()])
+    across = across_members([task.score(targets, p, m.decision.predict(p))
+                             for m, p in zip(members, member_probs, strict=True)])
     run = RunDir.create(out, overwrite=overwrite)  # locked until written
     try:
         _write(run, members, combiner, task, targets, labels, ids, id_column,
                held_out[chosen], {"method": chosen, "metric": metric, "folds": folds,
                                   "members": member_rows, "methods": comparison},
-               shared_fingerprint(members) if valid is None else None)
+               shared_fingerprint(members) if valid is None else None, across)
     except BaseException as error:
         run.set_status("failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -170,7 +190,7 @@ def shared_fingerprint(members: Sequence[Run]) -> str | None:
 def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
            task: Task, targets: np.ndarray, labels: list[Label], ids: list[str],
            id_column: str, held_out: np.ndarray, summary: dict[str, Any],
-           fingerprint: str | None) -> None:
+           fingerprint: str | None, across: dict[str, Any]) -> None:
     first = members[0]
     raw_recipe = first.recipe.to_dict()
     raw_recipe["model"] = {"backbone": "ensemble"}
@@ -182,6 +202,9 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     priors = train_counts / max(train_counts.sum(), 1.0)  # used by multi-class prior correction
     decision = task.fit_decision(recipe.decision, targets, held_out, priors)
     metrics = task.metrics(targets, held_out, decision)
+    metrics["intervals"] = row_intervals(scored_from(task, targets, held_out, decision),
+                                         metrics)
+    metrics["intervals_across_members"] = across
     metrics["ensemble"] = summary
     metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": summary["metric"], "held_out": True}

@@ -23,12 +23,15 @@ from fitclass.recipe import Recipe, SweepConfig, load_recipe, merge, parse_overr
 from fitclass.registry import Registry
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import REPORT, Layout, claim_folder, is_run
+from fitclass.runs.noise_marks import noise_marks
 from fitclass.runs.readers import has_metrics
 from fitclass.sweep_storage import fail_dead_trials, hide_password, rdb_storage
 from fitclass.sweep_storage import import_optuna as _optuna
 from fitclass.training.progress import Reporter
 
 SCALARS = (str, int, float, bool, type(None))
+#: The leaderboard's marks of trials within noise of the best (runs/noise_marks.py).
+NOISE_COLUMNS = ("within_noise", "p_vs_best", "noise_rule")
 SWEEP_FILE = "sweep.json"
 LEADERBOARD = "leaderboard.csv"
 BEST_RECIPE = "best_recipe.yaml"
@@ -251,6 +254,10 @@ def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
     complete = board[board["status"] == "complete"] if len(board) else board
     if len(complete):
         complete = complete.sort_values("metric", ascending=config.mode == "min")
+        marks = noise_marks([r if isinstance(r, str) else None for r in complete["run_dir"]],
+                            config.metric or recipe.train.select.metric,
+                            lower_is_better=config.mode == "min")
+        complete = complete.assign(**{key: [m[key] for m in marks] for key in NOISE_COLUMNS})
     atomic_write_text(out / LEADERBOARD, pd.concat(
         [complete, board.drop(complete.index)]).to_csv(index=False))
     summary: dict[str, Any] = {"study": study.study_name, "metric": config.metric,

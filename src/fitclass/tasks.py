@@ -136,8 +136,14 @@ class Task(ABC):
         """The full metrics dict, on calibrated probabilities and the decision's predictions
         (on the rows its offsets were fitted on, their cross-fitted predictions)."""
         decision = decision or self.default_decision()
-        return type(self)._metrics(targets, decision.calibrate(probs), self.class_names,
-                                   decision.predictions_on(targets, probs))
+        calibrated = decision.calibrate(probs)
+        return self.score(targets, calibrated, decision.predictions_on(targets, probs))
+
+    def score(self, targets: np.ndarray, calibrated: np.ndarray,
+              predictions: np.ndarray) -> dict[str, Any]:
+        """The full metrics dict of predictions already made from calibrated probabilities
+        (a member run's own, inside an ensemble)."""
+        return type(self)._metrics(targets, calibrated, self.class_names, predictions)
 
     def degenerate_reasons(self, targets: np.ndarray, probs: np.ndarray,
                            predictions: np.ndarray, metric: str) -> list[str]:

@@ -60,8 +60,13 @@ def print_summary(run: Any) -> None:
                       str(metrics["predicted_distribution"][name]))
     err.print(table)
     keys = [select["metric"], "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
-    err.print("  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys)
-                        if metrics.get(k) is not None))
+    err.print(interval_line(metrics, keys), soft_wrap=True)
+    across = metrics.get("intervals_across_members") or {}
+    if across:
+        members = next(iter(across.values())).get("n")
+        err.print(f"across its {members} members (mean, t interval): "
+                  + "  ".join(f"{k}={_interval_text(across[k])}" for k in dict.fromkeys(keys)
+                              if isinstance(across.get(k), dict)), soft_wrap=True)
     if isinstance(metrics.get("optimize"), dict):
         err.print(optimize_line(metrics["optimize"]), markup=False, soft_wrap=True)
     for message in metrics.get("warnings") or []:
@@ -78,6 +83,26 @@ def optimize_line(fitted: dict[str, Any]) -> str:
     return (f"decision.optimize {fitted.get('metric')}: {score.get('before', 0.0):.4f} -> "
             f"{score.get('cross_fitted', 0.0):.4f} (cross-fitted, {fitted.get('folds')} "
             f"folds); predicted {classes}")
+
+
+def interval_line(metrics: dict[str, Any], keys: list[str]) -> str:
+    """`macro_f1=0.8123 [0.7990, 0.8251]  accuracy=...`: each metric with its 95% bootstrap
+    interval over the rows when `metrics` holds one (runs from before intervals: the value)."""
+    intervals = metrics.get("intervals") or {}
+    shown = []
+    for key in dict.fromkeys(keys):
+        value = metrics.get(key)
+        if not isinstance(value, float | int):
+            continue
+        interval = intervals.get(key)
+        shown.append(f"{key}={_interval_text(interval)}" if isinstance(interval, dict)
+                     else f"{key}={value:.4f}")
+    note = "  (95% intervals: bootstrap over the rows)" if intervals else ""
+    return "  ".join(shown) + note
+
+
+def _interval_text(interval: dict[str, Any]) -> str:
+    return f"{interval['estimate']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
 
 
 @contextmanager

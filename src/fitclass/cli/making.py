@@ -71,6 +71,7 @@ def ensemble_command(
     """Combine finished runs into an ensemble run; prints its directory as the last line."""
     import fitclass
     from fitclass.sweep import SWEEP_FILE, sweep_members
+    from fitclass.uncertainty.paired import mark_text
 
     quiet_libraries()
     members = [m for path in run_dirs for m in
@@ -79,16 +80,22 @@ def ensemble_command(
                             overwrite=overwrite)
     summary = run.metrics["ensemble"]
     table = Table(title=f"held-out (cross-fitted) validation scores; chose {summary['method']}")
-    for column in ("member / method", "weight", "accuracy", "macro_f1", "log_loss"):
+    for column in ("member / method", "weight", "accuracy", "macro_f1", "log_loss",
+                   f"vs best on {summary['metric']}"):
         table.add_column(column)
     for row in summary["members"]:
         table.add_row(Path(row["path"]).name, f"{row['weight']:.3f}",
                       *(f"{row.get(k, float('nan')):.4f}" for k in ("accuracy", "macro_f1",
-                                                                    "log_loss")))
+                                                                    "log_loss")),
+                      mark_text(row))
     for name, row in summary["methods"].items():
         table.add_row(f"method: {name}", "", *(f"{row.get(k, float('nan')):.4f}"
-                                          for k in ("accuracy", "macro_f1", "log_loss")))
+                                          for k in ("accuracy", "macro_f1", "log_loss")),
+                      mark_text(row))
     err.print(table)
+    err.print("vs best: a paired test on the shared rows against the table's best entry; "
+              "'within noise' differences are not detectable at 5%", soft_wrap=True)
+    print_summary(run)
     print(run.path)
 
 

@@ -1,4 +1,4 @@
-"""Commands that use finished runs: evaluate, predict, export, report, runs."""
+"""Commands that use finished runs: evaluate, compare, predict, export, report, runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ from fitclass.cli.base import (
     app,
     err,
     friendly_errors,
+    interval_line,
     printed_warnings,
     quiet_libraries,
 )
@@ -52,7 +54,68 @@ def evaluate(
     if metrics["skipped_rows"]:
         err.print(f"{len(metrics['skipped_rows'])} rows without a prediction were not scored "
                   f"(skipped_rows)")
+    err.print(f"{metrics['n']} rows: " + interval_line(metrics, list(metrics["intervals"])),
+              soft_wrap=True)
     print(text)
+
+
+@app.command("compare")
+@friendly_errors
+def compare_command(
+    run_a: Path = typer.Argument(..., help="A finished run (A)."),
+    run_b: Path = typer.Argument(..., help="Another run of the same task and classes (B)."),
+    on: Path | None = typer.Option(None, help="Labelled file both runs predict and are "
+                                              "compared on (default: their shared "
+                                              "validation rows)."),
+    metric: list[str] | None = typer.Option(None, "--metric", help="A metric to compare "
+                                                                   "(repeatable; default: "
+                                                                   "A's selection metric "
+                                                                   "and the headline)."),
+    text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Is A better than B? Paired differences on the same rows, with 95% intervals, tests
+    and a verdict per metric (and across members when both are multi-seed ensembles)."""
+    import fitclass
+
+    quiet_libraries()
+    with printed_warnings():
+        comparison = fitclass.compare(run_a, run_b, on=on, metrics=metric,
+                                      text_column=text_column, overrides=set_)
+    if as_json:
+        print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(difference_table(f"A = {comparison.name_a}, B = {comparison.name_b}: "
+                                   f"{comparison.rows} rows of {comparison.source}",
+                                   comparison.differences))
+    for line in comparison.verdicts():
+        console.print(line, markup=False)
+    if comparison.across_members:
+        console.print(difference_table("across members (their scores on the same rows)",
+                                       comparison.across_members))
+        for difference in comparison.across_members.values():
+            console.print(f"across members: "
+                          f"{difference.verdict(comparison.name_a, comparison.name_b)}",
+                          markup=False)
+
+
+def difference_table(title: str, differences: dict[str, Any]) -> Table:
+    """One row per metric: A, B, A - B with its 95% interval, p, the test, and whether the
+    difference is detected or within noise."""
+    from fitclass.uncertainty.paired import p_text
+
+    table = Table(title=title)
+    for column in ("metric", "A", "B", "A - B [95%]", "p", "test", ""):
+        table.add_column(column, justify="left" if column in ("metric", "test") else "right")
+    for name, d in differences.items():
+        gap = d.interval
+        table.add_row(name, f"{d.a:.4f}", f"{d.b:.4f}",
+                      f"{gap.estimate:+.4f} [{gap.low:+.4f}, {gap.high:+.4f}]",
+                      p_text(d.p_value).removeprefix("p="), d.test,
+                      "detected" if d.detected else "within noise")
+    return table
 
 
 @app.command()

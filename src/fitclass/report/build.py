@@ -18,6 +18,7 @@ from fitclass.report import plots
 from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import REPORT, is_run, not_a_run
+from fitclass.uncertainty.paired import mark_text
 
 SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "weighted_f1",
            "samples_f1", "subset_accuracy", "hamming_loss", "lrap", "pr_auc_macro",
@@ -113,6 +114,14 @@ def _optimize(metrics: dict[str, Any]) -> dict[str, Any] | None:
             "score": fitted.get("score", {}), "rows": rows}
 
 
+def _intervals(saved: Any) -> dict[str, dict[str, Any]]:
+    """`metrics.json`'s intervals (absent in runs from before them: none shown)."""
+    if not isinstance(saved, dict):
+        return {}
+    return {k: v for k, v in saved.items() if isinstance(v, dict)
+            and all(isinstance(v.get(f), float | int) for f in ("estimate", "low", "high"))}
+
+
 def _per_class(metrics: dict[str, Any], decision: Decision) -> list[dict[str, Any]]:
     rows = []
     for i, (name, row) in enumerate(metrics.get("per_class", {}).items()):
@@ -173,6 +182,9 @@ def gather(path: str | Path) -> dict[str, Any]:
         "status": status, "recipe": recipe_text, "select": select,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "headline": [(k, v) for k, v in headline if v is not None],
+        "rows": metrics.get("n"),
+        "intervals": _intervals(metrics.get("intervals")),
+        "across_members": _intervals(metrics.get("intervals_across_members")),
         "baselines": {"majority class": majority_baseline(metrics, multilabel),
                       "TF-IDF run": tfidf_baseline(run, labels)},
         "warnings": [str(w) for w in metrics.get("warnings") or []],
@@ -198,6 +210,7 @@ def render(context: dict[str, Any]) -> str:
                               autoescape=select_autoescape(["html", "j2"]))
     environment.filters["num"] = lambda v: (f"{v:.4f}" if isinstance(v, float)
                                             else ("" if v is None else str(v)))
+    environment.filters["noise"] = mark_text
     return environment.get_template("report.html.j2").render(**context)
 
 

@@ -24,6 +24,7 @@ from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import ONNX, RECIPE, is_run, not_a_run
 from fitclass.runs.members import check_no_cycle
+from fitclass.runs.scored_rows import row_intervals, scored_from
 from fitclass.tasks import Task, make_task
 
 Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
@@ -169,7 +170,30 @@ class Run:
         `skipped_rows`: ids of rows without a prediction (bad images under `on_bad_image:
         skip`), which are not scored. Empty texts are scored like any other row.
         `use_decision=False` scores argmax / 0.5 thresholds on uncalibrated probabilities.
-        `compute` records the device and precision the model ran in."""
+        `compute` records the device and precision the model ran in; `intervals` a
+        bootstrap 95% interval over the rows for each headline metric."""
+        table, skipped = self._labelled_rows(inputs, text_column, overrides)
+        probs = self.classifier.predict_proba(table.texts, batch_size)
+        decision = self.decision if use_decision else self.task.default_decision()
+        targets = table.targets(self.class_names)
+        metrics = self.task.metrics(targets, probs, decision)
+        intervals = row_intervals(scored_from(self.task, targets, probs, decision), metrics)
+        return {**metrics, "intervals": intervals, "skipped_rows": skipped,
+                "compute": self.policy.describe()}
+
+    def labelled_probabilities(self, inputs: Inputs, batch_size: int = 64, *,
+                               text_column: str | list[str] | None = None,
+                               overrides: Sequence[str] | None = None
+                               ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Ids, targets and uncalibrated probabilities of a labelled file's predictable
+        rows (what `evaluate` scores)."""
+        table, _ = self._labelled_rows(inputs, text_column, overrides)
+        probs = self.classifier.predict_proba(table.texts, batch_size)
+        return table.ids, table.targets(self.class_names), probs
+
+    def _labelled_rows(self, inputs: Inputs, text_column: str | list[str] | None,
+                       overrides: Sequence[str] | None) -> tuple[TextTable, list[str]]:
+        """The predictable rows of a labelled file, and the ids of those that are not."""
         data = self.scoring_data(text_column, overrides)
         table = self._table(inputs, need_labels=True, keep_unusable=True, data=data)
         rows = scoring.usable_rows(table)
@@ -177,11 +201,7 @@ class Run:
             raise DataError(f"{table.source}: none of its {len(table)} rows can be predicted "
                             f"(see the warnings above); nothing to score")
         skipped = [table.ids[i] for i in sorted(set(range(len(table))) - set(rows))]
-        table = rows_of(table, rows)
-        probs = self.classifier.predict_proba(table.texts, batch_size)
-        decision = self.decision if use_decision else self.task.default_decision()
-        metrics = self.task.metrics(table.targets(self.class_names), probs, decision)
-        return {**metrics, "skipped_rows": skipped, "compute": self.policy.describe()}
+        return rows_of(table, rows), skipped
 
 
 def rows_of(table: TextTable, rows: list[int]) -> TextTable:
