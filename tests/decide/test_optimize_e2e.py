@@ -64,6 +64,8 @@ def test_the_run_saves_offsets_and_reports_shares(optimized: fitclass.Run) -> No
     assert set(fitted["shares"]) == {"true", "before", "after", "after_in_sample"}
     # the headline score is the cross-fitted one, and the table matches it
     assert metrics["macro_f1"] == pytest.approx(fitted["score"]["cross_fitted"])
+    # the interval is about the same cross-fitted predictions as the headline
+    assert metrics["intervals"]["macro_f1"]["estimate"] == pytest.approx(metrics["macro_f1"])
     assert metrics["predicted_distribution"] == fitted["shares"]["after"]
     assert "optimize" not in metrics["calibration"]
     # the rare classes were under-predicted; the offsets give them predictions back
