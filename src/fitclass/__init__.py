@@ -14,12 +14,12 @@ from fitclass._version import __version__
 from fitclass.errors import DataError, FitclassError, RecipeError, RunError
 
 if TYPE_CHECKING:
-    from fitclass.api import train
+    from fitclass.crossval.workflow import train
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
-_LAZY = {"train": "fitclass.api", "ensemble": "fitclass.ensembling",
+_LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}

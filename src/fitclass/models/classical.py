@@ -123,8 +123,9 @@ class TfidfBackbone(Backbone):
         classifier = LinearTextClassifier(context.class_names, vectorizer, head,
                                           self.config.classifier)
         seconds = time.perf_counter() - start
-        metrics = context.task.metrics(context.valid_targets,
-                                       classifier.predict_proba(context.valid.texts))
+        metrics = (context.task.metrics(context.valid_targets,
+                                        classifier.predict_proba(context.valid.texts))
+                   if len(context.valid) else {})  # a refit has no validation rows
         row = {"step": 1, "epoch": 1.0, "fit_seconds": seconds, "is_best": True,
                "train_samples_per_s": len(context.train) / seconds,
                **{k: v for k, v in metrics.items() if isinstance(v, float | int) and k != "n"}}

@@ -234,6 +234,9 @@ def unfinished_hint(run: RunDir, status: str | None) -> str:
     """What makes an unfinished run usable: only what actually works for its state."""
     if status == "running":
         return "it is still training; wait for it to finish"
+    crossval = run.crossval()
+    if crossval is not None:
+        return run.crossval_hint(crossval)
     if run.has_checkpoint():
         return run.continue_hint()
     error = readers.read_status(run).get("error")
