@@ -60,7 +60,8 @@ def test_no_row_is_scored_by_a_model_that_trained_on_it(cv_out: Path) -> None:
 def test_cv_run_predicts_as_the_mean_of_its_folds(cv_out: Path) -> None:
     texts = ["the football team scored a goal", "new laptop software", "cheese soup recipe"]
     run = load_run(cv_out)
-    folds = [load_run(cv_out / f"fold-{k}").predict_proba(texts) for k in range(K)]
+    # the folds' models' raw probabilities (their own decisions were fitted on their fold)
+    folds = [load_run(cv_out / f"fold-{k}").classifier.predict_proba(texts) for k in range(K)]
     expected = run.decision.calibrate(np.mean(folds, axis=0))
     np.testing.assert_allclose(run.predict_proba(texts), expected, atol=1e-6)
     assert list(run.predict(texts)["label"]) == ["sports", "tech", "food"]
@@ -83,7 +84,7 @@ def test_cv_scores_every_metric_over_folds(cv_out: Path) -> None:
     stored = readers.read_cv(run.dir)
     assert stored is not None and stored["k"] == K and stored["cv"] == cv
     arrays = readers.read_oof_arrays(run.dir)
-    assert arrays["raw"].shape == (120, 3) and arrays["probs"].shape == (120, 3)
+    assert arrays["raw"].shape == (120, 3) and arrays["fold"].shape == (120,)
 
 
 def test_refit_trains_on_every_row_with_the_oof_decision(cv_out: Path) -> None:
@@ -94,6 +95,7 @@ def test_refit_trains_on_every_row_with_the_oof_decision(cv_out: Path) -> None:
     assert info["train_rows"] == 120 and info["validation_rows"] == 0
     assert "cross-validation" in info["expected_from"]
     assert "out-of-fold" in info["decision_from"]
+    assert refit.decision.to_dict() == load_run(cv_out).decision.to_dict()
     # it carries the cross-validation's estimate as its expected score
     assert refit.metrics["cv"] == load_run(cv_out).metrics["cv"]
     assert refit.recipe.data.split.refit and refit.recipe.train.early_stopping is None

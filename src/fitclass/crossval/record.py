@@ -1,6 +1,7 @@
 """The cross-validation run's own record: OUT is a run whose model is the mean of its fold
-runs (the ensemble kind), so `predict`, `evaluate`, `report` and `export` use it like any
-run. Its decision is fitted on the out-of-fold probabilities of every labelled row; its
+runs' raw probabilities (the ensemble kind, `member_output: raw`), so `predict`, `evaluate`,
+`report` and `export` use it like any run. Its one decision is fitted on the out-of-fold
+probabilities of every labelled row; its
 validation metrics are the out-of-fold metrics (cross-fitted decisions, `scores.py`), and
 `metrics.json` adds `cv` (every metric's mean over folds with its 95% interval), `folds`
 (per fold: rows, best epochs, scores) and `crossval` (K, seeds, fold method)."""
@@ -111,7 +112,7 @@ def write_cv_run(run: RunDir, base: Recipe, oof: OutOfFold, members: dict[int, l
     frame = prediction_table(task, oof, calibrated, predictions, with_fold=False)
     writer.write_record(run, writer.RunRecord(
         recipe=base, classifier=EnsembleClassifier(oof.class_names, _member_info(run, paths),
-                                                   combiner),
+                                                   combiner, member_output="raw"),
         classes=oof.class_names, train_counts=task.class_counts(oof.targets),
         decision=decision, metrics=metrics, valid_predictions=frame, valid_probs=oof.probs,
         valid_targets=oof.targets,
@@ -119,8 +120,7 @@ def write_cv_run(run: RunDir, base: Recipe, oof: OutOfFold, members: dict[int, l
         ensemble=ensemble | {"combiner": combiner.to_dict()},
         crossval=writer.CrossValRecord(
             predictions=prediction_table(task, oof, calibrated, predictions, with_fold=True),
-            arrays={"probs": oof.probs, "raw": oof.raw, "targets": oof.targets,
-                    "fold": oof.folds.astype(float)},
+            arrays={"raw": oof.probs, "targets": oof.targets, "fold": oof.folds.astype(float)},
             scores=scores)))
 
 

@@ -7,9 +7,9 @@ median over all fold runs), rounded up to whole epochs, as `train.epochs` (a rec
 steps on its larger data, and its learning-rate schedule spans those epochs. No early
 stopping: nothing is held out to stop on.
 
-The decision: with --folds, fitted (`Task.fit_decision`, so every decision the recipe asks
-for) on the raw out-of-fold probabilities of every labelled row, the same kind of
-probabilities a single model outputs; without, the validation run's own decision. The
+The decision: with --folds, the cross-validation run's, fitted (`Task.fit_decision`, so
+every decision the recipe asks for) on the raw out-of-fold probabilities of every labelled
+row, the kind of probabilities a single model outputs; without, the validation run's. The
 refit has no validation rows: its `metrics.json` carries the score it is expected to have
 (the cross-validation's, or the validation run's) under `refit`, and `refit.json` says
 where the schedule, decision and expected score came from.
@@ -30,7 +30,6 @@ from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import REFIT
 from fitclass.runs.run import Run
-from fitclass.tasks import make_task
 from fitclass.training.callbacks import Callback
 from fitclass.training.progress import Reporter
 
@@ -82,11 +81,6 @@ def from_crossval(cv_run: Run, base: Recipe, reporter: Reporter,
     scores = readers.read_cv(cv_run.dir) or {}
     epochs = [float(e) for e in scores.get("best_epochs", [])] or [
         float(base.train.total_epochs)]
-    arrays = readers.read_oof_arrays(cv_run.dir)
-    task = make_task(base.task, cv_run.class_names)
-    targets = task.kind.restore(arrays["targets"])
-    decision = task.fit_decision(base.decision, targets, arrays["raw"].astype(float),
-                                 task.class_priors(targets))
     k, rows = scores.get("k"), scores.get("rows")
     origin = {
         "from": str(cv_run.path),
@@ -95,7 +89,8 @@ def from_crossval(cv_run: Run, base: Recipe, reporter: Reporter,
                          f"({k}-fold cross-validation)",
         "expected_from": f"{k}-fold cross-validation (out-of-fold scores; `cv`: mean over "
                          f"folds with its 95% interval)"}
-    return _refit(cv_run, base, median_epochs(epochs), decision, origin, reporter, callbacks)
+    return _refit(cv_run, base, median_epochs(epochs), cv_run.decision, origin, reporter,
+                  callbacks)
 
 
 def from_validation(valid_run: Run, base: Recipe, reporter: Reporter,
@@ -119,6 +114,7 @@ def _refit(source: Run, base: Recipe, epochs: int, decision: Decision,
     recipe = refit_recipe(base, epochs)
     expected = {k: v for k, v in source.metrics.items()
                 if k not in ("ensemble", "select", "train_seconds", "train_samples_per_second")}
+    expected["calibration"] = decision.report  # the refit's own decision's
     info = {"classes": source.class_names, "decision": decision.to_dict(),
             "expected": expected,
             "refit": {**origin, "epochs": epochs,

@@ -1,10 +1,10 @@
 """Out-of-fold probabilities and the scores over folds.
 
-Each labelled row is predicted by the fold runs that held it out (the mean over seeds), so
-no row is scored by a model that trained on it. Two versions are kept: the fold runs'
-calibrated probabilities (what an ensemble of the folds averages, so what the cross-
-validation run's own decision is fitted on) and their raw ones (what a single model trained
-on every row outputs, so what a refit's decision is fitted on).
+Each labelled row is predicted by the fold runs that held it out (the mean over seeds of
+their models' raw probabilities), so no row is scored by a model that trained on it, nor by a
+decision fitted on it: the fold runs' own decisions (fitted on their fold) are not applied.
+The cross-validation run averages the same raw outputs (`member_output: raw`), so its one
+decision, and a refit's, is fitted on these.
 
 Decisions are cross-fitted for scoring: the rows of fold k are decided by the decision
 fitted on the out-of-fold rows of the other folds, so no reported number comes from a
@@ -39,18 +39,16 @@ class OutOfFold:
     class_names: list[str]
     folds: np.ndarray  # the fold of each row
     targets: np.ndarray
-    probs: np.ndarray  # the fold runs' calibrated probabilities, mean over seeds
-    raw: np.ndarray  # ... their uncalibrated ones
+    probs: np.ndarray  # the fold runs' raw probabilities, mean over seeds
 
     @property
     def k(self) -> int:
         return int(self.folds.max()) + 1
 
 
-def _member_probs(run: Run, expected_ids: list[str],
-                  class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """A fold run's raw and calibrated probabilities of its validation rows, checked to be
-    exactly the rows of its fold."""
+def _member_probs(run: Run, expected_ids: list[str], class_names: list[str]) -> np.ndarray:
+    """A fold run's raw probabilities of its validation rows, checked to be exactly the rows
+    of its fold."""
     if run.class_names != class_names:
         raise RunError(f"{run.path}: classes {run.class_names} differ from the cross-"
                        f"validation's {class_names}; rerun it with --overwrite")
@@ -64,26 +62,23 @@ def _member_probs(run: Run, expected_ids: list[str],
     if raw is None or raw.shape != (len(ids), len(class_names)):
         raise RunError(f"{run.path}: its validation probabilities are missing or do not fit "
                        f"its {len(ids)} rows; rerun it with --overwrite")
-    raw = raw.astype(float)
-    return raw, run.decision.calibrate(raw)
+    return raw.astype(float)
 
 
 def gather(rows: TextTable, class_names: list[str], folds: np.ndarray,
            members: dict[int, list[Run]]) -> OutOfFold:
     """The out-of-fold probabilities of every row from the fold runs (`members[k]`: fold k's
     runs, one per seed)."""
-    shape = (len(rows), len(class_names))
-    probs, raw = np.full(shape, np.nan), np.full(shape, np.nan)
+    probs = np.full((len(rows), len(class_names)), np.nan)
     for fold, runs in members.items():
         held = np.flatnonzero(folds == fold)
         expected = [rows.ids[i] for i in held]
-        pairs = [_member_probs(run, expected, class_names) for run in runs]
-        raw[held] = np.mean([p[0] for p in pairs], axis=0)
-        probs[held] = np.mean([p[1] for p in pairs], axis=0)
+        probs[held] = np.mean([_member_probs(run, expected, class_names) for run in runs],
+                              axis=0)
     if np.isnan(probs).any():
         raise RunError("cross-validation: some rows have no out-of-fold prediction; every "
                        "fold needs a finished run")
-    return OutOfFold(rows, class_names, folds, rows.targets(class_names), probs, raw)
+    return OutOfFold(rows, class_names, folds, rows.targets(class_names), probs)
 
 
 def cross_fitted(task: Task, config: Any, oof: OutOfFold

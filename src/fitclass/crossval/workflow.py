@@ -136,6 +136,10 @@ def _check_settings(base: Recipe, folds: int | None, seeds: int, refit: bool) ->
         raise FitclassError("--folds and --refit train their runs one after another in one "
                             "process; run them without accelerate launch / torchrun")
     if seeds > 1:
+        if folds is None:
+            raise FitclassError(f"--seeds {seeds} --refit: without --folds the refit's "
+                                f"schedule comes from one validation run; add --folds K "
+                                f"(N runs per fold choose it), or drop --seeds")
         refuse_identical_seeds(base, seeds)
     if refit:
         refits.check_refit(base)
