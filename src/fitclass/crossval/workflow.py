@@ -157,10 +157,10 @@ def _validation_run(base: Recipe, out: Path, overwrite: bool, resuming: bool,
     run = RunDir(out)
     status = run.status() if is_run(out) and not overwrite else None
     if status is not None:
-        if run.crossval() is not None:
+        crossval = run.crossval()
+        if crossval is not None:
             raise RunError(f"{out} is a cross-validation run; refit it with --folds "
-                           f"{run.crossval().get('folds')} --refit (or --resume {out} "
-                           f"--refit)")
+                           f"{crossval.get('folds')} --refit (or --resume {out} --refit)")
         fold_runs.check_same_recipe(run, base, "rerun with --overwrite to train it and the "
                                                "refit again, or use another --out")
     if status == "finished":

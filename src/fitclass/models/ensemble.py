@@ -104,7 +104,7 @@ class EnsembleClassifier(Classifier):
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
                                f"`fitclass ensemble`")
-            stacked.append(member.classifier.predict_proba(list(texts), batch_size)
+            stacked.append(member.model_proba(list(texts), batch_size)
                            if self.member_output == "raw" else
                            member.predict_proba(list(texts), batch_size))
             del member  # one member in memory at a time

@@ -128,6 +128,11 @@ class Run:
         probs[rows] = self.decision.calibrate(probs[rows])
         return probs
 
+    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        """The model's own probabilities of `texts` (usable inputs only), before the run's
+        decision calibrates them: what a cross-validation run averages over its folds."""
+        return self.classifier.predict_proba(list(texts), batch_size)
+
     def engine(self, name: str = "torch") -> Classifier:
         """The model for `name`: `torch` (the saved run) or `onnx` (its exported graph, int8
         when exported so; see `fitclass export`)."""
