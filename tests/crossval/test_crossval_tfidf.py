@@ -185,3 +185,19 @@ def test_errors_name_the_flag(tmp_path: Path, train_csv: Path,
         fitclass.train(recipe, out=plain.path, folds=3)
     with pytest.raises(FitclassError, match=r"--seeds 2: model\.backbone 'tfidf'"):
         fitclass.train(recipe, out=tmp_path / "c", folds=3, seeds=2)
+
+
+def test_grouped_cv_keeps_each_group_in_one_fold(tmp_path: Path, synthetic_rows: list[Any],
+                                                 table_writer: Callable[..., Path],
+                                                 recipe_for: Callable[..., Any]) -> None:
+    rows = [{**row, "user": f"u{i % 24}"} for i, row in enumerate(synthetic_rows)]
+    train = table_writer(rows, tmp_path / "grouped.csv")
+    recipe = recipe_for("tfidf", train, data={"train": str(train), "id": "id",
+                                              "group": "user",
+                                              "split": {"method": "group", "seed": 0}})
+    run = fitclass.train(recipe, out=tmp_path / "cv", folds=4)
+    oof = readers.read_oof(run.dir)
+    assert oof is not None and run.metrics["crossval"]["method"] == "group"
+    users = dict(zip((r["id"] for r in rows), (r["user"] for r in rows), strict=True))
+    folds_of_user = oof.groupby(oof["id"].map(users))["fold"].nunique()
+    assert (folds_of_user == 1).all()  # no group on both sides of any fold
