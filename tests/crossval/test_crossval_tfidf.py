@@ -201,3 +201,28 @@ def test_grouped_cv_keeps_each_group_in_one_fold(tmp_path: Path, synthetic_rows:
     users = dict(zip((r["id"] for r in rows), (r["user"] for r in rows), strict=True))
     folds_of_user = oof.groupby(oof["id"].map(users))["fold"].nunique()
     assert (folds_of_user == 1).all()  # no group on both sides of any fold
+
+
+def test_multilabel_cv_folds_are_iterative_and_cross_fitted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = {"food": "pizza soup", "music": "guitar song", "sports": "goal match"}
+    rows = []
+    for i in range(90):
+        on = [name for name in words if rng.random() < 0.45] or ["food"]
+        text = " ".join([*(words[n] for n in on), f"word{i}", "the", "story"])
+        rows.append({"id": f"m{i}", "text": text, "tags": "|".join(on)})
+    train = tmp_path / "ml.csv"
+    pd.DataFrame(rows).to_csv(train, index=False)
+    recipe = {"task": "multilabel",
+              "data": {"train": str(train), "id": "id", "label": "tags", "label_sep": "|"},
+              "model": {"backbone": "tfidf", "analyzer": "word", "ngram_range": [1, 1]},
+              "train": {"select": {"metric": "micro_f1"}}}
+    run = fitclass.train(recipe, out=tmp_path / "cv", folds=3, refit=True)
+    cv = load_run(tmp_path / "cv")
+    assert cv.metrics["crossval"]["method"] == "iterative"
+    assert {"micro_f1", "samples_f1"} <= set(cv.metrics["cv"])
+    oof = readers.read_oof(cv.dir)
+    assert oof is not None and list(oof.columns[:5]) == ["id", "text", "true_labels", "fold",
+                                                         "labels"]
+    assert cv.decision.thresholds is not None  # per-label thresholds fitted on all rows
+    assert run.decision.thresholds == cv.decision.thresholds
