@@ -14,13 +14,13 @@ from fitclass._version import __version__
 from fitclass.errors import DataError, FitclassError, RecipeError, RunError
 
 if TYPE_CHECKING:
-    from fitclass.api import train
     from fitclass.comparing import compare
+    from fitclass.crossval.workflow import train
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
-_LAZY = {"train": "fitclass.api", "ensemble": "fitclass.ensembling",
+_LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
          "compare": "fitclass.comparing",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",

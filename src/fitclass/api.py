@@ -11,13 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fitclass.data import checks
 from fitclass.data.augment import augment_minority
 from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
-from fitclass.errors import Pruned, RunError
+from fitclass.decide.decision import Decision
+from fitclass.errors import Pruned, RecipeError, RunError
 from fitclass.models.base import Backbone
 from fitclass.models.catalog import get_backbone
 from fitclass.noise.actions import apply_noise_action
@@ -26,7 +28,7 @@ from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs import writer
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import not_a_run
-from fitclass.runs.readers import read_metrics
+from fitclass.runs.readers import read_metrics, read_refit_info
 from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
 from fitclass.runs.scored_rows import row_intervals, scored_from
@@ -89,11 +91,7 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
         recipe.train.select.metric) + decision.warnings
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
-    dynamics = None
-    if result.dynamics is not None:
-        texts = dict(zip(prepared.train.ids, map(str, prepared.train.texts), strict=False))
-        dynamics = result.dynamics.assign(
-            text=[texts.get(str(i), "") for i in result.dynamics["id"]])
+    dynamics = _dynamics_with_texts(prepared, result)
     valid_frame = prediction_frame(prepared.valid, probs, task, decision)
     valid_frame.insert(1, "text", [str(t) for t in prepared.valid.texts])
     writer.write_record(run, writer.RunRecord(
@@ -106,12 +104,62 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     return metrics
 
 
+def _save_refit_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
+                        result: FitResult, info: dict[str, Any]) -> None:
+    """A refit run's record: the model trained on every labelled row, with the decision and
+    the expected score of the run that chose its schedule (`refit.json`); it has no
+    validation rows of its own, so its validation files hold none."""
+    if info.get("classes") != prepared.class_names:
+        raise RunError(f"{run.path}: the refit's classes {prepared.class_names} differ from "
+                       f"those its decision was fitted for ({info.get('classes')}); the data "
+                       f"changed since: rerun `fitclass train ... --refit` with --overwrite")
+    task = make_task(recipe.task, prepared.class_names)
+    decision = Decision.from_dict(info["decision"])
+    metrics = {**info["expected"], "refit": {**info.get("refit", {}),
+                                             "train_rows": len(prepared.train),
+                                             "validation_rows": 0}}
+    metrics["select"] = {"metric": recipe.train.select.metric,
+                         "mode": recipe.train.select.direction, **result.best}
+    metrics["train_seconds"] = result.train_seconds
+    metrics["train_samples_per_second"] = result.train_samples_per_second
+    no_probs = np.zeros((0, len(prepared.class_names)))
+    valid_frame = prediction_frame(prepared.valid, no_probs, task, decision)
+    valid_frame.insert(1, "text", [])
+    train_targets = prepared.train.targets(prepared.class_names)
+    writer.write_record(run, writer.RunRecord(
+        recipe=recipe, classifier=result.classifier, classes=prepared.class_names,
+        train_counts=task.class_counts(train_targets), decision=decision, metrics=metrics,
+        valid_predictions=valid_frame, valid_probs=no_probs,
+        valid_targets=prepared.valid.targets(prepared.class_names),
+        data_fingerprint=data_fingerprint(recipe.data, prepared.valid, prepared.class_names),
+        history=pd.DataFrame(result.history), dynamics=_dynamics_with_texts(prepared, result)))
+
+
+def _dynamics_with_texts(prepared: PreparedData, result: FitResult) -> pd.DataFrame | None:
+    if result.dynamics is None:
+        return None
+    texts = dict(zip(prepared.train.ids, map(str, prepared.train.texts), strict=False))
+    return result.dynamics.assign(text=[texts.get(str(i), "") for i in result.dynamics["id"]])
+
+
+def _refit_info(run: RunDir, recipe: Recipe) -> dict[str, Any] | None:
+    """A refit run's `refit.json`; a recipe that trains on every row without one is refused
+    (nothing would give it a decision or a score)."""
+    info = read_refit_info(run)
+    if info is None and recipe.data.split.refit:
+        raise RecipeError("data.split.refit trains on every labelled row and leaves none to "
+                          "fit a decision on or to measure the model with; train with "
+                          "`fitclass train RECIPE --refit` (after --folds K or a validation "
+                          "run, which give it both) instead of setting the key by hand")
+    return info
+
+
 def _apply_noise_action(run: RunDir, recipe: Recipe, prepared: PreparedData,
                        reporter: Reporter) -> None:
     """Drop or relabel audit suspects in train (and in validation rows split from train)."""
     kind = KINDS[recipe.task]
     prepared.train, changes = apply_noise_action(prepared.train, recipe.noise, kind)
-    if recipe.data.valid is None:
+    if len(prepared.valid) and (recipe.data.valid is None or recipe.data.split.all_labelled):
         prepared.valid, valid_changes = apply_noise_action(prepared.valid, recipe.noise, kind)
         changes = pd.concat([changes, valid_changes.assign(split="valid")], ignore_index=True)
     written = writer.write_noise_changes(run, changes)
@@ -136,7 +184,8 @@ def process_count() -> int:
 
 
 def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path | None,
-              overwrite: bool, resume: str | Path | None
+              overwrite: bool, resume: str | Path | None,
+              refit_info: dict[str, Any] | None = None
               ) -> tuple[Recipe, RunDir, dict[str, Any]]:
     """The recipe and the run folder, locked by this process, with the details status.json
     records about how the run was opened."""
@@ -151,6 +200,8 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
     run = RunDir.create(path, overwrite=overwrite)
     try:
         writer.write_recipe(run, recipe)
+        if refit_info is not None:
+            writer.write_refit_info(run, refit_info)
     except BaseException:
         run.release()
         raise
@@ -189,14 +240,19 @@ def train(
     resume: str | Path | None = None,
     reporter: Reporter | None = None,
     callbacks: Sequence[Callback] = (),
+    refit_info: dict[str, Any] | None = None,
 ) -> Run:
-    """Train a classifier from a recipe (path, dict or `Recipe`); return the finished `Run`.
+    """Train one run from a recipe (path, dict or `Recipe`); return the finished `Run`.
 
     `resume` continues an interrupted run directory from its last checkpoint instead. The
     run folder is locked for as long as this call trains into it. `callbacks`
     (`fitclass.training.callbacks.Callback`) hear the training loop's named hooks.
+    `refit_info` (written by `fitclass train --refit`, `crossval/refit.py`) is the decision
+    and expected score of a run that trains on every labelled row (`data.split.refit`).
+    `fitclass.train` (`crossval/workflow.py`) adds --folds, --refit and --seeds on top.
     """
-    recipe_obj, run, opened = _open_run(recipe, overrides, out, overwrite, resume)
+    recipe_obj, run, opened = _open_run(recipe, overrides, out, overwrite, resume,
+                                        refit_info)
     try:
         reporter = reporter or Reporter()
         reporter.enabled = reporter.enabled and is_main_process()  # under DDP rank 0 prints
@@ -222,6 +278,7 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
     reporter.listeners.extend(_metric_listener(t) for t in trackers)
     try:
         writer.write_environment(run, recipe_obj.train.seed, recipe_obj.train.precision)
+        refit_info = _refit_info(run, recipe_obj)
         prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
         if recipe_obj.noise.action != "none":
@@ -244,7 +301,10 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
         else:
             result = backbone.fit(context)
         writer.record_batching(run, result.batching)
-        _save_outputs(run, recipe_obj, prepared, result)
+        if refit_info is not None:
+            _save_refit_outputs(run, recipe_obj, prepared, result, refit_info)
+        else:
+            _save_outputs(run, recipe_obj, prepared, result)
     except KeyboardInterrupt:
         run.set_status("interrupted")
         _finish_trackers(trackers, "interrupted")

@@ -145,6 +145,13 @@ class Task(ABC):
         (a member run's own, inside an ensemble)."""
         return type(self)._metrics(targets, calibrated, self.class_names, predictions)
 
+    def scored(self, targets: np.ndarray, calibrated: np.ndarray,
+               predictions: np.ndarray) -> dict[str, Any]:
+        """The metrics dict of probabilities already calibrated and their predictions, when
+        rows were decided by different decisions (cross-fitting: each fold's rows by the
+        decision fitted on the other folds)."""
+        return type(self)._metrics(targets, calibrated, self.class_names, predictions)
+
     def degenerate_reasons(self, targets: np.ndarray, probs: np.ndarray,
                            predictions: np.ndarray, metric: str) -> list[str]:
         """Warnings about a model that only looks trained: it predicts one class (one label

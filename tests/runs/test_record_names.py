@@ -13,7 +13,8 @@ NAMES = (layout.RECIPE, layout.LABELS, layout.METRICS, layout.HISTORY,
          layout.VALID_PREDICTIONS, layout.DATA_CHECKS, layout.ENVIRONMENT, layout.STATUS,
          layout.DECISION, layout.DYNAMICS, layout.VALID_PROBS, layout.REPORT,
          layout.NOISE_CHANGES, layout.SELF_TRAINING, layout.ENSEMBLE, layout.EXPORT_INFO,
-         layout.LOCK)  # `tensorboard` is also the tracker's recipe name; `suspects.csv` the
+         layout.LOCK, layout.OOF, layout.OOF_PROBS, layout.CV,
+         layout.REFIT_INFO)  # `tensorboard` is also the tracker's recipe name; `suspects.csv` the
 #                         audit's own output: both are spelled outside runs/ for those uses
 
 

@@ -51,7 +51,15 @@ def quiet_libraries() -> None:
 def print_summary(run: Any) -> None:
     metrics = run.metrics
     select = metrics["select"]
-    table = Table(title=f"validation ({metrics['n']} rows), selected on {select['metric']}")
+    refit = metrics.get("refit")
+    if isinstance(refit, dict):
+        err.print(f"refit: trained on all {refit.get('train_rows')} labelled rows for "
+                  f"{refit.get('epochs')} epochs ({refit.get('schedule_from')}); decision from "
+                  f"{refit.get('decision_from')}. No validation split of its own: the scores "
+                  f"below are its expected score, from {refit.get('expected_from')}.",
+                  markup=False, soft_wrap=True)
+    where = ("out-of-fold" if metrics.get("cv") else "validation")
+    table = Table(title=f"{where} ({metrics['n']} rows), selected on {select['metric']}")
     for column in ("class", "precision", "recall", "f1", "support", "predicted"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics["per_class"].items():
@@ -69,6 +77,7 @@ def print_summary(run: Any) -> None:
                               if isinstance(across.get(k), dict)), soft_wrap=True)
     if isinstance(metrics.get("optimize"), dict):
         err.print(optimize_line(metrics["optimize"]), markup=False, soft_wrap=True)
+    print_crossval(metrics)
     for message in metrics.get("warnings") or []:
         err.print(f"[bold red]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
@@ -103,6 +112,35 @@ def interval_line(metrics: dict[str, Any], keys: list[str]) -> str:
 
 def _interval_text(interval: dict[str, Any]) -> str:
     return f"{interval['estimate']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
+
+
+#: Metrics the cross-validation summary shows, after the selection metric, when present.
+CV_SHOWN = ("accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "samples_f1", "log_loss")
+
+
+def print_crossval(metrics: dict[str, Any]) -> None:
+    """Scores over folds: mean, standard deviation and 95% interval; best epochs."""
+    from fitclass.uncertainty.intervals import Interval
+
+    cv, detail = metrics.get("cv"), metrics.get("crossval") or {}
+    if not isinstance(cv, dict) or not cv:
+        return
+    first = metrics.get("select", {}).get("metric")
+    table = Table(title=f"{detail.get('k')}-fold cross-validation ({detail.get('method')}, "
+                        f"{detail.get('seeds')} seed(s) per fold): mean over folds, 95% "
+                        f"t interval")
+    for column in ("metric", "mean", "std", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name in dict.fromkeys([first, *CV_SHOWN]):
+        if name in cv:
+            interval = Interval.from_dict(cv[name])
+            table.add_row(name, f"{interval.estimate:.4f}", f"{interval.std:.4f}",
+                          f"[{interval.low:.4f}, {interval.high:.4f}]")
+    err.print(table)
+    epochs = detail.get("best_epochs")
+    if epochs:
+        err.print(f"best epoch per fold run: {', '.join(f'{e:g}' for e in epochs)} "
+                  f"(median {detail.get('median_best_epoch'):g})")
 
 
 @contextmanager

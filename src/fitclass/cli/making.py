@@ -30,24 +30,32 @@ def train(
                                                   "its stored recipe (--set may change only "
                                                   "early stopping, eval batch size, name, "
                                                   "tracking)."),
-    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble); "
-                                             "refused for backbones whose training ignores "
-                                             "the seed (tfidf)."),
+    seeds: int = typer.Option(1, min=1, help="Train N seeds and ensemble them (OUT/ensemble; "
+                                             "with --folds, N runs per fold); refused for "
+                                             "backbones whose training ignores the seed "
+                                             "(tfidf)."),
+    folds: int | None = typer.Option(None, help="K-fold cross-validation: fold runs "
+                                                "OUT/fold-<k>, OUT their mean, with "
+                                                "out-of-fold predictions (oof.csv) and every "
+                                                "metric's mean over folds with a 95% "
+                                                "interval (needs --out)."),
+    refit: bool = typer.Option(False, "--refit", help="Then retrain one model on every "
+                                                      "labelled row (train + valid) with the "
+                                                      "schedule and decision chosen on CV or "
+                                                      "validation, into OUT/refit (printed "
+                                                      "last; needs --out)."),
 ) -> None:
     """Train a classifier from a recipe; prints the run directory as the last line."""
     import fitclass
 
     if recipe is None and resume is None:
         raise FitclassError("give a recipe file, or --resume RUN_DIR to continue a run")
+    if seeds > 1 and recipe is None and folds is None:
+        raise FitclassError("--seeds needs a recipe and --out DIR (members go to "
+                            "DIR/seed-<s>, the ensemble to DIR/ensemble)")
     quiet_libraries()
-    if seeds > 1:
-        if recipe is None or out is None:
-            raise FitclassError("--seeds needs a recipe and --out DIR (members go to "
-                                "DIR/seed-<s>, the ensemble to DIR/ensemble)")
-        run = fitclass.train_seeds(recipe, seeds, out, overrides=set_)
-    else:
-        run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
-                             resume=resume)
+    run = fitclass.train(recipe or {}, overrides=set_, out=out, overwrite=overwrite,
+                         resume=resume, folds=folds, refit=refit, seeds=seeds)
     from fitclass.api import is_main_process
 
     if is_main_process():  # under DDP the other processes stay quiet

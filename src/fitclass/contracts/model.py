@@ -27,13 +27,20 @@ class Predictor(Protocol):
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
 
 
+class LoadedRun(Predictor, Protocol):
+    """A loaded run as classifiers made of runs see it: its calibrated probabilities
+    (`predict_proba`, its decision applied) and its model's own (`model_proba`)."""
+
+    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
+
+
 class RunLoader(Protocol):
-    """Loads a finished run folder as a `Predictor` (`fitclass.runs.run.load_run`), on a
+    """Loads a finished run folder as a `LoadedRun` (`fitclass.runs.run.load_run`), on a
     device and in a precision; part of the `RunAccess` passed down to classifiers made of
     runs, so `models/` never imports the run layer above it."""
 
     def __call__(self, path: Path, *, device: str | None = None,
-                 precision: str | None = None) -> Predictor: ...
+                 precision: str | None = None) -> LoadedRun: ...
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fitclass.data import checks
+from fitclass.data.folds import assign_folds
 from fitclass.data.readers import read_data_table
 from fitclass.data.splits import split_rows
-from fitclass.data.table import TextTable, build_table, sort_class_names
+from fitclass.data.table import TextTable, build_table, joined, sort_class_names
 from fitclass.recipe import DataConfig
 from fitclass.target_kinds import kind_for
 
@@ -101,6 +104,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
                   image_checks.check_image_duplicates(train, config.images))
     for finding in duplicates:
         report.add(finding)
+    if config.split.all_labelled:
+        return _prepare_all_labelled(config, train, report)
     if config.valid is None:
         if not config.multilabel:  # iterative stratification copes with rare labels
             report.add(checks.check_min_class_rows(train.labels, config.train))
@@ -117,11 +122,69 @@ def prepare_data(config: DataConfig) -> PreparedData:
     assert train.labels is not None and valid.labels is not None
     report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
     report.raise_errors()
-    report.add(checks.check_leakage(train.texts, valid.texts, valid.source, valid.positions)
-               if config.images is None else
-               image_checks.check_image_leakage(train, valid, config.images))
+    return _finish(config, train, valid, class_names, report)
+
+
+def _finish(config: DataConfig, train: TextTable, valid: TextTable, class_names: list[str],
+            report: checks.CheckReport) -> PreparedData:
+    """The leakage check and class counts of the split, then the prepared data."""
+    assert train.labels is not None and valid.labels is not None
+    if len(valid):
+        if config.images is None:
+            report.add(checks.check_leakage(train.texts, valid.texts, valid.source,
+                                            valid.positions))
+        else:
+            from fitclass.data import image_checks
+
+            report.add(image_checks.check_image_leakage(train, valid, config.images))
     report.class_counts = {
         "train": checks.class_distribution(train.labels),
         "valid": checks.class_distribution(valid.labels),
     }
     return PreparedData(train=train, valid=valid, class_names=class_names, report=report)
+
+
+def all_labelled_rows(config: DataConfig, train: TextTable,
+                      report: checks.CheckReport) -> tuple[TextTable, list[str]]:
+    """Every labelled row, the training file's then the validation file's, and the class
+    names: what cross-validation folds and a refit train on."""
+    if config.valid is not None:
+        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
+        train = joined(train, valid)
+    report.raise_errors()
+    return train, class_names_of(train, config)
+
+
+def _prepare_all_labelled(config: DataConfig, train: TextTable,
+                          report: checks.CheckReport) -> PreparedData:
+    """A fold run (validation = fold `split.fold` of every labelled row) or a refit (every
+    labelled row trains, none validates)."""
+    rows, class_names = all_labelled_rows(config, train, report)
+    split = config.split
+    if split.refit:
+        none = rows.subset(np.array([], dtype=int))
+        none.source = f"{rows.source} (refit: no validation rows)"
+        return _finish(config, rows, none, class_names, report)
+    assert split.folds is not None and split.fold is not None  # all_labelled: a fold run
+    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel), rows.groups,
+                         split, split.folds, class_names, rows.source)
+    train, valid = rows.subset(np.flatnonzero(folds != split.fold)), rows.subset(
+        np.flatnonzero(folds == split.fold))
+    valid.source = f"{rows.source} (fold {split.fold} of {split.folds})"
+    return _finish(config, train, valid, class_names, report)
+
+
+def labelled_folds(config: DataConfig) -> tuple[TextTable, list[str], np.ndarray]:
+    """Every labelled row, the class names and each row's fold, as the fold runs of
+    `config.split.folds` folds see them (read and checked like training data)."""
+    report = checks.CheckReport()
+    if config.images is not None:
+        from fitclass.data.image_tables import resolve_layout
+
+        config = resolve_layout(config)
+    train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
+    rows, class_names = all_labelled_rows(config, train, report)
+    assert config.split.folds is not None
+    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel), rows.groups,
+                         config.split, config.split.folds, class_names, rows.source)
+    return rows, class_names, folds

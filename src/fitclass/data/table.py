@@ -79,6 +79,30 @@ class TextTable:
         return matrix
 
 
+def joined(first: TextTable, second: TextTable) -> TextTable:
+    """The rows of `first`, then those of `second` (a training and a validation file read
+    as one set of labelled rows). Without an id column a row's id is its position in the
+    joined table, so the second file's rows do not reuse the first's ids."""
+    if (first.groups is None) != (second.groups is None):
+        raise DataError(f"{second.source}: data.group is a column of {first.source} but not "
+                        f"of this file (or the other way round); give both files the column")
+    named = first.id_column != "row"
+    ids = (first.ids + second.ids if named
+           else [str(i) for i in range(len(first) + len(second))])
+    return TextTable(
+        source=f"{first.source} + {second.source}",
+        frame=pd.concat([first.frame, second.frame], ignore_index=True),
+        texts=first.texts + second.texts,
+        labels=None if first.labels is None or second.labels is None
+        else first.labels + second.labels,
+        ids=ids,
+        groups=None if first.groups is None or second.groups is None
+        else np.concatenate([first.groups, second.groups]),
+        id_column=first.id_column,
+        positions=first.positions + second.positions,
+    )
+
+
 def label_names(labels: list[Label]) -> list[str]:
     """Every class name used by `labels`, flattening multi-label tuples."""
     if not any(isinstance(label, tuple) for label in labels):

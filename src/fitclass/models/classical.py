@@ -123,15 +123,17 @@ class TfidfBackbone(Backbone):
         classifier = LinearTextClassifier(context.class_names, vectorizer, head,
                                           self.config.classifier)
         seconds = time.perf_counter() - start
-        metrics = context.task.metrics(context.valid_targets,
-                                       classifier.predict_proba(context.valid.texts))
-        row = {"step": 1, "epoch": 1.0, "fit_seconds": seconds, "is_best": True,
+        metrics = (context.task.metrics(context.valid_targets,
+                                        classifier.predict_proba(context.valid.texts))
+                   if len(context.valid) else {})  # a refit has no validation rows
+        measured = bool(metrics)  # a refit (no validation rows) measures nothing
+        row = {"step": 1, "epoch": 1.0, "fit_seconds": seconds, "is_best": measured,
                "train_samples_per_s": len(context.train) / seconds,
                **{k: v for k, v in metrics.items() if isinstance(v, float | int) and k != "n"}}
         context.reporter.log(f"tfidf+{self.config.classifier}: {features.shape[1]} features, "
                              f"fitted in {seconds:.1f}s")
         metric = context.recipe.train.select.metric
-        context.reporter.evaluated(row, metric, True)  # trackers hear the one evaluation
+        context.reporter.evaluated(row, metric, measured)  # trackers hear the one evaluation
         return FitResult(classifier=classifier, history=[row],
                          best={"metric": metric, "value": metrics.get(metric), "step": 1},
                          train_seconds=seconds,

@@ -2,7 +2,9 @@
 
 Saved as JSON only (member paths, the combiner's weights or meta-model); predicting loads
 each member, takes its calibrated probabilities, frees it, then combines, so memory is
-bounded by the largest member rather than their sum.
+bounded by the largest member rather than their sum. A cross-validation run combines its fold
+runs' raw probabilities instead (`member_output: raw`): the folds are one model split K ways,
+and its one decision is fitted on their raw out-of-fold probabilities.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from fitclass.models.loading import read_model_info
 from fitclass.models.members import ENSEMBLE_KIND, checked_members, resolve_member
 from fitclass.models.registry import register_backbone, register_kind
 from fitclass.recipe import ModelConfig
+
+#: What an ensemble takes from each member: its calibrated probabilities (its own decision's
+#: temperature and prior correction applied), or its model's raw ones.
+MEMBER_OUTPUTS = ("calibrated", "raw")
 
 if TYPE_CHECKING:
     from fitclass.precision import Policy
@@ -57,11 +63,13 @@ class EnsembleClassifier(Classifier):
     capabilities = ENSEMBLE
 
     def __init__(self, class_names: Sequence[str], members: list[dict[str, str]],
-                 combiner: Combiner, model_dir: Path | None = None) -> None:
+                 combiner: Combiner, model_dir: Path | None = None,
+                 member_output: str = "calibrated") -> None:
         super().__init__(class_names)
         self.members = members
         self.combiner = combiner
         self.model_dir = model_dir
+        self.member_output = member_output
         self.runs: RunAccess | None = None  # set by `bind_runs` (the run layer)
         self.policy: Policy | None = None  # members load with it (device, precision)
 
@@ -96,7 +104,9 @@ class EnsembleClassifier(Classifier):
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
                                f"`fitclass ensemble`")
-            stacked.append(member.predict_proba(list(texts), batch_size))
+            stacked.append(member.model_proba(list(texts), batch_size)
+                           if self.member_output == "raw" else
+                           member.predict_proba(list(texts), batch_size))
             del member  # one member in memory at a time
         return np.stack(stacked)
 
@@ -107,6 +117,8 @@ class EnsembleClassifier(Classifier):
         model_dir.mkdir(parents=True, exist_ok=True)
         info: dict[str, Any] = {"kind": self.kind, "class_names": self.class_names,
                                 "members": self.members, "combiner": self.combiner.to_dict()}
+        if self.member_output != "calibrated":  # written only where it differs
+            info["member_output"] = self.member_output
         (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False),
                                             encoding="utf-8")
 
@@ -131,7 +143,11 @@ class EnsembleBackbone(Backbone):
                                     path)
         # an ensemble that contains itself is refused by the run layer that loads it
         # (`runs/members.py`: following member runs is the run record's business)
-        return EnsembleClassifier(info["class_names"], members, combiner, model_dir)
+        output = info.get("member_output", "calibrated")
+        if output not in MEMBER_OUTPUTS:
+            raise damaged(path, f"has member_output {output!r}; expected one of "
+                                f"{list(MEMBER_OUTPUTS)}")
+        return EnsembleClassifier(info["class_names"], members, combiner, model_dir, output)
 
 
 @register_backbone("ensemble")

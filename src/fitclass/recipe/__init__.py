@@ -107,6 +107,12 @@ class Recipe(Strict):
         raw = self.model_dump(mode="json")
         foreign = self.model.foreign_keys()
         raw["model"] = {k: v for k, v in raw["model"].items() if k not in foreign}
+        split = raw["data"]["split"]  # the fold and refit keys only where they are set
+        for key in ("folds", "fold"):
+            if split[key] is None:
+                split.pop(key)
+        if not split["refit"]:
+            split.pop("refit")
         if self.data.images is None:  # image-only keys stay out of text recipes
             raw.pop("augment")
             raw["model"].pop("image_size", None)

@@ -6,7 +6,7 @@ import codecs
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fitclass.recipe.base import Strict
 from fitclass.recipe.images import ImagesConfig
@@ -18,6 +18,35 @@ class SplitConfig(Strict):
     method: Literal["stratified", "group"] = "stratified"
     valid_size: float = Field(0.1, gt=0.0, lt=1.0)
     seed: int = 42
+    #: Cross-validation (`fitclass train --folds K` writes both into each fold run): the
+    #: validation rows are fold `fold` (0-based) of `folds` folds of every labelled row
+    #: (`data.train` and `data.valid` together), stratified, grouped (`method: group`) or
+    #: iterative (multi-label), shuffled by `seed`; `valid_size` does not apply.
+    folds: int | None = Field(None, ge=2)
+    fold: int | None = Field(None, ge=0)
+    #: Train on every labelled row (`data.train` and `data.valid`), none held out: the run
+    #: `fitclass train --refit` makes (its decision and expected score come from the run that
+    #: chose its schedule).
+    refit: bool = False
+
+    @model_validator(mode="after")
+    def _one_fold_of_k(self) -> SplitConfig:
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("data.split.folds and data.split.fold go together (fold k of K, "
+                             "0 <= k < K); `fitclass train --folds K` writes both")
+        if self.folds is not None and self.fold is not None and self.fold >= self.folds:
+            raise ValueError(f"data.split.fold {self.fold} is not one of the {self.folds} "
+                             f"folds 0..{self.folds - 1}")
+        if self.refit and self.folds is not None:
+            raise ValueError("data.split.refit trains on every labelled row; it takes no "
+                             "data.split.folds/fold")
+        return self
+
+    @property
+    def all_labelled(self) -> bool:
+        """Whether the run's rows are every labelled row (train and valid files together):
+        a fold run or a refit."""
+        return self.folds is not None or self.refit
 
 
 class DataConfig(Strict):

@@ -75,7 +75,7 @@ def _baseline_metrics(other: RunDir, fingerprint: str) -> dict[str, Any] | None:
 
 def _calibration_plot(run: RunDir, decision: Decision) -> dict[str, Any] | None:
     arrays = readers.read_valid_arrays(run)
-    if "raw" not in arrays:
+    if "raw" not in arrays or not len(arrays["raw"]):  # a refit has no validation rows
         return None
     kind = decision.kind
     raw, targets = arrays["raw"].astype(float), kind.restore(arrays["targets"])
@@ -202,7 +202,26 @@ def gather(path: str | Path) -> dict[str, Any]:
         "errors": _worst_errors(valid, multilabel),
         "ensemble": metrics.get("ensemble"),
         "sweep": None,
+        **crossval_context(metrics),
     }
+
+
+#: Metrics the cross-validation table shows first, when present.
+CV_FIRST = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+
+
+def crossval_context(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A cross-validation run's scores over folds (every metric: mean, std, 95% interval;
+    each fold's rows, best epochs and scores) and a refit's origin (no validation split of
+    its own; the expected score it carries)."""
+    cv = metrics.get("cv") or {}
+    select = metrics.get("select", {}).get("metric")
+    order = list(dict.fromkeys([select, *CV_FIRST, *sorted(cv)]))
+    return {"crossval": {"detail": metrics.get("crossval") or {},
+                         "scores": [(name, cv[name]) for name in order if name in cv],
+                         "folds": metrics.get("folds") or [], "select": select}
+            if cv else None,
+            "refit": metrics.get("refit")}
 
 
 def render(context: dict[str, Any]) -> str:

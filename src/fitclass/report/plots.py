@@ -102,9 +102,13 @@ def distribution_bars(true_counts: dict[str, int], predicted_counts: dict[str, i
     return to_svg(figure)
 
 
-def learning_curves(history: pd.DataFrame, metric: str) -> str:
+def learning_curves(history: pd.DataFrame, metric: str) -> str | None:
+    """Loss, the selection metric and the learning rate by epoch; None when the history has
+    none of them (a TF-IDF refit: one fit, nothing measured)."""
     panels = [c for c in (("train_loss", "valid_loss"), (metric,), ("lr",))
               if any(k in history.columns for k in c)]
+    if not panels:
+        return None
     figure, axes = subplots(ncols=len(panels), figsize=(4.2 * len(panels), 3.4),
                             squeeze=False)
     x = history["epoch"] if "epoch" in history.columns else history.index

@@ -81,6 +81,10 @@ class RunDir:
         if status == "finished":
             raise RunError(f"{self.path}: a finished run is already here; choose another --out "
                            f"or pass --overwrite to replace it")
+        crossval = self.crossval()
+        if crossval is not None:  # its fold runs are the progress to keep
+            raise RunError(f"{self.path}: an unfinished cross-validation ({status}) is here; "
+                           f"{self.crossval_hint(crossval)}")
         if self.has_checkpoint():
             raise RunError(f"{self.path}: an unfinished run ({status}) with a checkpoint is "
                            f"here; {self.continue_hint()}")
@@ -98,6 +102,19 @@ class RunDir:
                     f"it; start again with your recipe by adding --overwrite")
         return (f"continue it from its checkpoint with `fitclass train --resume {self.path}` "
                 f"(with its stored {RECIPE}), {start_again}")
+
+    def crossval(self) -> dict[str, Any] | None:
+        """The settings of the cross-validation this run folder holds (`fitclass train
+        --folds K`: its status record's `crossval`), None for any other run."""
+        record = self.status_record() or {}
+        crossval = record.get("crossval")
+        return crossval if isinstance(crossval, dict) else None
+
+    def crossval_hint(self, crossval: dict[str, Any]) -> str:
+        """How to continue an unfinished cross-validation: its finished folds are kept."""
+        return (f"continue it with `fitclass train --resume {self.path}` (finished folds are "
+                f"kept, an interrupted one continues from its checkpoint), or start again "
+                f"with your recipe and --folds {crossval.get('folds')} by adding --overwrite")
 
     def acquire(self) -> None:
         """Take the run's lock (RunError naming the live holder when another run has it)."""

@@ -43,6 +43,12 @@ TENSORBOARD = "tensorboard"  # tracking.py's TensorBoard event files
 ONNX = "onnx"  # export.py's graphs
 EXPORT_INFO = "export.json"  # inside ONNX: what the export verified
 SUSPECTS = "suspects.csv"  # an audit's suspects, when saved into the run it audited
+OOF = "oof.csv"  # a cross-validation run's out-of-fold predictions, every labelled row
+OOF_PROBS = "oof_probs.safetensors"  # ... and its out-of-fold probabilities, raw
+CV = "cv.json"  # a cross-validation run's scores over folds
+REFIT = "refit"  # the run `--refit` trains on every labelled row, inside the run it came from
+REFIT_INFO = "refit.json"  # in a refit run: where its schedule, decision and expected score
+FOLD_PATTERN = "fold-*"  # a cross-validation run's fold runs (fold-<k>, fold-<k>-seed-<s>)
 LOCK = "run.lock"  # held by a live run (see lock.py)
 
 TOOL = "fitclass"
@@ -83,7 +89,14 @@ class Layout:
 RUN = Layout("run", frozenset({
     RECIPE, LABELS, MODEL, METRICS, HISTORY, VALID_PREDICTIONS, DATA_CHECKS, ENVIRONMENT, STATUS,
     DECISION, DYNAMICS, VALID_PROBS, REPORT, CHECKPOINTS, NOISE_CHANGES, SELF_TRAINING, ENSEMBLE,
-    TENSORBOARD, ONNX, LOCK}), proof=STATUS)
+    TENSORBOARD, ONNX, LOCK, OOF, OOF_PROBS, CV, REFIT, REFIT_INFO}), patterns=(FOLD_PATTERN,),
+    proof=STATUS)
+
+
+def fold_run_name(fold: int, seed: int | None = None) -> str:
+    """A cross-validation fold run's folder name: `fold-<k>`, or `fold-<k>-seed-<s>` when
+    each fold trains several seeds."""
+    return f"fold-{fold}" if seed is None else f"fold-{fold}-seed-{seed}"
 
 
 def is_run(path: Path) -> bool:

@@ -18,13 +18,17 @@ from fitclass.files import (
 )
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import (
+    CV,
     DATA_CHECKS,
     DECISION,
     DYNAMICS,
     HISTORY,
     LABELS,
     METRICS,
+    OOF,
+    OOF_PROBS,
     RECIPE,
+    REFIT_INFO,
     STATUS,
     SUSPECTS,
     VALID_PREDICTIONS,
@@ -178,3 +182,28 @@ def read_dynamics(run: RunDir) -> pd.DataFrame | None:
 def read_suspects(run: RunDir) -> pd.DataFrame | None:
     """An audit's `suspects.csv` saved into the run; None when absent."""
     return _read_table(run.file(SUSPECTS))
+
+
+def read_refit_info(run: RunDir) -> dict[str, Any] | None:
+    """A refit run's `refit.json` (its decision, expected score and schedule: see
+    `fitclass train --refit`); None when the run is no refit."""
+    path = run.file(REFIT_INFO)
+    if not path.is_file():
+        return None
+    return read_json_object(path, {"decision": dict, "expected": dict})
+
+
+def read_cv(run: RunDir) -> dict[str, Any] | None:
+    """A cross-validation run's `cv.json`; None for other runs."""
+    path = run.file(CV)
+    return read_json_object(path, {"k": int}) if path.is_file() else None
+
+
+def read_oof(run: RunDir) -> pd.DataFrame | None:
+    """A cross-validation run's `oof.csv` (ids as strings); None for other runs."""
+    return _read_table(run.file(OOF), dtype={0: str})
+
+
+def read_oof_arrays(run: RunDir) -> dict[str, np.ndarray]:
+    """A cross-validation run's `oof_probs.safetensors` ({} for other runs)."""
+    return run.read_arrays(OOF_PROBS)

@@ -129,6 +129,11 @@ class Run:
         probs[rows] = self.decision.calibrate(probs[rows])
         return probs
 
+    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+        """The model's own probabilities of `texts` (usable inputs only), before the run's
+        decision calibrates them: what a cross-validation run averages over its folds."""
+        return self.classifier.predict_proba(list(texts), batch_size)
+
     def engine(self, name: str = "torch") -> Classifier:
         """The model for `name`: `torch` (the saved run) or `onnx` (its exported graph, int8
         when exported so; see `fitclass export`)."""
@@ -254,6 +259,9 @@ def unfinished_hint(run: RunDir, status: str | None) -> str:
     """What makes an unfinished run usable: only what actually works for its state."""
     if status == "running":
         return "it is still training; wait for it to finish"
+    crossval = run.crossval()
+    if crossval is not None:
+        return run.crossval_hint(crossval)
     if run.has_checkpoint():
         return run.continue_hint()
     error = readers.read_status(run).get("error")

@@ -16,6 +16,7 @@ from fitclass.atomic import follow_umask, replace_dir
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import (
     CHECKPOINTS,
+    CV,
     DATA_CHECKS,
     DECISION,
     DYNAMICS,
@@ -25,7 +26,10 @@ from fitclass.runs.layout import (
     LABELS,
     METRICS,
     NOISE_CHANGES,
+    OOF,
+    OOF_PROBS,
     RECIPE,
+    REFIT_INFO,
     SELF_TRAINING,
     VALID_PREDICTIONS,
     VALID_PROBS,
@@ -55,6 +59,18 @@ class RunRecord:
     history: pd.DataFrame | None = None  # one row per evaluation (training only)
     dynamics: pd.DataFrame | None = None  # per-row training dynamics (training only)
     ensemble: dict[str, Any] | None = None  # combiner and members (ensembles only)
+    crossval: CrossValRecord | None = None  # out-of-fold rows and scores (--folds only)
+
+
+@dataclass
+class CrossValRecord:
+    """What a cross-validation run adds: every labelled row's out-of-fold prediction
+    (`oof.csv`), its out-of-fold probabilities (`oof_probs.safetensors`) and the scores over
+    folds (`cv.json`)."""
+
+    predictions: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    scores: dict[str, Any]
 
 
 def write_recipe(run: RunDir, recipe: Recipe) -> None:
@@ -124,9 +140,19 @@ def write_record(run: RunDir, record: RunRecord) -> None:
         run.write_csv(DYNAMICS, record.dynamics)
     if record.ensemble is not None:
         run.write_json(ENSEMBLE, record.ensemble)
+    if record.crossval is not None:
+        run.write_csv(OOF, record.crossval.predictions)
+        run.write_arrays(OOF_PROBS, record.crossval.arrays)
+        run.write_json(CV, record.crossval.scores)
     run.write_csv(VALID_PREDICTIONS, record.valid_predictions)
     run.write_arrays(VALID_PROBS, {"raw": record.valid_probs, "targets": record.valid_targets})
     run.write_json(METRICS, record.metrics)
+
+
+def write_refit_info(run: RunDir, info: dict[str, Any]) -> None:
+    """A refit run's `refit.json`, written when it starts: where its schedule, decision and
+    expected score come from (it has no validation rows to fit or measure them on)."""
+    run.write_json(REFIT_INFO, info)
 
 
 def drop_checkpoints(run: RunDir) -> None:

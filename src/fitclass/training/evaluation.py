@@ -18,8 +18,11 @@ def evaluate(classifier: NeuralClassifier, context: FitContext, loss_fn: Loss,
              batch_size: int, accelerator: Accelerator | None = None,
              ) -> tuple[dict[str, Any], np.ndarray]:
     """Validation metrics (plus `loss`, the training criterion) and probabilities. Under
-    DDP (`accelerator` with several processes) each process scores its share of the rows."""
+    DDP (`accelerator` with several processes) each process scores its share of the rows.
+    A run without validation rows (a refit) measures nothing: no metrics, no rows."""
     texts = list(context.valid.texts)
+    if not texts:
+        return {}, np.zeros((0, context.task.num_labels))
     if accelerator is None or accelerator.num_processes == 1:
         array = classifier.logits(texts, batch_size)
     else:
@@ -49,7 +52,8 @@ def sharded_logits(classifier: NeuralClassifier, texts: list[Any], batch_size: i
 
 def metrics_of_logits(logits: torch.Tensor, context: FitContext,
                       loss_fn: Loss) -> dict[str, Any]:
-    """The task's validation metrics of `logits`, plus `loss`."""
+    """The task's validation metrics of `logits`, plus `loss` (none without validation
+    rows)."""
     probs = context.task.probabilities(logits).numpy()
     return metrics_of_probs(logits, probs, context, loss_fn)
 
@@ -57,7 +61,9 @@ def metrics_of_logits(logits: torch.Tensor, context: FitContext,
 def metrics_of_probs(logits: torch.Tensor, probs: np.ndarray, context: FitContext,
                      loss_fn: Loss) -> dict[str, Any]:
     """The task's validation metrics of `probs` (the task's probabilities of `logits`,
-    computed once by the caller), plus `loss` of `logits`."""
+    computed once by the caller), plus `loss` of `logits` (none without validation rows)."""
+    if len(context.valid) == 0:
+        return {}
     targets = context.valid_targets
     metrics = context.task.metrics(targets, probs)
     metrics["loss"] = float(loss_fn(logits, torch.from_numpy(targets)))
@@ -65,7 +71,10 @@ def metrics_of_probs(logits: torch.Tensor, probs: np.ndarray, context: FitContex
 
 
 def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A history row's metric columns: `valid_loss` and every scalar metric."""
+    """A history row's metric columns: `valid_loss` and every scalar metric (none when
+    nothing was measured: a run without validation rows)."""
+    if not metrics:
+        return {}
     columns: dict[str, Any] = {"valid_loss": metrics["loss"]}
     columns.update({k: v for k, v in metrics.items()
                     if isinstance(v, float | int) and k != "n"})

@@ -237,9 +237,12 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
     # Under DDP only the main process keeps the best weights; the others' copies are dropped.
     if accelerator.is_main_process and not checkpoint.restore_selected(
             context.run, final, selector.best_step):
-        best["weights"] = "final (no evaluation selected a best checkpoint)"
-        context.reporter.log(f"warning: no evaluation gave a {selector.metric} value, so no "
-                             f"best checkpoint was selected; the final weights are kept")
+        if len(context.valid) == 0:  # a refit: nothing to select on, by design
+            best["weights"] = "final (no validation rows: trained on every labelled row)"
+        else:
+            best["weights"] = "final (no evaluation selected a best checkpoint)"
+            context.reporter.log(f"warning: no evaluation gave a {selector.metric} value, so "
+                                 f"no best checkpoint was selected; the final weights are kept")
     classifier.module = final
     if wiring.averager is not None:
         best["averaging"] = wiring.averager.finalize(

@@ -59,7 +59,8 @@ class CachedHeadStep:
         start = time.perf_counter()
         batch = self.config.eval_batch_size
         train_x = cached_features(encoder, source, list(context.train.texts), batch)
-        valid_x = cached_features(encoder, source, list(context.valid.texts), batch)
+        valid_x = (cached_features(encoder, source, list(context.valid.texts), batch)
+                   if len(context.valid) else torch.zeros((0, train_x.shape[1])))
         self.feature_seconds = time.perf_counter() - start
         device = next(encoder.head.parameters()).device  # the prepared module may be on a GPU
         self.train_x, self.valid_x = train_x.to(device), valid_x.to(device)
