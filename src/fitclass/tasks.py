@@ -141,15 +141,9 @@ class Task(ABC):
 
     def score(self, targets: np.ndarray, calibrated: np.ndarray,
               predictions: np.ndarray) -> dict[str, Any]:
-        """The full metrics dict of predictions already made from calibrated probabilities
-        (a member run's own, inside an ensemble)."""
-        return type(self)._metrics(targets, calibrated, self.class_names, predictions)
-
-    def scored(self, targets: np.ndarray, calibrated: np.ndarray,
-               predictions: np.ndarray) -> dict[str, Any]:
-        """The metrics dict of probabilities already calibrated and their predictions, when
-        rows were decided by different decisions (cross-fitting: each fold's rows by the
-        decision fitted on the other folds)."""
+        """The full metrics dict of predictions already made from calibrated probabilities:
+        a member run's own inside an ensemble, or rows decided by different decisions
+        (cross-validation: each fold's rows by the decision fitted on the other folds)."""
         return type(self)._metrics(targets, calibrated, self.class_names, predictions)
 
     def degenerate_reasons(self, targets: np.ndarray, probs: np.ndarray,

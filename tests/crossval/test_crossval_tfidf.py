@@ -80,6 +80,8 @@ def test_cv_scores_every_metric_over_folds(cv_out: Path) -> None:
     assert interval["low"] <= interval["estimate"] <= interval["high"]
     assert interval["std"] == pytest.approx(np.std(per_fold, ddof=1))
     assert metrics["n"] == 120  # OUT's own validation metrics are the out-of-fold ones
+    rows = metrics["intervals"]["macro_f1"]  # and their bootstrap is over the oof rows
+    assert rows["method"] == "bootstrap" and rows["estimate"] == pytest.approx(metrics["macro_f1"])
     assert [r["best_epoch"] for f in metrics["folds"] for r in f["runs"]] == [1.0] * K
     stored = readers.read_cv(run.dir)
     assert stored is not None and stored["k"] == K and stored["cv"] == cv

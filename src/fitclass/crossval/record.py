@@ -31,7 +31,9 @@ from fitclass.recipe import Recipe
 from fitclass.runs import writer
 from fitclass.runs.folder import RunDir
 from fitclass.runs.run import Run, label_strings
+from fitclass.runs.scored_rows import row_intervals
 from fitclass.tasks import Task, make_task
+from fitclass.uncertainty.scored import Scored
 
 #: Scores of a fold run's own validation (its fold, its own decision) shown per member.
 MEMBER_SCORES = ("accuracy", "macro_f1", "log_loss")
@@ -96,12 +98,15 @@ def write_cv_run(run: RunDir, base: Recipe, oof: OutOfFold, members: dict[int, l
     per_fold = fold_scores(task, oof, calibrated, predictions)
     scores = summary(base, oof, members, method, per_fold)
     metric = base.train.select.metric
-    metrics = task.scored(oof.targets, calibrated, predictions)
+    metrics = task.score(oof.targets, calibrated, predictions)
     metrics["before_decision"] = scalars(task.metrics(oof.targets, oof.probs))
     metrics["calibration"] = decision.report
     metrics["select"] = {"metric": metric, "mode": base.train.select.direction,
                          "held_out": True}
     metrics["warnings"] = task.degenerate_reasons(oof.targets, calibrated, predictions, metric)
+    # the bootstrap over the out-of-fold rows, as a single run's over its validation rows
+    metrics["intervals"] = row_intervals(
+        Scored(oof.targets, calibrated, predictions, task.kind), metrics)
     metrics["cv"] = scores["cv"]
     metrics["folds"] = scores["folds"]
     metrics["crossval"] = {k: v for k, v in scores.items() if k not in ("cv", "folds")}

@@ -113,7 +113,7 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def fold_scores(task: Task, oof: OutOfFold, calibrated: np.ndarray,
                 predictions: np.ndarray) -> list[dict[str, float]]:
     """Every scalar metric of each fold's rows (cross-fitted decisions)."""
-    return [scalars(task.scored(oof.targets[held], calibrated[held], predictions[held]))
+    return [scalars(task.score(oof.targets[held], calibrated[held], predictions[held]))
             for held in (oof.folds == fold for fold in range(oof.k))]
 
 
