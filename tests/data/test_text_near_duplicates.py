@@ -10,11 +10,13 @@ import pytest
 
 from fitclass.data.grouping import merged_codes
 from fitclass.data.text_near_duplicates import (
+    NUM_PERM,
     NearDuplicates,
     bands_for,
     find_near_duplicates,
     near_key,
     shingle_matrix,
+    shingle_size,
 )
 
 ENGLISH = ("a stirring , funny and finally transporting re-imagining of beauty and the beast "
@@ -22,13 +24,13 @@ ENGLISH = ("a stirring , funny and finally transporting re-imagining of beauty a
 KOREAN = "배우들 연기가 정말 좋았고 스토리도 탄탄해서 두 시간이 짧게 느껴졌다"
 
 
-def shingles(text: str) -> set[str]:
+def shingles(text: str, size: int = 3) -> set[str]:
     key = near_key(text)
-    return {key[i:i + 3] for i in range(max(1, len(key) - 2))}
+    return {key[i:i + size] for i in range(max(1, len(key) - size + 1))}
 
 
-def jaccard(a: str, b: str) -> float:
-    first, second = shingles(a), shingles(b)
+def jaccard(a: str, b: str, size: int = 3) -> float:
+    first, second = shingles(a, size), shingles(b, size)
     return len(first & second) / len(first | second)
 
 
@@ -37,6 +39,27 @@ def test_key_ignores_case_punctuation_and_spacing() -> None:
     assert near_key("정말 재밌어요 ^^") == near_key("정말재밌어요!!") == "정말재밌어요"
     assert near_key("!!!") == "!!!"  # nothing but punctuation keeps it
     assert near_key(("first part", "second")) == "firstpartsecond"
+
+
+ENGLISH_WORDS = ("the a of and to in is it that this film movie story was for with as but "
+                 "not its his her they are an be by one all good bad funny dull great "
+                 "characters plot acting director who more than so too much very")
+KOREAN_WORDS = ("영화 정말 너무 진짜 재밌다 재미없다 최고 최악 배우 연기 스토리 감동 시간 "
+                "아깝다 그냥 보고 봤는데 좋았다 별로 평점 완전 명작 드라마 감독 결말")
+
+
+def _texts(words: str, length: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(words.split(), k=length)) for _ in range(200)]
+
+
+def test_shingle_size_grows_until_unrelated_texts_share_little() -> None:
+    korean = shingle_size([near_key(t) for t in _texts(KOREAN_WORDS, 3)])
+    sentences = shingle_size([near_key(t) for t in _texts(ENGLISH_WORDS, 12)])
+    documents = shingle_size([near_key(t) for t in _texts(ENGLISH_WORDS, 200)])
+    assert korean == 2  # a syllable carries what two or three letters do
+    assert 3 <= sentences < documents  # long texts share more short n-grams by chance
+    assert shingle_size(["abc", "abd"]) == 3  # too few texts to measure
 
 
 def test_shingles_pack_code_points_and_short_keys() -> None:
@@ -51,8 +74,8 @@ def test_shingles_pack_code_points_and_short_keys() -> None:
 def test_banding_reaches_the_threshold_with_high_probability() -> None:
     for threshold in (0.5, 0.7, 0.8, 0.9, 1.0):
         bands, rows = bands_for(threshold)
-        assert bands * rows <= 128
-        assert 1 - (1 - threshold**rows) ** bands >= 0.99
+        assert bands * rows <= NUM_PERM
+        assert 1 - (1 - threshold**rows) ** bands >= 0.98
 
 
 def test_planted_pairs_found_and_unrelated_pair_not() -> None:
@@ -62,7 +85,8 @@ def test_planted_pairs_found_and_unrelated_pair_not() -> None:
     texts = ["great movie!!", ENGLISH, "the worst film I have seen this year", KOREAN,
              "great movie !", english_edit, "주식 시장이 오늘 크게 떨어졌다", korean_edit,
              "a great film"]
-    found = find_near_duplicates(texts, 0.8)
+    found = find_near_duplicates(texts, 0.8, size=3)
+    assert found.shingle == 3
     clusters = found.clusters().tolist()
     assert clusters[0] == clusters[4]  # same key: punctuation and spacing only
     assert clusters[1] == clusters[5]
@@ -90,13 +114,13 @@ def _corpus(seed: int, n: int = 300) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("threshold", [0.6, 0.8])
-def test_pairs_match_brute_force(seed: int, threshold: float) -> None:
+@pytest.mark.parametrize(("threshold", "size"), [(0.6, 3), (0.8, 3), (0.8, 2)])
+def test_pairs_match_brute_force(seed: int, threshold: float, size: int) -> None:
     texts = _corpus(seed)
     keys = {near_key(t): t for t in texts}
     truth = {frozenset((near_key(a), near_key(b))) for a, b in combinations(keys.values(), 2)
-             if jaccard(a, b) >= threshold}
-    found = find_near_duplicates(texts, threshold)
+             if jaccard(a, b, size) >= threshold}
+    found = find_near_duplicates(texts, threshold, size=size)
     first = found.first_rows()
     reported = {frozenset((near_key(texts[first[a]]), near_key(texts[first[b]])))
                 for a, b in found.pairs.tolist()}
@@ -107,7 +131,7 @@ def test_pairs_match_brute_force(seed: int, threshold: float) -> None:
 def test_restrict_and_best_match() -> None:
     texts = ["great movie!!", "an unrelated sentence here", ENGLISH, "great movie !",
              ENGLISH.replace("funny and finally", "finally and funny")]
-    found = find_near_duplicates(texts, 0.8)
+    found = find_near_duplicates(texts, 0.8, size=3)
     train = np.array([True, True, True, False, False])
     match, score = found.best_match(~train, train)
     assert match.tolist() == [0, 2] and score[0] == 1.0 and 0.8 <= score[1] < 1.0

@@ -16,8 +16,10 @@ from fitclass.data.grouping import first_seen_codes
 from fitclass.data.table import TextInput
 from fitclass.data.text_near_duplicates import NearDuplicates
 
-#: How the similarity is measured, for messages.
-MEASURE = "Jaccard similarity of character 3-grams, case, punctuation and spacing ignored"
+
+def _measure(found: NearDuplicates) -> str:
+    return (f"Jaccard similarity of character {found.shingle}-grams, case, punctuation and "
+            f"spacing ignored, >= {found.threshold:g}")
 
 
 def _quote(text: TextInput) -> str:
@@ -64,7 +66,7 @@ def check_near_duplicates(found: NearDuplicates, texts: Sequence[TextInput], sou
     return Finding(
         "warning", "near_duplicates",
         f"{source}: {len(later)} rows nearly repeat an earlier text, in {clusters} clusters "
-        f"({MEASURE} >= {found.threshold:g}), e.g. {examples[0]}; near copies weigh those "
+        f"({_measure(found)}), e.g. {examples[0]}; near copies weigh those "
         f"texts more, and across a split they leak: set data.split.dedupe: group to keep "
         f"each cluster on one side (or data.near_duplicate_threshold: null to skip this check)",
         count=len(later), rows=[positions[r] for r in later[:100]], examples=examples)
@@ -105,8 +107,8 @@ def check_near_leakage(found: NearDuplicates, texts: Sequence[TextInput], train:
     return Finding(
         "warning", "near_duplicate_leakage",
         f"{valid_source}: {len(near)} of {len(valid_rows)} validation rows "
-        f"({len(near) / len(valid_rows):.1%}) have a near copy in train ({MEASURE} >= "
-        f"{found.threshold:g}; exact copies are counted under leakage), e.g. {examples[0]}; "
+        f"({len(near) / len(valid_rows):.1%}) have a near copy in train ({_measure(found)}; "
+        f"exact copies are counted under leakage), e.g. {examples[0]}; "
         f"validation scores are optimistic: {fix}",
         count=len(near), rows=[positions[valid_rows[k]] for k in near[:100]],
         examples=examples)
