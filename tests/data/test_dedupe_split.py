@@ -172,3 +172,5 @@ def test_tfidf_run_records_leakage_removed(tmp_path: Path, table_writer, recipe_
     assert dedupe["count"] > 0 and dedupe["examples"][1].startswith("after: 0 of")
     assert {f["check"] for f in report["warnings"]} >= {"near_duplicates"}
     assert "near_duplicate_leakage" not in {f["check"] for f in report["warnings"]}
+    html = (run.path / "report.html").read_text()  # the report's data section shows both
+    assert "data.split.dedupe: group kept each of" in html and "nearly repeat" in html
