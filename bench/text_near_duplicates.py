@@ -22,6 +22,9 @@ Parts (`--parts`, all by default):
 - `cost`: `find_near_duplicates` + `clusters()` on all NSMC rows at the default threshold:
   wall time (best of 2) and peak traced memory (tracemalloc, numpy's arrays included, in a
   third run), plus the process's peak RSS.
+- `prepare`: `prepare_data` on all non-empty NSMC rows (a copy in the system temp folder),
+  10% split, with the check off, on, and with `dedupe: group`: seconds (best of 2) and the
+  findings' counts.
 - `datasketch`: the same rows through datasketch (`MinHash.bulk` + `MinHashLSH`, 128
   permutations, the same keys and shingles, no verification), the alternative the module
   chose against.
@@ -185,6 +188,28 @@ def datasketch_cost(texts: list[str], threshold: float) -> dict[str, Any]:
             "candidate_pairs": candidates, "load_1m": round(os.getloadavg()[0], 2)}
 
 
+def prepare_cost(data: Path) -> list[dict[str, Any]]:
+    from fitclass.data.prepare import prepare_data
+    from fitclass.recipe import DataConfig
+
+    frame = pd.read_csv(data / "nsmc" / "train.tsv", sep="\t", quoting=3, keep_default_na=False)
+    frame = frame[frame["document"].astype(str).str.strip() != ""]
+    path = scratch_dir("text_near_duplicates") / "nsmc_nonempty.tsv"
+    frame.to_csv(path, sep="\t", index=False, quoting=3)
+    rows = []
+    for threshold, dedupe in ((None, "none"), (0.8, "none"), (0.8, "group")):
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            prepared = prepare_data(DataConfig(
+                train=path, text="document", quoting="none",
+                near_duplicate_threshold=threshold, split={"dedupe": dedupe}))
+            times.append(time.perf_counter() - start)
+        rows.append({"threshold": threshold, "dedupe": dedupe, "seconds": round(min(times), 2),
+                     "findings": {f.check: f.count for f in prepared.report.findings}})
+    return rows
+
+
 def dedupe_rows(data: Path, seeds: list[int]) -> list[dict[str, Any]]:
     import fitclass
 
@@ -225,7 +250,7 @@ def dedupe_rows(data: Path, seeds: list[int]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", nargs="+", default=["recall", "cost", "dedupe"],
-                        choices=["recall", "cost", "datasketch", "dedupe"])
+                        choices=["recall", "cost", "prepare", "datasketch", "dedupe"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.7, 0.8, 0.9])
     parser.add_argument("--threshold", type=float, default=0.8, help="for cost")
     parser.add_argument("--planted", type=int, default=500, help="copies per dataset")
@@ -251,6 +276,9 @@ def main() -> None:
     if "cost" in args.parts:
         result["cost"] = cost(load(data, "nsmc", args.nsmc_rows), args.threshold)
         print(json.dumps(result["cost"]))
+    if "prepare" in args.parts:
+        result["prepare"] = prepare_cost(data)
+        print(json.dumps(result["prepare"]))
     if "datasketch" in args.parts:
         result["datasketch"] = datasketch_cost(load(data, "nsmc", args.nsmc_rows), args.threshold)
         print(json.dumps(result["datasketch"]))
