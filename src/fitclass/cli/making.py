@@ -118,13 +118,16 @@ def audit(
     set_: list[str] | None = typer.Option(None, "--set", help="Override a recipe key."),
     work_dir: Path | None = typer.Option(None, help="Fold runs (default <out>_folds/)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    against: list[Path] | None = typer.Option(
+        None, "--against", help="A file (test set, validation file) whose rows to look for "
+                                "in train as exact or near copies; repeat for more."),
 ) -> None:
     """List training rows whose label is likely wrong, with a suggested label."""
     from fitclass.noise.audit import audit as run_audit
 
     quiet_libraries()
     result = run_audit(recipe, out, folds=folds, proxy=proxy, overrides=set_,
-                       work_dir=work_dir, device=device)
+                       work_dir=work_dir, device=device, against=against)
     table = Table(title=f"{len(result.suspects)} suspects of {result.summary['rows']} rows "
                         f"(most suspect first)")
     for column in ("id", "given", "suggested", "score", "methods", "text"):
@@ -137,6 +140,10 @@ def audit(
     if rates:
         err.print("estimated noise rate per given class: " + ", ".join(
             f"{k}={v:.1%}" for k, v in rates.items() if v is not None))
+    for name, found in result.summary.get("near_copies", {}).get("against", {}).items():
+        err.print(f"{name}: {found['with_copy_in_train']} of {found['rows']} rows "
+                  f"({found['share']:.1%}) have an exact or near copy in train "
+                  f"({found['exact']} exact); listed in {out.stem}_near_copies.csv")
     print(out)
 
 

@@ -78,3 +78,24 @@ def repeated_groups(codes: np.ndarray) -> RepeatedGroups:
     breaks = np.flatnonzero(grouped[1:] != grouped[:-1]) + 1
     starts = np.concatenate([[0], breaks, [len(rows)]]).astype(np.int64)
     return RepeatedGroups(rows, starts if len(rows) else np.zeros(1, dtype=np.int64))
+
+
+def merged_codes(*keys: np.ndarray) -> np.ndarray:
+    """One group code per row, shared by rows linked by an equal value of any of `keys`
+    (one array per key, a value per row), directly or through other rows: the connected
+    components of rows and key values (union-find over every key at once). Codes in order
+    of each group's first row."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(keys[0])
+    columns, offset = [], n
+    for key in keys:  # key values are nodes after the n row nodes
+        _, code = np.unique(key, return_inverse=True)
+        columns.append(code.ravel() + offset)
+        offset += int(code.max()) + 1 if n else 0
+    rows = np.tile(np.arange(n), len(keys))
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, np.concatenate(columns))),
+                              shape=(offset, offset))
+    _, component = connected_components(graph, directed=False)
+    return first_seen_codes(component[:n].tolist())

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from fitclass.data import checks
+from fitclass.data import near_duplicate_checks as near_checks
 from fitclass.data.folds import assign_folds
 from fitclass.data.readers import read_data_table
-from fitclass.data.splits import split_rows
-from fitclass.data.table import TextTable, build_table, joined, sort_class_names
+from fitclass.data.splits import dedupe_split, split_rows
+from fitclass.data.table import TextInput, TextTable, build_table, joined, sort_class_names
+from fitclass.data.text_near_duplicates import NearDuplicates, find_near_duplicates
 from fitclass.recipe import DataConfig
 from fitclass.target_kinds import kind_for
 
@@ -111,23 +113,32 @@ def prepare_data(config: DataConfig) -> PreparedData:
             report.add(checks.check_min_class_rows(train.labels, config.train))
         report.raise_errors()
         class_names = class_names_of(train, config)
-        targets = train.targets(class_names)
-        train_rows, valid_rows = split_rows(targets, kind_for(config.multilabel), train.groups,
-                                            config.split)
-        train, valid = train.subset(train_rows), train.subset(valid_rows)
+        near = _near_duplicates(train, None, config, report)
+        whole = train
+        train_rows, valid_rows = _split(train, class_names, near, config, report)
+        train, valid = whole.subset(train_rows), whole.subset(valid_rows)
         valid.source = f"{config.train} (validation split)"
+        near_leakage = _near_leakage(near, whole.texts, whole.positions,
+                                     _mask(valid_rows, len(whole)), valid.source, config)
     else:
         valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
         class_names = class_names_of(train, config)
+        near = _near_duplicates(train, valid, config, report)
+        near_leakage = _near_leakage(near, train.texts + valid.texts,
+                                     train.positions + valid.positions,
+                                     np.arange(len(train) + len(valid)) >= len(train),
+                                     valid.source, config)
     assert train.labels is not None and valid.labels is not None
     report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
     report.raise_errors()
-    return _finish(config, train, valid, class_names, report)
+    return _finish(config, train, valid, class_names, report, near_leakage)
 
 
 def _finish(config: DataConfig, train: TextTable, valid: TextTable, class_names: list[str],
-            report: checks.CheckReport) -> PreparedData:
-    """The leakage check and class counts of the split, then the prepared data."""
+            report: checks.CheckReport, near_leakage: checks.Finding | None = None
+            ) -> PreparedData:
+    """The leakage checks (exact; near copies found before the split: `near_leakage`) and
+    class counts of the split, then the prepared data."""
     assert train.labels is not None and valid.labels is not None
     if len(valid):
         if config.images is None:
@@ -137,6 +148,7 @@ def _finish(config: DataConfig, train: TextTable, valid: TextTable, class_names:
             from fitclass.data import image_checks
 
             report.add(image_checks.check_image_leakage(train, valid, config.images))
+    report.add(near_leakage)
     report.class_counts = {
         "train": checks.class_distribution(train.labels),
         "valid": checks.class_distribution(valid.labels),
@@ -188,3 +200,52 @@ def labelled_folds(config: DataConfig) -> tuple[TextTable, list[str], np.ndarray
     folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel), rows.groups,
                          config.split, config.split.folds, class_names, rows.source)
     return rows, class_names, folds
+
+
+def _near_duplicates(train: TextTable, valid: TextTable | None, config: DataConfig,
+                     report: checks.CheckReport) -> NearDuplicates | None:
+    """Near-duplicate texts of the training file (and the validation file when given, its
+    rows after train's); reports those inside train. None when the check is off."""
+    if config.images is not None or config.near_duplicate_threshold is None:
+        return None
+    texts = train.texts if valid is None else train.texts + valid.texts
+    found = find_near_duplicates(texts, config.near_duplicate_threshold)
+    inside = found if valid is None else found.restrict(np.arange(len(texts)) < len(train))
+    report.add(near_checks.check_near_duplicates(inside, train.texts, train.source,
+                                                 train.positions))
+    return found
+
+
+def _near_leakage(near: NearDuplicates | None, texts: list[TextInput], positions: list[int],
+                  valid: np.ndarray, source: str, config: DataConfig) -> checks.Finding | None:
+    """Validation rows (`valid`, a mask; every other row trains) with a near copy in train."""
+    if near is None:
+        return None
+    return near_checks.check_near_leakage(near, texts, ~valid, valid, source, positions,
+                                          separate_valid=config.valid is not None,
+                                          dedupe=config.split.dedupe == "group")
+
+
+def _mask(rows: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _split(train: TextTable, class_names: list[str], near: NearDuplicates | None,
+           config: DataConfig, report: checks.CheckReport) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation rows of the training file; under `data.split.dedupe: group`
+    near-duplicate clusters stay whole, and the report compares leakage with the plain split."""
+    targets, kind = train.targets(class_names), kind_for(config.multilabel)
+    plain = split_rows(targets, kind, train.groups, config.split)
+    if config.split.dedupe != "group" or near is None:
+        return plain
+    clusters = near.clusters()
+    deduped = dedupe_split(targets, kind, train.groups, clusters, config.split)
+    counts = [int(near_checks.leaked(near, _mask(rows[0], len(train)),
+                                     _mask(rows[1], len(train))).sum())
+              for rows in (plain, deduped)]
+    report.add(near_checks.dedupe_report(
+        counts[0], len(plain[1]), counts[1], len(deduped[1]),
+        int(np.count_nonzero(np.bincount(clusters) > 1)), str(config.train)))
+    return deduped

@@ -10,6 +10,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from sklearn.model_selection import train_test_split
 
 from fitclass.data.group_folds import group_folds
+from fitclass.data.grouping import merged_codes
 from fitclass.errors import DataError
 from fitclass.recipe import SplitConfig
 from fitclass.target_kinds import TargetKind
@@ -70,3 +71,24 @@ def split_rows(
         return group_split(kind.strata(targets), groups, config)
     stratify = multilabel_split if kind.multilabel else stratified_split
     return stratify(targets, config)
+
+
+def dedupe_split(targets: np.ndarray, kind: TargetKind, groups: np.ndarray | None,
+                 clusters: np.ndarray, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """`data.split.dedupe: group`: near-duplicate clusters become the groups of a group split
+    (joined with `data.group` under method: group: rows sharing either are one group), so no
+    cluster straddles train and validation. Stratified where possible, like `group_split`."""
+    if config.method == "group" and groups is None:
+        raise DataError("data.split.method is 'group' but data.group names no column; "
+                        "set data.group to the column that holds the groups")
+    keys = [groups, clusters] if config.method == "group" and groups is not None else [clusters]
+    merged = merged_codes(*keys)
+    n_splits = max(2, round(1.0 / config.valid_size))
+    if merged.max(initial=-1) + 1 < n_splits:
+        raise DataError(
+            f"data.split.dedupe: group with valid_size={config.valid_size} needs at least "
+            f"{n_splits} groups of rows, found {merged.max(initial=-1) + 1} once near "
+            f"duplicates{' and data.group' if len(keys) == 2 else ''} are joined; raise "
+            f"valid_size, raise data.near_duplicate_threshold, or give data.valid"
+        )
+    return group_split(kind.strata(targets), merged, config)

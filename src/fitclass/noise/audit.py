@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from fitclass.atomic import atomic_write_text
 from fitclass.data.prepare import class_names_of, read_labelled
 from fitclass.data.table import TextTable
 from fitclass.errors import FitclassError, RecipeError
-from fitclass.noise import scoring
+from fitclass.noise import near_copies, scoring
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import STATUS, Layout, claim_folder
@@ -48,6 +49,8 @@ class AuditResult:
     suspects: pd.DataFrame
     summary: dict[str, Any]
     oof_probs: np.ndarray
+    #: `--against`: rows of those files with an exact or near copy in train.
+    near_copies: pd.DataFrame | None = None
 
 
 def fold_splits(targets: np.ndarray, kind: TargetKind, groups: np.ndarray | None, k: int,
@@ -225,10 +228,12 @@ def _suggestion(row: int, probs: np.ndarray, targets: np.ndarray, kind: TargetKi
 
 def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = None,
           overrides: list[str] | None = None, work_dir: str | Path | None = None,
-          seed: int = 0, device: str | None = None) -> AuditResult:
+          seed: int = 0, device: str | None = None,
+          against: Sequence[str | Path] | None = None) -> AuditResult:
     """Rank the training rows of `recipe` by how likely their label is wrong; write
     `out` (suspects CSV) and `<out stem>_summary.json`. The proxies and fold runs predict
-    on `device` (auto, cpu, cuda, cuda:N, mps; default auto)."""
+    on `device` (auto, cpu, cuda, cuda:N, mps; default auto). `against`: files whose rows
+    to look for in train as exact or near copies (`<out stem>_near_copies.csv`)."""
     from fitclass.precision import resolve_device
     if proxy is not None and proxy not in PROXIES:
         raise FitclassError(f"--proxy {proxy!r}: choose one of {list(PROXIES)} or none")
@@ -249,6 +254,10 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     out = Path(out)
     summary_path = out.with_name(f"{out.stem}_summary.json")
     check_outputs(out, summary_path, config)
+    copies = None
+    if against:  # before any fold trains: a missing file or a foreign output fails fast
+        near_copies.check_output(near_copies.output_path(out))
+        copies, copies_summary = near_copies.near_copies(table, against, data)
     work = Path(work_dir) if work_dir else out.with_name(f"{out.stem}_folds")
     margins: dict[str, float] = {}
     if proxy == "linear_probe":
@@ -265,9 +274,13 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
         "proxy": proxy or "recipe model", "methods": sorted({m for ms in suspects["methods"]
                                                              for m in ms.split("+")}),
     }
+    if copies is not None:
+        summary["near_copies"] = copies_summary
+        atomic_write_text(near_copies.output_path(out), copies.to_csv(index=False))
     atomic_write_text(out, suspects.to_csv(index=False))
     atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
-    return AuditResult(suspects=suspects, summary=summary, oof_probs=probs)
+    return AuditResult(suspects=suspects, summary=summary, oof_probs=probs,
+                       near_copies=copies)
 
 
 def check_outputs(out: Path, summary: Path, recipe: Recipe) -> None:

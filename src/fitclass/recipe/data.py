@@ -18,6 +18,9 @@ class SplitConfig(Strict):
     method: Literal["stratified", "group"] = "stratified"
     valid_size: float = Field(0.1, gt=0.0, lt=1.0)
     seed: int = 42
+    #: `group`: near-duplicate text clusters become groups (joined with `data.group` under
+    #: method: group), so no cluster straddles train and validation.
+    dedupe: Literal["none", "group"] = "none"
     #: Cross-validation (`fitclass train --folds K` writes both into each fold run): the
     #: validation rows are fold `fold` (0-based) of `folds` folds of every labelled row
     #: (`data.train` and `data.valid` together), stratified, grouped (`method: group`) or
@@ -70,6 +73,10 @@ class DataConfig(Strict):
     images: ImagesConfig | None = None
     #: Unreadable or truncated images: stop with the list (`fail`) or drop them (`skip`).
     on_bad_image: Literal["fail", "skip"] = "fail"
+    #: Texts whose character 3-gram sets (case, punctuation and spacing ignored) have at
+    #: least this Jaccard similarity are near duplicates; null turns the check off. Below
+    #: 0.5 unrelated texts sharing common words start to match (and candidates multiply).
+    near_duplicate_threshold: float | None = Field(0.8, ge=0.5, le=1.0)
 
     @field_validator("images", mode="before")
     @classmethod
@@ -104,6 +111,18 @@ class DataConfig(Strict):
         if isinstance(value, list) and len(value) not in (1, 2):
             raise ValueError("give one text column, or a pair [first, second] for sentence pairs")
         return value
+
+    @model_validator(mode="after")
+    def _dedupe_needs_text_check(self) -> DataConfig:
+        if self.split.dedupe == "group" and self.images is not None:
+            raise ValueError("data.split.dedupe: group groups near-duplicate texts; image "
+                             "data is not deduplicated yet: put copies in one data.group "
+                             "(with data.split.method: group), or set data.split.dedupe: none")
+        if self.split.dedupe == "group" and self.near_duplicate_threshold is None:
+            raise ValueError("data.split.dedupe: group needs the near-duplicate check: set "
+                             "data.near_duplicate_threshold (e.g. 0.8), or set "
+                             "data.split.dedupe: none")
+        return self
 
     @property
     def text_columns(self) -> list[str]:
