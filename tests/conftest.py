@@ -257,3 +257,22 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FITCLASS_CACHE", str(tmp_path_factory.mktemp("fitclass-cache")))
         yield
+
+
+@pytest.fixture(scope="module")
+def analyzer_runs(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
+                  recipe_for: Callable[..., dict[str, Any]]) -> dict[str, Path]:
+    """Two TF-IDF runs on one validation split (`char_wb` and `word` analyzers: TF-IDF
+    ignores the seed) and one on another split (`other_split`): what the compare and
+    interval tests score."""
+    import fitclass
+
+    root = tmp_path_factory.mktemp("analyzers")
+    found = {}
+    for analyzer in ("char_wb", "word"):
+        recipe = recipe_for("tfidf", train_csv, model={"backbone": "tfidf",
+                                                       "analyzer": analyzer})
+        found[analyzer] = fitclass.train(recipe, out=root / analyzer).path
+    other = recipe_for("tfidf", train_csv, data={"split": {"valid_size": 0.25, "seed": 1}})
+    found["other_split"] = fitclass.train(other, out=root / "other_split").path
+    return found

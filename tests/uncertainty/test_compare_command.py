@@ -16,18 +16,8 @@ pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
-         recipe_for) -> dict[str, Path]:
-    """Two TF-IDF runs on one split (char_wb, word) and one on another split."""
-    root = tmp_path_factory.mktemp("compare")
-    found = {}
-    for analyzer in ("char_wb", "word"):
-        recipe = recipe_for("tfidf", train_csv, model={"backbone": "tfidf",
-                                                       "analyzer": analyzer})
-        found[analyzer] = fitclass.train(recipe, out=root / analyzer).path
-    other = recipe_for("tfidf", train_csv, data={"split": {"valid_size": 0.25, "seed": 1}})
-    found["other_split"] = fitclass.train(other, out=root / "other_split").path
-    return found
+def runs(analyzer_runs: dict[str, Path]) -> dict[str, Path]:
+    return analyzer_runs
 
 
 def test_cli_compares_on_the_shared_validation_rows(runs: dict[str, Path], cli_main) -> None:

@@ -18,17 +18,8 @@ pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 @pytest.fixture(scope="module")
-def tfidf_runs(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
-               recipe_for) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("intervals")
-    found = {}
-    for analyzer in ("char_wb", "word"):
-        recipe = recipe_for("tfidf", train_csv, model={"backbone": "tfidf",
-                                                       "analyzer": analyzer})
-        found[analyzer] = fitclass.train(recipe, out=root / analyzer).path
-    other = recipe_for("tfidf", train_csv, data={"split": {"valid_size": 0.25, "seed": 1}})
-    found["other_split"] = fitclass.train(other, out=root / "other_split").path
-    return found
+def tfidf_runs(analyzer_runs: dict[str, Path]) -> dict[str, Path]:
+    return analyzer_runs
 
 
 def test_metrics_json_holds_an_interval_per_headline_metric(
