@@ -69,7 +69,10 @@ def transformer_of(classifier: Classifier, run_path: Path) -> TransformerClassif
     that declare `onnx_export` are those; other kinds have no ONNX export."""
     if not classifier.capabilities.onnx_export:
         raise FitclassError(f"{run_path}: ONNX export is for transformer text runs; this "
-                            f"run's model is {classifier.kind!r}, which has no ONNX export")
+                            f"run's model is {classifier.kind!r}, which has no ONNX export. "
+                            f"For an ensemble (`--seeds`, `--folds`), export one of its "
+                            f"transformer member runs, or the refit (`fitclass train "
+                            f"--folds K --refit` writes it to OUT/refit)")
     return cast(TransformerClassifier, classifier)
 
 
