@@ -228,3 +228,14 @@ def test_multilabel_cv_folds_are_iterative_and_cross_fitted(tmp_path: Path) -> N
                                                          "labels"]
     assert cv.decision.thresholds is not None  # per-label thresholds fitted on all rows
     assert run.decision.thresholds == cv.decision.thresholds
+
+
+def test_decision_optimize_is_fitted_on_every_out_of_fold_row(
+        tmp_path: Path, train_csv: Path, recipe_for: Callable[..., dict[str, Any]]) -> None:
+    recipe = recipe_for("tfidf", train_csv, decision={"optimize": "macro_f1"})
+    run = fitclass.train(recipe, out=tmp_path / "out", folds=K)
+    fitted = run.metrics["optimize"]  # the decision's section, as a single run records it
+    assert fitted["metric"] == "macro_f1"
+    assert sum(fitted["shares"]["true"].values()) == run.metrics["n"] == 120
+    assert len(run.decision.offsets or []) == 3
+    assert "optimize" not in run.metrics["calibration"]

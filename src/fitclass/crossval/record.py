@@ -100,10 +100,11 @@ def write_cv_run(run: RunDir, base: Recipe, oof: OutOfFold, members: dict[int, l
     metric = base.train.select.metric
     metrics = task.score(oof.targets, calibrated, predictions)
     metrics["before_decision"] = scalars(task.metrics(oof.targets, oof.probs))
-    metrics["calibration"] = decision.report
+    metrics.update(decision.metrics_sections())  # calibration; optimize's offsets and shares
     metrics["select"] = {"metric": metric, "mode": base.train.select.direction,
                          "held_out": True}
-    metrics["warnings"] = task.degenerate_reasons(oof.targets, calibrated, predictions, metric)
+    metrics["warnings"] = task.degenerate_reasons(oof.targets, calibrated, predictions,
+                                                  metric) + decision.warnings
     # the bootstrap over the out-of-fold rows, as a single run's over its validation rows
     metrics["intervals"] = row_intervals(
         Scored(oof.targets, calibrated, predictions, task.kind), metrics)
