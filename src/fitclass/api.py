@@ -31,7 +31,7 @@ from fitclass.runs.layout import not_a_run
 from fitclass.runs.readers import read_metrics, read_refit_info
 from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
-from fitclass.runs.scored_rows import row_intervals, scored_from
+from fitclass.runs.scored_rows import row_intervals, scored_metrics
 from fitclass.target_kinds import KINDS
 from fitclass.tasks import make_task
 from fitclass.tracking import Tracker, scalars, start_trackers
@@ -79,16 +79,15 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     train_targets = prepared.train.targets(prepared.class_names)
     decision = task.fit_decision(recipe.decision, targets, probs,
                                  task.class_priors(train_targets))
-    metrics = task.metrics(targets, probs, decision)
-    metrics["intervals"] = row_intervals(scored_from(task, targets, probs, decision), metrics)
+    metrics, scored = scored_metrics(task, targets, probs, decision)
+    metrics["intervals"] = row_intervals(scored, metrics)
     raw = task.metrics(targets, probs)  # argmax / 0.5: what the decision is compared with
     metrics["before_decision"] = {k: v for k, v in raw.items() if isinstance(v, float)}
     metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
     metrics["warnings"] = task.degenerate_reasons(
-        targets, probs, decision.predictions_on(targets, probs),
-        recipe.train.select.metric) + decision.warnings
+        targets, probs, scored.predictions, recipe.train.select.metric) + decision.warnings
     metrics["train_seconds"] = result.train_seconds
     metrics["train_samples_per_second"] = result.train_samples_per_second
     dynamics = _dynamics_with_texts(prepared, result)

@@ -26,7 +26,7 @@ from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
 from fitclass.runs.members import find_cycle
 from fitclass.runs.run import Run, load_run, predictions_for
-from fitclass.runs.scored_rows import across_members, row_intervals, scored_from
+from fitclass.runs.scored_rows import across_members, row_intervals, scored_metrics
 from fitclass.tasks import Task
 from fitclass.uncertainty.paired import versus_best
 from fitclass.uncertainty.scored import Scored
@@ -201,16 +201,14 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
         "train_counts", np.ones(len(first.class_names))), dtype=float)
     priors = train_counts / max(train_counts.sum(), 1.0)  # used by multi-class prior correction
     decision = task.fit_decision(recipe.decision, targets, held_out, priors)
-    metrics = task.metrics(targets, held_out, decision)
-    metrics["intervals"] = row_intervals(scored_from(task, targets, held_out, decision),
-                                         metrics)
+    metrics, scored = scored_metrics(task, targets, held_out, decision)
+    metrics["intervals"] = row_intervals(scored, metrics)
     metrics["intervals_across_members"] = across
     metrics["ensemble"] = summary
     metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": summary["metric"], "held_out": True}
     metrics["warnings"] = task.degenerate_reasons(
-        targets, held_out, decision.predictions_on(targets, held_out),
-        summary["metric"]) + decision.warnings
+        targets, held_out, scored.predictions, summary["metric"]) + decision.warnings
     members_info = [{"absolute": str(m.path.resolve()),
                      "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
                     for m in members]

@@ -24,7 +24,7 @@ from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import ONNX, RECIPE, is_run, not_a_run
 from fitclass.runs.members import check_no_cycle
-from fitclass.runs.scored_rows import row_intervals, scored_from
+from fitclass.runs.scored_rows import row_intervals, scored_metrics
 from fitclass.tasks import Task, make_task
 
 Inputs = Sequence[TextInput | None] | pd.DataFrame | str | Path
@@ -181,8 +181,8 @@ class Run:
         probs = self.classifier.predict_proba(table.texts, batch_size)
         decision = self.decision if use_decision else self.task.default_decision()
         targets = table.targets(self.class_names)
-        metrics = self.task.metrics(targets, probs, decision)
-        intervals = row_intervals(scored_from(self.task, targets, probs, decision), metrics)
+        metrics, scored = scored_metrics(self.task, targets, probs, decision)
+        intervals = row_intervals(scored, metrics)
         return {**metrics, "intervals": intervals, "skipped_rows": skipped,
                 "compute": self.policy.describe()}
 

@@ -59,6 +59,16 @@ def scored_from(task: Task, targets: np.ndarray, raw_probs: np.ndarray,
                   task.kind)
 
 
+def scored_metrics(task: Task, targets: np.ndarray, raw_probs: np.ndarray,
+                   decision: Decision) -> tuple[dict[str, Any], Scored]:
+    """`task.metrics(targets, raw_probs, decision)` and the `Scored` rows its intervals
+    resample, from one calibration and one set of predictions."""
+    calibrated = decision.calibrate(raw_probs)
+    predictions = decision.predictions_on(targets, raw_probs)
+    metrics = task.score(targets, calibrated, predictions)
+    return metrics, Scored(np.asarray(targets), calibrated, predictions, task.kind)
+
+
 def headline_values(metrics: dict[str, Any]) -> dict[str, float]:
     """The headline metrics a metrics dict holds a number for."""
     return {k: float(metrics[k]) for k in HEADLINE
