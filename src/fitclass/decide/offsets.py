@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from fitclass.count_metrics import COUNT_METRICS, class_share, confusion_counts, count_metric
+from fitclass.decide.folds import cross_fit_folds
+from fitclass.target_kinds import MULTICLASS
 
 EPS = 1e-12
 #: Breakpoints closer than this are one breakpoint: no offset could separate them reliably.
@@ -190,8 +191,7 @@ def cross_fitted_predictions(probs: np.ndarray, targets: np.ndarray, metric: str
         fitted = fit_offsets(probs, targets, metric)
         return CrossFit(predict_with_offsets(probs, fitted.offsets), 1, note)
     predictions = np.zeros(len(targets), dtype=int)
-    splitter = StratifiedKFold(used, shuffle=True, random_state=seed)
-    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
+    for fit_rows, held_rows in cross_fit_folds(targets, MULTICLASS, used, seed):
         fitted = fit_offsets(probs[fit_rows], targets[fit_rows], metric)
         predictions[held_rows] = predict_with_offsets(probs[held_rows], fitted.offsets)
     return CrossFit(predictions, used, note)
