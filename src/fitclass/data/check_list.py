@@ -22,10 +22,13 @@ IMBALANCE_RATIO = 10
 #: Where a validation split made by fitclass leaks, this keeps copies on one side.
 DEDUPE_FIX = "data.split.dedupe: group"
 #: Where a separate validation file leaks, only editing the files helps.
-AGAINST_FIX = ("fitclass audit RECIPE --out suspects.csv --against VALID_FILE lists the rows; "
-               "remove them from data.valid (or their copies from data.train)")
-SUSPECTS_FIX = ("fitclass audit RECIPE --out suspects.csv, then train with noise.suspects: "
-                "suspects.csv and noise.action: relabel (or drop)")
+AGAINST_FIX = ("remove the copies from data.valid (or from data.train); `fitclass audit RECIPE "
+               "--out suspects.csv --against VALID_FILE` lists them")
+#: After `fitclass audit` wrote SUSPECTS: acting on its rows.
+ACT_ON_SUSPECTS = ("review {suspects}, then train with noise.suspects: {suspects} and "
+                   "noise.action: relabel (or drop; noise.min_score is the cut)")
+SUSPECTS_FIX = (f"fitclass audit RECIPE --out suspects.csv, then "
+                f"{ACT_ON_SUSPECTS.format(suspects='suspects.csv')}")
 
 #: The fix of every check, in the order the list shows checks of one status.
 FIXES: dict[str, str] = {
@@ -138,7 +141,9 @@ def rows_from_record(record: dict[str, Any], *, separate_valid: bool = False
     found = {row.check for row in rows}
     for check in record.get("checked") or []:
         if check not in found:
-            rows.append(CheckRow(str(check), "ok", 0, [], "", "checked: nothing found"))
+            rows.append(CheckRow(str(check), "ok", 0, [],
+                                 fix_for(str(check), separate_valid=separate_valid),
+                                 "checked: nothing found"))
     balance = class_balance((record.get("class_counts") or {}).get("train") or {})
     if balance is not None:
         rows.append(balance)

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from fitclass.data.check_list import (
+    ACT_ON_SUSPECTS,
     SHOWN,
-    SUSPECTS_FIX,
     CheckRow,
     ordered,
     rows_from_record,
@@ -31,7 +31,7 @@ from fitclass.recipe import DataConfig
 
 #: An estimated share of wrong labels from which the noise-rate check warns.
 NOISY_SHARE = 0.05
-NOISE_FIX = (f"{SUSPECTS_FIX}; or train with noise.label_smoothing, noise.bootstrap or "
+NOISE_FIX = (f"{ACT_ON_SUSPECTS}; or train with noise.label_smoothing, noise.bootstrap or "
              f"noise.coteaching")
 
 
@@ -40,7 +40,7 @@ def suspect_rows(suspects: pd.DataFrame, out: Path) -> list[CheckRow]:
     needed = {"id", "text", "given_label", "suggested_label", "score", "methods"}
     if not needed <= set(suspects.columns):
         return []
-    fix = SUSPECTS_FIX.replace("suspects.csv", str(out))
+    fix = ACT_ON_SUSPECTS.format(suspects=out)
     if suspects.empty:
         return [CheckRow("suspects", "ok", 0, [], fix, "no row was flagged", "audit")]
     methods = suspects["methods"].astype(str).str.split("+")
@@ -57,7 +57,7 @@ def suspect_rows(suspects: pd.DataFrame, out: Path) -> list[CheckRow]:
     return rows
 
 
-def noise_rate_row(summary: dict[str, Any]) -> CheckRow | None:
+def noise_rate_row(summary: dict[str, Any], out: Path) -> CheckRow | None:
     """The estimated share of wrong labels, the noisiest classes and most confused pairs."""
     rates = summary.get("estimated_noise_rate")
     share = summary.get("estimated_noisy_share")
@@ -73,7 +73,7 @@ def noise_rate_row(summary: dict[str, Any]) -> CheckRow | None:
     rows = int(summary.get("rows") or 0)
     return CheckRow(
         "estimated_noise_rate", "warn" if share >= NOISY_SHARE else "ok",
-        round(share * rows), examples, NOISE_FIX,
+        round(share * rows), examples, NOISE_FIX.format(suspects=out),
         f"about {share:.1%} of the {rows} training labels are estimated wrong (cleanlab's "
         f"joint of given and true labels on out-of-fold probabilities)", "audit")
 
@@ -107,7 +107,7 @@ def audit_checks(table: TextTable, config: DataConfig, suspects: pd.DataFrame,
     record = labelled_table_checks(table, config, valid).to_dict()
     rows = rows_from_record(record, separate_valid=True)
     rows += suspect_rows(suspects, Path(out))
-    noise = noise_rate_row(summary)
+    noise = noise_rate_row(summary, Path(out))
     rows += [noise] if noise is not None else []
     rows += near_copy_rows(summary, copies)
     return [row.to_dict() for row in ordered(rows)]
