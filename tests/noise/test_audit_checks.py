@@ -6,7 +6,6 @@ list printed as a table."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
