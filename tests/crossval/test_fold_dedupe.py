@@ -8,8 +8,10 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import fitclass
 from fitclass.data.dedupe_groups import dedupe_groups
 from fitclass.data.folds import fold_method
 from fitclass.data.prepare import labelled_folds, read_labelled
@@ -19,6 +21,8 @@ from fitclass.recipe import DataConfig
 from fitclass.target_kinds import kind_for
 
 WORDS = [f"term{k}" for k in range(300)]
+
+pytestmark = pytest.mark.usefixtures("no_reports")
 
 
 def _rows(n: int = 240, seed: int = 0) -> list[dict[str, str]]:
@@ -87,3 +91,19 @@ def test_too_few_clusters_for_k_names_the_clusters(tmp_path: Path, table_writer)
     with pytest.raises(DataError, match=r"near-duplicate clusters \(data.split.dedupe: "
                                         r"group\) has only 1 distinct groups"):
         labelled_folds(_config(path, dedupe="group"))
+
+
+def test_cross_validation_run_with_dedupe_group(tmp_path: Path, table_writer,
+                                                recipe_for) -> None:
+    """The fold runs find their own folds again (near-duplicate clusters included) and the
+    out-of-fold table keeps each cluster in one fold."""
+    path = table_writer(_rows(120, seed=3), tmp_path / "train.csv")
+    recipe = recipe_for("tfidf", path, data={"split": {"dedupe": "group", "seed": 0}})
+    run = fitclass.train(recipe, out=tmp_path / "cv", folds=3)
+    assert run.metrics["crossval"]["method"] == "group (near-duplicate clusters)"
+    oof = pd.read_csv(run.path / "oof.csv")
+    texts = pd.read_csv(path).set_index("id").loc[oof["id"], "text"].tolist()
+    clusters = find_near_duplicates(texts, 0.8).clusters()
+    for cluster in np.unique(clusters):
+        assert oof["fold"].to_numpy()[clusters == cluster].min() == \
+            oof["fold"].to_numpy()[clusters == cluster].max()
