@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
 from fitclass.atomic import atomic_write_text
+from fitclass.data.dedupe_groups import dedupe_groups
 from fitclass.data.prepare import class_names_of, read_labelled
 from fitclass.data.table import TextTable
 from fitclass.errors import FitclassError, RecipeError
@@ -249,7 +250,7 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     table = read_labelled(data.train, data, data.limit)
     class_names = class_names_of(table, config.data)
     targets, kind = table.targets(class_names), KINDS[config.task]
-    groups = table.groups if config.data.split.method == "group" else None
+    groups = dedupe_groups(table, data)  # near-duplicate clusters never straddle folds
     splits = fold_splits(targets, kind, groups, folds, seed)
     out = Path(out)
     summary_path = out.with_name(f"{out.stem}_summary.json")
