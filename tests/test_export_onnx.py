@@ -101,7 +101,8 @@ def test_onnx_engine_without_export(exported: dict[str, Any]) -> None:
 def test_fp32_only_export_has_no_int8(tmp_path: Path, exported: dict[str, Any]) -> None:
     copy = shutil.copytree(exported["plain"], tmp_path / "run")
     report = export_onnx(copy)
-    assert set(report) == {"fp32", "seconds"}
+    assert set(report) == {"fp32", "seconds", "verified_on"}
+    assert report["verified_on"] == str(copy / "valid_predictions.csv")
     assert not (copy / "onnx" / "model.int8.onnx").exists()
     run = fitclass.load_run(copy)
     fp32 = OnnxClassifier(run.classifier, copy / "onnx" / "model.onnx").logits(TEXTS)

@@ -15,7 +15,7 @@ from typing import Any
 from fitclass.atomic import atomic_write_text
 from fitclass.errors import FitclassError
 from fitclass.export.ensemble import checked_plan, export_ensemble
-from fitclass.export.graph import verify, write_graphs
+from fitclass.export.graph import verification_texts, verify, write_graphs
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.models.onnx import OnnxClassifier, require_onnxruntime, transformer_of
 from fitclass.runs.layout import EXPORT_INFO, ONNX, claim_folder
@@ -45,8 +45,10 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     else:
         assert transformer is not None
         graphs = write_graphs(transformer, folder, quantize)
-        report = {name: {"path": str(path), **verify(run, transformer, path)}
+        texts, source = verification_texts(run)
+        report = {name: {"path": str(path), **verify(texts, transformer, path)}
                   for name, path in graphs.items()}
+        report["verified_on"] = str(source)
     report["seconds"] = round(time.perf_counter() - start, 2)
     atomic_write_text(folder / EXPORT_INFO, json.dumps(report, indent=2))
     return report

@@ -105,10 +105,11 @@ def write_member_graphs(entries: Sequence[dict[str, Any]], paths: Sequence[Path]
 
 
 def verify_ensemble(run: Run, ensemble: EnsembleClassifier, entries: Sequence[dict[str, Any]],
-                    folder: Path, graphs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per graph kind (fp32, int8): the ONNX ensemble against the PyTorch one on the run's
-    validation texts: combined probabilities, labels after the run's decision, each member."""
-    texts = verification_texts(run)
+                    folder: Path, graphs: Sequence[str], texts: Sequence[str]
+                    ) -> dict[str, dict[str, Any]]:
+    """Per graph kind (fp32, int8): the ONNX ensemble against the PyTorch one on `texts`
+    (the run's validation rows): combined probabilities, labels after the run's decision,
+    and each member."""
     reference = ensemble.member_probabilities(texts, 64)
     combined = ensemble.combiner.combine(reference)
     labels = _labels(run, combined)
@@ -138,6 +139,8 @@ def export_ensemble(run: Run, ensemble: EnsembleClassifier, entries: Sequence[di
     the record's member entries (the caller writes the record)."""
     write_member_graphs(entries, member_runs(run.path), folder, quantize)
     graphs = ["fp32", "int8"] if quantize == "int8" else ["fp32"]
+    texts, source = verification_texts(run)
     return {"kind": ENSEMBLE_KIND, "member_output": ensemble.member_output,
             "combiner": ensemble.combiner.method, "members": list(entries),
-            **verify_ensemble(run, ensemble, entries, folder, graphs)}
+            **verify_ensemble(run, ensemble, entries, folder, graphs, texts),
+            "verified_on": str(source)}

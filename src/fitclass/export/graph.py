@@ -4,6 +4,7 @@ probabilities are compared with PyTorch's (max probability difference, argmax ag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import torch
 from fitclass.errors import RunError
 from fitclass.models.onnx import FP32, INT8, OnnxClassifier, require_onnxruntime
 from fitclass.models.text import TransformerClassifier
+from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import VALID_PREDICTIONS
-from fitclass.runs.readers import read_valid_predictions
+from fitclass.runs.readers import read_refit_info, read_valid_predictions
 from fitclass.runs.run import Run
 
 #: Validation rows an export is checked on.
@@ -65,13 +67,24 @@ def write_graphs(classifier: TransformerClassifier, folder: Path,
     return written
 
 
-def verification_texts(run: Run, rows: int = VERIFY_ROWS) -> list[str]:
-    """The first `rows` validation texts of the run (out-of-fold rows for a
-    cross-validation run), which every export is checked on."""
-    valid = read_valid_predictions(run.dir)
-    if "text" not in valid.columns:
-        raise RunError(f"{run.path}: {VALID_PREDICTIONS} has no text column to verify on")
-    return valid["text"].astype(str).tolist()[:rows]
+def verification_texts(run: Run, rows: int = VERIFY_ROWS) -> tuple[list[str], Path]:
+    """The first `rows` validation texts of the run (out-of-fold rows for a cross-validation
+    run), which every export is checked on, and the file they come from. A refit has none of
+    its own: the run it was refitted from lends its validation rows (the refit trained on
+    them, which does not matter to a check of the graph against PyTorch)."""
+    sources = [run.dir]
+    refit = read_refit_info(run.dir)
+    if refit is not None:
+        origin = refit.get("refit", {}).get("from")
+        sources += [RunDir(run.path.parent)] + ([RunDir(origin)] if origin else [])
+    for source in sources:
+        valid = (read_valid_predictions(source) if source is run.dir else
+                 read_valid_predictions(source, missing_ok=True))
+        if valid is not None and "text" in valid.columns and len(valid):
+            return valid["text"].astype(str).tolist()[:rows], source.file(VALID_PREDICTIONS)
+    raise RunError(f"{run.path}: {VALID_PREDICTIONS} has no rows with a text column to check "
+                   f"the export on" + (" (nor has the run it was refitted from)" if refit
+                                       else "") + "; export a run that has validation rows")
 
 
 def agreement(torch_probs: np.ndarray, onnx_probs: np.ndarray) -> dict[str, Any]:
@@ -81,8 +94,8 @@ def agreement(torch_probs: np.ndarray, onnx_probs: np.ndarray) -> dict[str, Any]
             "argmax_agreement": float((torch_probs.argmax(1) == onnx_probs.argmax(1)).mean())}
 
 
-def verify(run: Run, reference: TransformerClassifier, onnx_path: Path) -> dict[str, Any]:
-    """Compare the exported graph with the PyTorch model on validation texts."""
-    texts = verification_texts(run)
-    return agreement(reference.predict_proba(texts),
-                     OnnxClassifier(reference, onnx_path).predict_proba(texts))
+def verify(texts: Sequence[str], reference: TransformerClassifier,
+           onnx_path: Path) -> dict[str, Any]:
+    """Compare the exported graph with the PyTorch model on `texts`."""
+    return agreement(reference.predict_proba(list(texts)),
+                     OnnxClassifier(reference, onnx_path).predict_proba(list(texts)))
