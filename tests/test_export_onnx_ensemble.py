@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("onnx")
@@ -55,10 +56,11 @@ def members(tmp_path_factory: pytest.TempPathFactory, train_csv: Path,
 @pytest.fixture(scope="module")
 def ensemble_run(tmp_path_factory: pytest.TempPathFactory, members: dict[str, Path],
                  quiet: None) -> dict[str, Any]:
-    """A weighted ensemble of the three, exported with int8 graphs."""
+    """A stacked ensemble of the three (a meta-model over every member's probabilities),
+    exported with int8 graphs."""
     out = tmp_path_factory.mktemp("ensemble") / "ens"
     fitclass.ensemble([members["bert0"], members["bert1"], members["tfidf"]], out,
-                      method="weighted")
+                      method="stacking")
     return {"path": out, "report": export_onnx(out, "int8")}
 
 
@@ -87,13 +89,13 @@ def test_ensemble_export_writes_member_graphs_and_record(ensemble_run: dict[str,
     assert not any((path / "onnx").exists() for path in members.values())  # members untouched
     record = json.loads((folder / "export.json").read_text())
     assert record == json.loads(json.dumps(ensemble_run["report"]))
-    assert record["kind"] == "ensemble" and record["combiner"] == "weighted"
+    assert record["kind"] == "ensemble" and record["combiner"] == "stacking"
     assert [(m["name"], m["engine"], m["kind"]) for m in record["members"]] == [
         ("bert0", "onnx", "transformer"), ("bert1", "onnx", "transformer"),
         ("tfidf", "native", "tfidf")]
     fp32 = record["fp32"]
     assert fp32["rows"] == 30  # the shared validation rows
-    assert fp32["max_abs_prob_diff"] < 1e-4
+    assert 0.0 < fp32["max_abs_prob_diff"] < 1e-4  # the graphs count in the combination
     assert fp32["argmax_agreement"] == 1.0 and fp32["label_agreement"] == 1.0
     assert fp32["members"]["tfidf"] == {"engine": "native", "rows": 30,
                                         "max_abs_prob_diff": 0.0, "argmax_agreement": 1.0}
@@ -115,25 +117,27 @@ def test_ensemble_onnx_engine_matches_torch(ensemble_run: dict[str, Any]) -> Non
     assert int8.sum(1) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_cli_predicts_an_ensemble_with_onnx(ensemble_run: dict[str, Any], tmp_path: Path,
-                                            cli_main: Callable[..., tuple[int, str, str]]
-                                            ) -> None:
+def test_cli_exports_and_predicts_an_ensemble(ensemble_run: dict[str, Any], tmp_path: Path,
+                                              cli_main: Callable[..., tuple[int, str, str]]
+                                              ) -> None:
+    out = shutil.copytree(ensemble_run["path"], tmp_path / "ens")  # members by absolute path
+    code, stdout, stderr = cli_main("export", out, "--onnx")
+    assert code == 0, stderr
+    assert stdout.strip() == str(out / "onnx")
+    printed = " ".join(stderr.split())  # as wrapped by the console
+    assert "labels agree 100.0% on 30 rows" in printed
+    assert "bert0 (onnx): max |prob diff|" in printed and "tfidf (native)" in printed
     source = tmp_path / "new.csv"
     source.write_text("id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(TEXTS)))
-    code, _, stderr = cli_main("predict", ensemble_run["path"], source, "--out",
-                               tmp_path / "onnx.csv", "--engine", "onnx-fp32")
+    code, _, stderr = cli_main("predict", out, source, "--out", tmp_path / "onnx.csv",
+                               "--engine", "onnx")
     assert code == 0, stderr
-    code, _, stderr = cli_main("predict", ensemble_run["path"], source, "--out",
-                               tmp_path / "torch.csv")
+    code, _, stderr = cli_main("predict", out, source, "--out", tmp_path / "torch.csv")
     assert code == 0, stderr
-    onnx, torch = (fitclass_frame(tmp_path / f"{n}.csv") for n in ("onnx", "torch"))
+    onnx, torch = (pd.read_csv(tmp_path / f"{n}.csv") for n in ("onnx", "torch"))
     assert onnx["label"].tolist() == torch["label"].tolist()
-
-
-def fitclass_frame(path: Path) -> Any:
-    import pandas as pd
-
-    return pd.read_csv(path)
+    columns = [c for c in torch.columns if c.startswith("prob:")]
+    np.testing.assert_allclose(onnx[columns].to_numpy(), torch[columns].to_numpy(), atol=1e-4)
 
 
 def test_cv_run_exports_and_predicts(crossval: dict[str, Path]) -> None:
