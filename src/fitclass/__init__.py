@@ -1,8 +1,9 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
 The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `doctor`,
-`load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else is an implementation detail
-that may change. Names load on first use, so `fitclass --help` does not import torch.
+`load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else is an
+implementation detail that may change. Names load on first use, so `fitclass --help` does
+not import torch.
 """
 
 from __future__ import annotations

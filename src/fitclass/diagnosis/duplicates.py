@@ -92,8 +92,8 @@ def check_leakage(train: TextTable, other: TextTable, threshold: float | None,
     name = Path(other.source).name
     return Finding(
         f"leakage_{role}", "warning",
-        f"leakage: {count} of {len(other)} {role} rows ({share:.1%}) in {name} have a copy "
-        f"in the table ({exact} exact, {count - exact} near)",
+        f"leakage: {count} of {len(other)} {role} rows ({share:.1%}) in {name} copy a row "
+        f"of the table ({exact} exact, {count - exact} near)",
         {"file": other.source, "rows": len(other), "with_copy": count, "exact": exact,
          "share": round(share, 4)},
         f"remove those rows from {name} (or their copies from the table): `fitclass audit "

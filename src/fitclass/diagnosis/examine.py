@@ -98,7 +98,13 @@ def doctor(data: str | Path | pd.DataFrame, *, label: str | list[str] | None = N
         raise FitclassError("--valid/--test: doctor compares text files only; for image "
                             "folders it reports classes and their counts")
     model = _model(backbone or ("resnet-tiny" if rows.images else "minilm"), model_keys)
-    findings = [*rows.left_out, *_class_findings(rows, model.backbone)]
+    findings = list(rows.left_out)
+    if not rows.images:  # the script settles the backbone every later remedy must suit
+        written = script.check_script(rows.texts, model.backbone)
+        findings.append(written)
+        model = model.model_copy(update={"backbone": written.recipe.get("model.backbone",
+                                                                        model.backbone)})
+    findings += _class_findings(rows, model.backbone)
     if not rows.images:
         findings += _text_findings(rows, model, valid, test, noise)
     base = _base_keys(rows, path, valid, data_keys, model, model_keys)
@@ -108,11 +114,9 @@ def doctor(data: str | Path | pd.DataFrame, *, label: str | list[str] | None = N
     except RecipeError as error:  # a remedy combination the recipe refuses: a doctor bug
         raise FitclassError(f"{error}\n(fitclass doctor derived this recipe; please report "
                             f"it with the findings above)") from None
-    used = next((f.recipe["model.backbone"] for f in findings
-                 if "model.backbone" in f.recipe), model.backbone)
     return Diagnosis(rows.source, "multilabel" if rows.multilabel else "multiclass",
                      len(rows.labels), classes.class_counts(rows.labels, rows.class_names),
-                     findings, recipe, used, time.perf_counter() - start)
+                     findings, recipe, model.backbone, time.perf_counter() - start)
 
 
 def _class_findings(rows: Rows, backbone: str) -> list[Finding]:
@@ -126,13 +130,9 @@ def _class_findings(rows: Rows, backbone: str) -> list[Finding]:
 
 def _text_findings(rows: Rows, model: ModelConfig, valid: str | Path | None,
                    test: str | Path | None, noise: bool) -> list[Finding]:
-    """Script (settling the backbone), length, duplicates and leakage, noise, shift."""
-    written = script.check_script(rows.texts, model.backbone)
-    backbone = written.recipe.get("model.backbone", model.backbone)
-    if backbone != model.backbone:
-        model = model.model_copy(update={"backbone": backbone})
+    """Length, duplicates and leakage, noise, shift (`model`: the settled backbone)."""
     threshold = rows.config.near_duplicate_threshold
-    found: list[Finding | None] = [written, lengths.check_lengths(rows.texts, model)]
+    found: list[Finding | None] = [lengths.check_lengths(rows.texts, model)]
     found += duplicates.check_duplicates(rows.texts, rows.labels, rows.source, threshold,
                                          own_split=valid is None)
     table = duplicates.table_of(rows.source, rows.texts, rows.labels)
@@ -147,7 +147,7 @@ def _text_findings(rows: Rows, model: ModelConfig, valid: str | Path | None,
         found.append(duplicates.check_leakage(table, tested, threshold, "test"))
     if noise and not rows.multilabel:
         found.append(label_noise.check_noise(rows.texts, rows.labels, rows.class_names,
-                                             _neural(backbone)))
+                                             _neural(model.backbone)))
     if valid_rows is not None:
         names = sorted(set(rows.class_names) | set(valid_rows.class_names))
         found.append(shift.check_shift(classes.class_counts(rows.labels, names),

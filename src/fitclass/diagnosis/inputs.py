@@ -52,8 +52,8 @@ def data_config(path: str | Path, text: str | list[str] | None, label: str | lis
         raw["text"] = text[0] if isinstance(text, list) and len(text) == 1 else text
     if label is not None:
         raw["label"] = label[0] if isinstance(label, list) and len(label) == 1 else label
-    task = "multilabel" if isinstance(raw.get("label"), list) or raw.get("label_sep") \
-        else "multiclass"
+    several = isinstance(raw.get("label"), list) or raw.get("label_sep") is not None
+    task = "multilabel" if several else "multiclass"
     try:
         return build_recipe({"task": task, "data": raw}, "doctor options").data
     except RecipeError as error:
