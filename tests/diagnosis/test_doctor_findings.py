@@ -127,6 +127,11 @@ def test_planted_duplicates_and_leakage_against_valid(tmp_path: Path, rows_maker
     assert diagnosis.finding("duplicates").recipe == {}  # a separate valid file: no split
     recipe = carries_every_remedy(diagnosis, tmp_path / "leak.yaml")
     assert Path(recipe["data"]["valid"]) == valid.resolve()
+    unlabelled = table_writer([{"text": row["text"]} for row in fresh + leaked],
+                              tmp_path / "test.csv")
+    tested = fitclass.doctor(tmp_path / "t.csv", test=unlabelled, backbone="tfidf",
+                             noise=False).finding("leakage_test")
+    assert tested is not None and tested.measured["exact"] == 10
 
 
 def test_planted_script_mismatch_korean_with_default_minilm(tmp_path: Path,

@@ -70,9 +70,12 @@ def doctor(
                   markup=False)
 
 
-def class_table(counts: dict[str, int], rows: int) -> Table:
-    """Rows per class, largest first; long lists keep the head and the tail."""
-    table = Table(title=f"rows per class ({len(counts)} classes, {rows} rows)")
+def class_table(counts: dict[str, int], rows: int, multilabel: bool) -> Table:
+    """Rows per class (positive rows per label), largest first; long lists keep the head
+    and the tail."""
+    title = (f"positive rows per label ({len(counts)} labels, {rows} rows)" if multilabel
+             else f"rows per class ({len(counts)} classes, {rows} rows)")
+    table = Table(title=title)
     for column in ("class", "rows", "share"):
         table.add_column(column, justify="left" if column == "class" else "right")
     items = list(counts.items())
@@ -94,7 +97,8 @@ def print_diagnosis(diagnosis: object, console: Console) -> None:
     assert isinstance(diagnosis, Diagnosis)
     console.print(f"[bold]{escape(diagnosis.source)}[/]: {diagnosis.rows} rows, "
                   f"{diagnosis.task}, checked against backbone {escape(diagnosis.backbone)}")
-    console.print(class_table(diagnosis.class_counts, diagnosis.rows))
+    console.print(class_table(diagnosis.class_counts, diagnosis.rows,
+                              diagnosis.task == "multilabel"))
     for finding in diagnosis.findings:
         style = STYLE[finding.severity]
         console.print(f"[{style}]{finding.severity}[/] [bold]{finding.code}[/]: "

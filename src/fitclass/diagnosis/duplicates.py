@@ -51,7 +51,8 @@ def check_duplicates(texts: list[TextInput], labels: list[Label], source: str,
         keys = {"data.split.dedupe": "group"} if own_split and share >= DEDUPE_SHARE else {}
         findings.append(Finding(
             "duplicates", "warning" if keys else "info",
-            f"duplicates: {repeats} rows repeat an earlier text exactly and {near} nearly "
+            f"duplicates: {repeats} row{'s' if repeats != 1 else ''} repeat"
+            f"{'' if repeats != 1 else 's'} an earlier text exactly and {near} nearly "
             f"(character-shingle Jaccard >= {threshold}), {share:.1%} of rows",
             {"exact_repeats": repeats, "near_repeats": near, "share": round(share, 4),
              "threshold": threshold},

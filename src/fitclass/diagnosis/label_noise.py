@@ -35,7 +35,7 @@ NOISY = 0.10
 #: confusion)...
 RELIABLE = 0.75
 #: ...unless cleanlab attributes most of the proxy's errors to the labels (planted flips on
-#: separable data: about 0.9; TREC fine: 0.57).
+#: separable data: about 0.9; TREC fine: about 0.6).
 ATTRIBUTED = 0.8
 #: Classes with fewer sampled rows get no rate of their own in the title (too few to tell).
 RATED_ROWS = 20
