@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from fitclass.data.table import Label, TextInput
 from fitclass.diagnosis.findings import Finding
@@ -58,8 +59,11 @@ def proxy_probabilities(texts: Sequence[TextInput], targets: np.ndarray,
     # 16,000 movie4 rows, 4 classes); a proxy needs the ranking, not the last digits
     model = LogisticRegression(C=config.C, tol=1e-3, max_iter=300)
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return np.asarray(cross_val_predict(model, features, targets, cv=splits,
-                                        method="predict_proba"))
+    # one BLAS thread: the fit is sparse products and small dense steps, and BLAS threads
+    # contending with other work on a shared machine made it slower, not faster
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.asarray(cross_val_predict(model, features, targets, cv=splits,
+                                            method="predict_proba"))
 
 
 def estimate_noise(texts: Sequence[TextInput], labels: Sequence[Label],
