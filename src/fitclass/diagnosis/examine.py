@@ -137,8 +137,9 @@ def _text_findings(rows: Rows, model: ModelConfig, valid: str | Path | None,
                                          own_split=valid is None)
     table = duplicates.table_of(rows.source, rows.texts, rows.labels)
     valid_rows = None if valid is None else read_rows(valid, rows.config.model_copy(
-        update={"train": Path(valid), "id": None, "group": None}))
+        update={"train": Path(valid), "id": None, "group": None, "limit": None}))
     if valid_rows is not None:
+        found += valid_rows.left_out
         other = duplicates.table_of(valid_rows.source, valid_rows.texts, valid_rows.labels)
         found.append(duplicates.check_leakage(table, other, threshold, "validation"))
     if test is not None:

@@ -63,15 +63,14 @@ def data_config(path: str | Path, text: str | list[str] | None, label: str | lis
 def _missing_columns(frame: pd.DataFrame, path: Path, config: DataConfig) -> None:
     """A missing column names the columns the file has and the option that sets it."""
     columns = list(frame.columns)
-    wanted = [("--text", config.text_columns), ("--label", config.label_columns)]
-    wanted += [("--set data.id=", [config.id])] if config.id else []
-    wanted += [("--set data.group=", [config.group])] if config.group else []
+    wanted = [("--text COLUMN", config.text_columns), ("--label COLUMN", config.label_columns)]
+    wanted += [("--set data.id=COLUMN", [config.id])] if config.id else []
+    wanted += [("--set data.group=COLUMN", [config.group])] if config.group else []
     for option, names in wanted:
         for name in names:
             if name not in columns:
                 raise DataError(f"{path}: column {name!r} not found; the columns are "
-                                f"{columns}; name the right one with {option.rstrip('=')}"
-                                f"{'' if option.endswith('=') else ' COLUMN'}")
+                                f"{columns}; name the right one with {option}")
 
 
 def read_rows(path: str | Path, config: DataConfig) -> Rows:
@@ -85,7 +84,7 @@ def read_rows(path: str | Path, config: DataConfig) -> Rows:
 def rows_of(frame: pd.DataFrame, path: Path, config: DataConfig) -> Rows:
     """The labelled rows of a table read as `path`; empty texts and missing labels are
     left out (a finding says how many)."""
-    frame = frame.rename(columns=str)
+    frame = frame.rename(columns=str).reset_index(drop=True)  # rows by position
     _missing_columns(frame, path, config)
     found = [b for b in (checks.check_texts(frame, path, config.text_columns),
                          checks.check_label_values(frame, path, config)) if b is not None]
