@@ -169,7 +169,7 @@ def test_multilabel_cardinality_and_thresholds(tmp_path: Path, table_writer: Wri
              "labels": "|".join(sorted(rng.sample(["a", "b", "c"], rng.choice([0, 1, 2]))))
              if i % 10 else "d"} for i in range(200)]
     diagnosis = fitclass.doctor(table_writer(rows, tmp_path / "ml.csv"), label="labels",
-                                settings=["data.label_sep='|'"], task="multilabel")
+                                settings=["data.label_sep='|'"], task="multi_label")
     assert diagnosis.task == "multilabel" and diagnosis.finding("label_noise") is None
     # Korean with the default MiniLM: TF-IDF is settled first, so no neural-only remedy
     assert diagnosis.backbone == "tfidf"

@@ -26,8 +26,8 @@ def doctor(
     label: list[str] | None = typer.Option(None, "--label", help="Label column (default "
                                                                  "label); repeat for 0/1 "
                                                                  "multi-label columns."),
-    task: str | None = typer.Option(None, help="multiclass or multilabel (default: from "
-                                               "the labels)."),
+    task: str | None = typer.Option(None, help="multiclass (single_label) or multilabel "
+                                               "(multi_label); default: from the labels."),
     valid: Path | None = typer.Option(None, help="Validation file: leakage and label shift."),
     test: Path | None = typer.Option(None, help="Test file: leakage (labels not needed)."),
     backbone: str | None = typer.Option(None, help="The backbone to check against (default "

@@ -22,6 +22,10 @@ from fitclass.errors import FitclassError, RecipeError
 from fitclass.recipe import ModelConfig, build_recipe, parse_overrides
 
 TASKS = ("multiclass", "multilabel")
+#: Other spellings of the two tasks.
+TASK_ALIASES = {"single_label": "multiclass", "single-label": "multiclass",
+                "binary": "multiclass", "multi_label": "multilabel",
+                "multi-label": "multilabel"}
 #: The recipe's path for a table given as a DataFrame (it has none): the user saves it.
 IN_MEMORY = "TABLE.csv"
 #: File names that say nothing about the data set (its folder's name is used instead).
@@ -85,8 +89,10 @@ def doctor(data: str | Path | pd.DataFrame, *, label: str | list[str] | None = N
     data_keys, model_keys = _settings(settings)
     path = IN_MEMORY if isinstance(data, pd.DataFrame) else str(Path(data).resolve())
     config = data_config(path, text, label, data_keys)
+    task = TASK_ALIASES.get(task, task) if task is not None else None
     if task is not None and task not in TASKS:
-        raise FitclassError(f"--task {task!r}: use multiclass or multilabel")
+        raise FitclassError(f"--task {task!r}: use multiclass or multilabel (the recipe's "
+                            f"task names)")
     wanted = "multilabel" if config.multilabel else "multiclass"
     if task is not None and task != wanted:
         raise FitclassError(f"--task {task}: the labels say {wanted}; multi-label labels "
