@@ -1,8 +1,9 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
-The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `load_run`,
-`Run`, `Recipe`, `load_recipe` and the error types. Everything else is an implementation detail
-that may change. Names load on first use, so `fitclass --help` does not import torch.
+The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `doctor`,
+`load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else is an
+implementation detail that may change. Names load on first use, so `fitclass --help` does
+not import torch.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fitclass.errors import DataError, FitclassError, RecipeError, RunError
 if TYPE_CHECKING:
     from fitclass.comparing import compare
     from fitclass.crossval.workflow import train
+    from fitclass.diagnosis import doctor
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
 _LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
-         "compare": "fitclass.comparing",
+         "compare": "fitclass.comparing", "doctor": "fitclass.diagnosis",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -35,6 +37,7 @@ __all__ = [
     "RunError",
     "__version__",
     "compare",
+    "doctor",
     "ensemble",
     "load_recipe",
     "load_run",
