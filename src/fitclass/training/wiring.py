@@ -51,7 +51,8 @@ class Wiring:
         config = context.recipe.train
         selector = Selector(config.select.metric, config.select.direction,
                             config.early_stopping.min_delta if config.early_stopping else 0.0)
-        averager = (Averager(context.recipe.averaging, context.run, config.select.direction)
+        averager = (Averager(context.recipe.averaging, context.run, config.select.direction,
+                             fixed=classifier.fixed_parameters())
                     if context.recipe.averaging.active else None)
         return cls(context, classifier, accelerator, loss_fn, selector, averager)
 
