@@ -59,6 +59,8 @@ def test_the_recipe_refuses_peft_where_it_cannot_apply(train_csv: Path, recipe_f
     with pytest.raises(RecipeError, match=r"model\.peft needs a backbone .* 'tfidf'"):
         load_recipe(recipe_for("tfidf", train_csv, model={"backbone": "tfidf",
                                                           "peft": LORA}))
+    with pytest.raises(RecipeError, match=r"train\.gradient_checkpointing needs a neural"):
+        load_recipe(recipe_for("tfidf", train_csv, train={"gradient_checkpointing": True}))
     with pytest.raises(RecipeError, match=r"model\.peft\.method.*no BitFit method"):
         load_recipe(recipe_for("tiny_bert", train_csv), ["model.peft.method=bitfit"])
     with pytest.raises(RecipeError, match=r"model\.peft\.target_modules.*non-empty list"):

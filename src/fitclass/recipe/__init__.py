@@ -182,6 +182,9 @@ def _backbone_problems(recipe: Recipe) -> list[str]:
     if recipe.imbalance.pos_weight != "none":
         problems.append(f"imbalance.pos_weight needs a neural backbone; with backbone: {name} "
                         f"use imbalance.class_weights")
+    if recipe.train.gradient_checkpointing:
+        problems.append(f"train.gradient_checkpointing needs a neural backbone (backbone: "
+                        f"{name} keeps no activations); set it to false")
     if recipe.averaging.active or recipe.train.stages or recipe.train.layer_decay:
         problems.append(f"averaging, train.stages and train.layer_decay need a neural backbone "
                         f"(backbone: {name} has no checkpoints or layers)")
