@@ -16,6 +16,7 @@ import torch
 
 from fitclass.atomic import atomic_write_text
 from fitclass.errors import FitclassError, RunError
+from fitclass.models import adapters
 from fitclass.models.onnx import (
     FP32,
     INT8,
@@ -90,6 +91,8 @@ def export_onnx(run_dir: str | Path, quantize: str | None = None) -> dict[str, A
     require_onnxruntime()
     run = load_run(run_dir, device="cpu", precision="fp32")  # the graph's own reference
     classifier = transformer_of(run.classifier, run.path)
+    # adapters (`model.peft`) folded into the weights: one plain graph, as fast as any run's
+    classifier.module.encoder = adapters.merged(classifier.module.encoder)
     folder = claim_folder(run.path / ONNX_DIR, ONNX_FOLDER, fix=(
         f"move those files out of {run.path / ONNX_DIR}, then export again"))
     start = time.perf_counter()

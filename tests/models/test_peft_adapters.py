@@ -182,3 +182,31 @@ def test_a_peft_run_resumes_to_the_same_numbers(tmp_path: Path, train_csv: Path,
     rows = pd.read_csv(resumed.path / "history.csv")[columns].to_numpy()
     assert np.allclose(rows, pd.read_csv(full.path / "history.csv")[columns].to_numpy(),
                        atol=1e-5)
+
+
+def test_export_merge_writes_a_full_weight_run_that_predicts_the_same(
+        tmp_path: Path, train_csv: Path, recipe_for, tiny_bert_dir: Path, cli_main) -> None:
+    run = fitclass.train(peft_recipe(recipe_for, train_csv, tiny_bert_dir, epochs=1),
+                         out=tmp_path / "run")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    code, _, err = cli_main("export", run.path, "--merge", "--out", foreign)
+    assert code != 0 and "will not write into this folder" in err
+    assert (foreign / "notes.txt").read_text() == "mine"  # never touched
+
+    code, out, err = cli_main("export", run.path, "--merge", "--out", tmp_path / "merged")
+    assert code == 0, err
+    merged = fitclass.load_run(out.strip())
+    info = json.loads((merged.path / "model" / "fitclass_model.json").read_text())
+    assert "peft" not in info
+    weights = load_file(str(merged.path / "model" / "model.safetensors"))
+    assert not any("lora" in key for key in weights) and len(weights) > 30
+    texts = pd.read_csv(run.path / "valid_predictions.csv")["text"].astype(str).tolist()
+    assert np.allclose(merged.predict_proba(texts), run.predict_proba(texts), atol=1e-5)
+    assert (merged.path / "decision.json").read_bytes() == (run.path / "decision.json"
+                                                            ).read_bytes()
+    with pytest.raises(fitclass.FitclassError, match="no adapters"):
+        from fitclass.export_merged import export_merged
+
+        export_merged(merged.path, tmp_path / "again")

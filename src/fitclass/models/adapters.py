@@ -12,7 +12,7 @@ architectures use (`PROJECTIONS`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 from pydantic import ValidationError
@@ -153,10 +153,10 @@ def load_trainable(module: nn.Module, fixed: frozenset[str], path: Path) -> None
         raise files.damaged(path, f"does not fit the saved adapters ({first})") from None
 
 
-def merged(encoder: nn.Module) -> nn.Module:
+def merged(encoder: PreTrainedModel) -> PreTrainedModel:
     """The backbone with its adapters folded into its weights (a plain model again)."""
     if isinstance(encoder, PeftModel):
-        return encoder.merge_and_unload()
+        return cast(PreTrainedModel, encoder.merge_and_unload())
     return encoder
 
 
