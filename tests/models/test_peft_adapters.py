@@ -174,6 +174,8 @@ def test_a_peft_run_resumes_to_the_same_numbers(tmp_path: Path, train_csv: Path,
     with pytest.raises(KeyboardInterrupt):
         fitclass.train(recipe, out=tmp_path / "cut")
     monkeypatch.undo()
+    best = load_file(str(tmp_path / "cut" / "checkpoints" / "best" / "model.safetensors"))
+    assert best and all("lora_" in k or k.startswith("head.") for k in best)  # no base weights
     resumed = fitclass.train({}, resume=tmp_path / "cut")
     lora_b = [p for n, p in full.classifier.module.named_parameters()  # type: ignore[attr-defined]
               if "lora_B" in n]

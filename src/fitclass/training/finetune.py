@@ -243,7 +243,7 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
                             "step": selector.best_step, "valid_loss": selector.best_loss}
     # Under DDP only the main process keeps the best weights; the others' copies are dropped.
     if accelerator.is_main_process and not checkpoint.restore_selected(
-            context.run, final, selector.best_step):
+            context.run, final, selector.best_step, fixed):
         if len(context.valid) == 0:  # a refit: nothing to select on, by design
             best["weights"] = "final (no validation rows: trained on every labelled row)"
         else:

@@ -82,7 +82,8 @@ class Wiring:
             scorer = (lambda _module: None) if cached else self.evaluate_metric
             parts.append(Averaging(self.averager, self.module, self.metric, scorer,
                                    each_step=not cached))
-        parts.append(BestCheckpoint(context.run, self.module, is_main=main))
+        parts.append(BestCheckpoint(context.run, self.module, is_main=main,
+                                    fixed=self.classifier.fixed_parameters()))
         if not cached:
             stopping = context.recipe.train.early_stopping
             if stopping is not None:
