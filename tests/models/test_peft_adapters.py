@@ -212,3 +212,23 @@ def test_export_merge_writes_a_full_weight_run_that_predicts_the_same(
         from fitclass.export_merged import export_merged
 
         export_merged(merged.path, tmp_path / "again")
+
+
+def test_a_missing_base_model_is_named(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert_dir, base)
+    built(base).save(tmp_path / "model")
+    shutil.rmtree(base)
+    with pytest.raises(fitclass.RunError, match=r"names the base model .*base"):
+        TransformerBackbone.load(tmp_path / "model")
+
+
+def test_adapters_get_gradients_under_gradient_checkpointing(tiny_bert_dir: Path) -> None:
+    classifier = built(tiny_bert_dir)
+    assert classifier.enable_gradient_checkpointing()
+    module = classifier.module.train()
+    batch = classifier.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    module(**batch)["logits"].sum().backward()
+    grads = {n: p.grad for n, p in module.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values())  # every adapter and the head
+    assert all(p.grad is None for n, p in module.named_parameters() if n in module.fixed)

@@ -17,13 +17,15 @@ from typing import Any, cast
 from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 from pydantic import ValidationError
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
 from fitclass import files
 from fitclass.errors import RecipeError, RunError
 from fitclass.models.base import MODEL_INFO
-from fitclass.recipe import PeftConfig
+from fitclass.models.registry import BACKBONES
+from fitclass.precision import load_pretrained
+from fitclass.recipe import ModelConfig, PeftConfig
 
 #: Projection layer names that `target_modules: auto` looks for. BERT-like encoders:
 #: query/key/value/dense; Llama, Qwen, Mistral, Gemma: q/k/v/o and gate/up/down; and the
@@ -162,3 +164,31 @@ def merged(encoder: PreTrainedModel) -> PreTrainedModel:
 
 def has_adapters(encoder: nn.Module) -> bool:
     return isinstance(encoder, PeftModel)
+
+
+def load_base(model_dir: Path, saved: dict[str, Any]) -> PreTrainedModel:
+    """The base model an adapter model was trained on, or a RunError naming it."""
+    source = base_source(model_dir, saved)
+    try:
+        return load_pretrained(AutoModel.from_pretrained, source)
+    except OSError as error:
+        raise RunError(f"{model_dir / MODEL_INFO} names the base model {source!r} its adapters "
+                       f"sit on, which could not be loaded ({error}); make that model id or "
+                       f"folder available again, or merge the adapters where it is "
+                       f"(fitclass export RUN --merge)") from None
+
+
+def base_source(model_dir: Path, saved: dict[str, Any]) -> str:
+    """Where an adapter model's base weights are: its registered backbone's source where the
+    name is one (the embedded MiniLM's folder differs between machines), else the id or
+    folder the run trained from."""
+    name = saved.get("base_backbone")
+    factory = BACKBONES.find(name) if isinstance(name, str) else None
+    if factory is not None:
+        source = getattr(factory(ModelConfig(backbone=name)), "source", None)
+        if isinstance(source, str):
+            return source
+    source = saved.get("base")
+    if not isinstance(source, str) or not source:
+        raise damaged_record(model_dir, "base", "the base model's id or folder")
+    return source

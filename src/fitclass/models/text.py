@@ -44,7 +44,6 @@ from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.packed import encode_packed, training_batching
 from fitclass.models.pooling import pool_packed, pool_padded
 from fitclass.models.registry import (
-    BACKBONES,
     register_backbone,
     register_fallback,
     register_kind,
@@ -361,9 +360,8 @@ class TransformerBackbone(Backbone):
                                       AutoConfig.from_pretrained(model_dir))
         else:  # the base model's weights, then the saved adapters over them
             settings, targets = adapters.settings_of(model_dir, saved_peft)
-            encoder = adapters.with_adapters(
-                load_pretrained(AutoModel.from_pretrained, base_source(model_dir, saved_peft)),
-                settings, targets)
+            encoder = adapters.with_adapters(adapters.load_base(model_dir, saved_peft), settings,
+                                             targets)
         module = SequenceClassifier(encoder, len(info["class_names"]), info["pooling"],
                                     info["dropout"])
         if saved_peft is None:
@@ -375,22 +373,6 @@ class TransformerBackbone(Backbone):
                                            info["max_length"], bool(info.get("multilabel", False)))
         classifier.adapters = saved_peft
         return classifier
-
-
-def base_source(model_dir: Path, saved: dict[str, Any]) -> str:
-    """Where an adapter model's base weights are: its registered backbone's source where the
-    name is one (the embedded MiniLM's folder differs between machines), else the id or
-    folder the run trained from."""
-    name = saved.get("base_backbone")
-    factory = BACKBONES.find(name) if isinstance(name, str) else None
-    if factory is not None:
-        backbone = factory(ModelConfig(backbone=name))
-        if isinstance(backbone, TransformerBackbone):
-            return backbone.source
-    source = saved.get("base")
-    if not isinstance(source, str) or not source:
-        raise adapters.damaged_record(model_dir, "base", "the base model's id or folder")
-    return source
 
 
 @register_fallback
