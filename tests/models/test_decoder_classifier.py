@@ -93,6 +93,9 @@ def test_left_and_right_padding_give_the_same_logits(decoder_dir: Path) -> None:
     assert np.isfinite(left).all()
     assert np.allclose(left, right, atol=1e-5)
     assert np.allclose(single, right, atol=1e-5)
+    features = classifier.encode(TEXTS)  # the cached-feature path pools the same way
+    assert np.allclose(features @ classifier.module.head.weight.detach().numpy().T
+                       + classifier.module.head.bias.detach().numpy(), right, atol=1e-4)
 
 
 def test_the_logits_are_hugging_faces_sequence_classification(tmp_path: Path) -> None:

@@ -109,19 +109,24 @@ class SequenceClassifier(nn.Module):
         if packed:
             pooled = self._pool_packed(input_ids, token_type_ids, **packed)
         else:
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            if self.pooling == "last" and attention_mask is not None:
-                # positions count real tokens only, so left and right padding agree
-                extra["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            hidden = self.encoder(input_ids=input_ids,
-                                  attention_mask=self.encoder_mask(attention_mask),
-                                  **extra).last_hidden_state
-            pooled = self.pool(hidden, attention_mask)
+            pooled = self.pool_batch(input_ids, attention_mask, token_type_ids)
         logits = self.head(self.dropout(pooled))
         out = {"logits": logits}
         if labels is not None:  # lets HF Trainer drive the same module in the benchmark
             out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
         return out
+
+    def pool_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                   token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled features (the head's input) of a padded batch."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if self.pooling == "last" and attention_mask is not None:
+            # positions count real tokens only, so left and right padding agree
+            extra["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = self.encoder(input_ids=input_ids,
+                              attention_mask=self.encoder_mask(attention_mask),
+                              **extra).last_hidden_state
+        return self.pool(hidden, attention_mask)
 
     def _pool_packed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                      position_ids: torch.Tensor, sequence_ids: torch.Tensor,
@@ -218,8 +223,7 @@ class TransformerClassifier(NeuralClassifier):
 
             def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
                 batch = {k: v.to(device) for k, v in batch.items()}
-                hidden = self.module.encoder(**batch).last_hidden_state
-                return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+                return self.module.pool_batch(**batch).float().cpu().numpy()
 
             return over_tokens(self.collate, self.tokens(texts), batch_size * self.max_length,
                                self.module.head.in_features, run)
