@@ -232,3 +232,24 @@ def test_adapters_get_gradients_under_gradient_checkpointing(tiny_bert_dir: Path
     grads = {n: p.grad for n, p in module.named_parameters() if p.requires_grad}
     assert all(g is not None for g in grads.values())  # every adapter and the head
     assert all(p.grad is None for n, p in module.named_parameters() if n in module.fixed)
+
+
+def test_stages_and_layer_decay_under_adapters(tiny_bert_dir: Path) -> None:
+    """A stage never unfreezes the backbone's weights; the optimiser holds only the adapters
+    and the head, in per-depth groups whose learning rates follow the adapters' blocks."""
+    from fitclass.recipe import TrainConfig
+    from fitclass.training.optim import build_stage_optimizer
+    from fitclass.training.stages import set_trainable
+
+    classifier = built(tiny_bert_dir)
+    module, fixed = classifier.module, classifier.fixed_parameters()
+    assert set(set_trainable(module, "head", fixed)) == {"head.weight", "head.bias"}
+    top = set_trainable(module, 1, fixed)  # the top block's adapters and the head
+    assert top and all(".layer.1." in n or n.startswith("head.") for n in top)
+    assert {n for n in set_trainable(module, "all", fixed)} == {
+        n for n, _ in module.named_parameters() if n not in fixed}
+    optimizer = build_stage_optimizer(module, TrainConfig(lr=1e-3, layer_decay=0.5), fixed)
+    grouped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert grouped == {id(p) for n, p in module.named_parameters() if n not in fixed}
+    rates = {round(group["lr"], 8) for group in optimizer.param_groups}
+    assert rates == {1e-3, 5e-4, 2.5e-4}  # head, block 1's adapters, block 0's adapters
