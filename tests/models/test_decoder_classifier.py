@@ -128,3 +128,24 @@ def test_lora_finds_the_decoder_projections_and_merges(decoder_dir: Path) -> Non
     before = classifier.logits(TEXTS)
     classifier.module.encoder = adapters.merged(classifier.module.encoder)
     assert np.allclose(classifier.logits(TEXTS), before, atol=1e-4)
+
+
+def test_a_decoder_run_with_lora_trains_saves_and_predicts(
+        tmp_path: Path, train_csv: Path, recipe_for) -> None:
+    import json
+
+    import pandas as pd
+
+    import fitclass
+
+    folder = decoder_folder(tmp_path / "qwen2", "qwen2")
+    recipe = recipe_for("tiny_bert", train_csv)
+    recipe["model"] = {"backbone": str(folder), "max_length": 48, "dropout": 0.0,
+                       "peft": {"r": 4, "alpha": 8}}
+    recipe["train"] = {**recipe["train"], "epochs": 1}
+    run = fitclass.train(recipe, out=tmp_path / "run")
+    info = json.loads((run.path / "model" / "fitclass_model.json").read_text())
+    assert info["pooling"] == "last" and info["peft"]["base"] == str(folder)
+    texts = pd.read_csv(run.path / "valid_predictions.csv")["text"].astype(str).tolist()
+    probs = fitclass.load_run(run.path).predict_proba(texts)
+    assert probs.shape == (len(texts), 3) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
