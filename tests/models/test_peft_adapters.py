@@ -253,3 +253,15 @@ def test_stages_and_layer_decay_under_adapters(tiny_bert_dir: Path) -> None:
     assert grouped == {id(p) for n, p in module.named_parameters() if n not in fixed}
     rates = {round(group["lr"], 8) for group in optimizer.param_groups}
     assert rates == {1e-3, 5e-4, 2.5e-4}  # head, block 1's adapters, block 0's adapters
+
+
+def test_onnx_export_of_a_peft_run_merges_its_adapters(
+        tmp_path: Path, train_csv: Path, recipe_for, tiny_bert_dir: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from fitclass.export import export_onnx
+
+    run = fitclass.train(peft_recipe(recipe_for, train_csv, tiny_bert_dir, epochs=1),
+                         out=tmp_path / "run")
+    report = export_onnx(run.path)
+    assert report["fp32"]["argmax_agreement"] == 1.0
+    assert report["fp32"]["max_abs_prob_diff"] < 1e-4
