@@ -46,6 +46,9 @@ class Capabilities:
     #: rows of different lengths can be packed side by side into one sequence, attention
     #: kept within each row (`train.packing`); the encoder a run loads is probed as well
     packing: bool = False
+    #: `model.peft` can wrap it (LoRA/IA3 adapters through the `peft` library: a Hugging
+    #: Face transformer whose Linear layers the adapters attach to)
+    peft: bool = False
     #: a fast classical baseline the report sets a run beside (same data)
     report_baseline: bool = False
     #: `model` keys only this kind reads (refused for other kinds)
@@ -55,7 +58,7 @@ class Capabilities:
 #: A Hugging Face text encoder fine-tuned with a classification head (minilm, hub ids).
 TEXT_TRANSFORMER = Capabilities(cacheable_features=True, coteaching=True, self_training=True,
                                 minority_augmentation=True, onnx_export=True, masked_lm=True,
-                                packing=True)
+                                packing=True, peft=True)
 #: A Hugging Face or built-in image classifier (resnet-tiny, ViT/ConvNeXt ids and folders).
 IMAGE_MODEL = Capabilities(modality="image")
 #: A timm image model (`timm:<name>`).

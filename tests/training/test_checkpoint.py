@@ -46,7 +46,7 @@ def test_a_best_checkpoint_removed_during_training_fails_the_run(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What a second process deleting the folder's checkpoints looks like: the run fails
     naming the file instead of writing metrics for weights it never selected."""
-    monkeypatch.setattr(checkpoint, "save_best", lambda run, module: None)
+    monkeypatch.setattr(checkpoint, "save_best", lambda run, module, fixed=frozenset(): None)
     out = tmp_path / "run"
     with pytest.raises(RunError, match=r"the best checkpoint .* is missing"):
         fitclass.train(recipe_for("tiny_bert", train_csv, train={"epochs": 1}), out=out)

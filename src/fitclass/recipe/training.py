@@ -102,6 +102,9 @@ class TrainConfig(Strict):
     #: torch.compile the training forward: `on`, `off`, or `auto` (on CUDA only, where it
     #: repays its compile time). `true`/`false` mean on/off.
     compile: Literal["auto", "on", "off"] = "off"
+    #: Recompute activations in the backward pass instead of keeping them (Hugging Face
+    #: backbones' `gradient_checkpointing_enable`): less memory, about a third more time.
+    gradient_checkpointing: bool = False
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -32,9 +32,16 @@ Evaluate = Callable[[nn.Module], float | None]
 State = dict[str, torch.Tensor]
 
 
-def state_of(module: nn.Module) -> State:
-    return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()
-            if v.is_floating_point()}
+def floats_of(module: nn.Module, fixed: frozenset[str] = frozenset()) -> State:
+    """The module's floating-point tensors (views) that can change in training: all of them
+    but the `fixed` ones (a backbone under adapters: averaging them changes nothing, and
+    copying them would cost a copy of the whole model per snapshot)."""
+    return {k: v for k, v in module.state_dict().items()
+            if v.is_floating_point() and k not in fixed}
+
+
+def state_of(module: nn.Module, fixed: frozenset[str] = frozenset()) -> State:
+    return {k: v.detach().float().cpu().clone() for k, v in floats_of(module, fixed).items()}
 
 
 def load_state(module: nn.Module, state: State) -> None:
@@ -113,6 +120,8 @@ class Averager:
     config: AveragingConfig
     run: CheckpointFolder
     mode: str  # "max" or "min": the select metric's direction
+    #: state keys that never train (`NeuralClassifier.fixed_parameters`): not averaged
+    fixed: frozenset[str] = frozenset()
     snapshots: list[Snapshot] = field(default_factory=list)
     ema: State | None = None
     ema_updates: int = 0
@@ -135,8 +144,8 @@ class Averager:
         if self.config.ema is None:
             return
         if self.ema is None:  # kept on the model's device: updated every step
-            self.ema = {k: v.detach().float().clone() for k, v in module.state_dict().items()
-                        if v.is_floating_point()}
+            self.ema = {k: v.detach().float().clone()
+                        for k, v in floats_of(module, self.fixed).items()}
             return
         self.ema_updates += 1
         decay = self.config.ema.decay
@@ -166,7 +175,7 @@ class Averager:
             folder = self.run.checkpoint("evals")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"step-{step}.safetensors"
-            floats = {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+            floats = floats_of(module, self.fixed)
             write_snapshot(path, host_copies(floats, torch.float32))
             self.snapshots.append(Snapshot(step, epoch, value, path))
             self._prune()  # older snapshots: written before this one was queued
@@ -188,7 +197,7 @@ class Averager:
 
     def _evaluate_state(self, module: nn.Module, state: State,
                         evaluate: Evaluate) -> float | None:
-        original = state_of(module)
+        original = state_of(module, self.fixed)
         load_state(module, state)
         try:
             return evaluate(module)
@@ -232,15 +241,15 @@ class Averager:
         holds the best checkpoint on entry, and the chosen weights on return)."""
         flush()  # the snapshots and the best EMA may still be on their way to disk
         record: dict[str, Any] = {"final": "best_checkpoint", "best_checkpoint": best_value}
-        chosen_state, chosen_value = state_of(module), best_value
+        chosen_state, chosen_value = state_of(module, self.fixed), best_value
         if self.config.swa is not None and len(self.swa_members()) >= 2:
             members = self.swa_members()
             candidate = average(load_file(str(s.path)) for s in members)
-            best_state = state_of(module)
+            best_state = state_of(module, self.fixed)
             load_state(module, candidate)
             if has_batchnorm(module):
                 recalibrate_batchnorm(module, bn_batches())
-                candidate = state_of(module)
+                candidate = state_of(module, self.fixed)
                 record["swa_bn_recalibrated"] = True
             value = evaluate(module)
             load_state(module, best_state)
@@ -254,9 +263,9 @@ class Averager:
                 chosen_state = load_file(str(self.run.checkpoint("best-ema.safetensors")))
                 chosen_value, record["final"] = self.ema_best, "ema"
         if self.config.soup:
-            best_state = state_of(module)
+            best_state = state_of(module, self.fixed)
             steps, value = self.greedy_soup(module, evaluate)
-            soup_state = state_of(module)
+            soup_state = state_of(module, self.fixed)
             load_state(module, best_state)
             record["soup"] = {"steps": steps, "value": value}
             if self.better(value, chosen_value):

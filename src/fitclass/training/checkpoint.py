@@ -61,10 +61,12 @@ def fresh_folder(path: Path) -> Path:
     return path
 
 
-def weights_of(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+def weights_of(module: nn.Module, fixed: frozenset[str] = frozenset()
+               ) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
     """Host copies of the module's state as safetensors' `save_model` writes it: tensors that
-    share memory (tied weights) stored once, the dropped names in the metadata."""
-    state = module.state_dict()
+    share memory (tied weights) stored once, the dropped names in the metadata; `fixed`
+    tensors (a backbone under adapters, which never changes) left out."""
+    state = {k: v for k, v in module.state_dict().items() if k not in fixed}
     metadata: dict[str, str] | None = None
     for kept, removed in _remove_duplicate_names(state).items():
         for name in removed:
@@ -74,9 +76,11 @@ def weights_of(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, st
     return host_copies(dict(state)), metadata
 
 
-def save_best(run: CheckpointFolder, module: nn.Module) -> None:
-    """Copy the module's weights now; write them as the best checkpoint in the background."""
-    tensors, metadata = weights_of(module)
+def save_best(run: CheckpointFolder, module: nn.Module,
+              fixed: frozenset[str] = frozenset()) -> None:
+    """Copy the module's weights (but the `fixed` ones) now; write them as the best
+    checkpoint in the background."""
+    tensors, metadata = weights_of(module, fixed)
     submit(run.checkpoint(BEST), partial(_write_best, run, tensors, metadata))
 
 
@@ -88,12 +92,22 @@ def _write_best(run: CheckpointFolder, tensors: dict[str, torch.Tensor],
     replace_dir(staged, run.checkpoint(BEST))
 
 
-def load_best(run: CheckpointFolder, module: nn.Module) -> None:
+def load_best(run: CheckpointFolder, module: nn.Module,
+              fixed: frozenset[str] = frozenset()) -> None:
+    """The best checkpoint into `module`: every tensor, or every one but the `fixed` ones
+    (which the checkpoint left out: the module still holds them)."""
     flush()
-    load_model(module, str(run.checkpoint(BEST) / "model.safetensors"))
+    missing, unexpected = load_model(module, str(run.checkpoint(BEST) / "model.safetensors"),
+                                     strict=not fixed)
+    left = set(missing) - fixed
+    if left or unexpected:
+        raise RunError(f"{run.checkpoint(BEST)}: the best checkpoint does not fit the model "
+                       f"(missing {sorted(left)[:3]}, unexpected {sorted(unexpected)[:3]}); "
+                       f"train again with --overwrite")
 
 
-def restore_selected(run: CheckpointFolder, module: nn.Module, best_step: int | None) -> bool:
+def restore_selected(run: CheckpointFolder, module: nn.Module, best_step: int | None,
+                     fixed: frozenset[str] = frozenset()) -> bool:
     """Load the best checkpoint into `module` when an evaluation selected one; False (the
     final weights stay) when none did. A selected checkpoint that is missing is an error:
     falling back to other weights would describe one model in metrics.json and ship another.
@@ -106,7 +120,7 @@ def restore_selected(run: CheckpointFolder, module: nn.Module, best_step: int | 
         raise RunError(f"{path}: the best checkpoint (step {best_step}) is missing; something "
                        f"removed it while the run trained (another process writing to "
                        f"{run.path}?). Train again with --overwrite, or into another --out")
-    load_best(run, module)
+    load_best(run, module, fixed)
     return True
 
 
@@ -220,12 +234,12 @@ class BestCheckpoint(Callback):
     by `Selection`). Under DDP only the main process writes."""
 
     def __init__(self, run: CheckpointFolder, module: Callable[[], nn.Module],
-                 is_main: bool = True) -> None:
-        self.run, self.module, self.is_main = run, module, is_main
+                 is_main: bool = True, fixed: frozenset[str] = frozenset()) -> None:
+        self.run, self.module, self.is_main, self.fixed = run, module, is_main, fixed
 
     def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
         if row.get("is_best") and self.is_main:
-            save_best(self.run, self.module())
+            save_best(self.run, self.module(), self.fixed)
 
     def on_train_end(self, state: LoopState) -> None:
         finish()  # the final weights are chosen from this checkpoint next

@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.contracts.neural import BatchTransform, NeuralClassifier
 from fitclass.data.batching import LengthGroupedBatchSampler
+from fitclass.errors import RecipeError
 from fitclass.training import checkpoint
 from fitclass.training.accelerator import (
     accelerator_policy,
@@ -98,7 +99,7 @@ class FineTuneStep:
         if stage.index == self.entered:
             return
         module = self.accelerator.unwrap_model(self.prepared.plain)
-        trainable = set_trainable(module, stage.trainable)
+        trainable = set_trainable(module, stage.trainable, self.classifier.fixed_parameters())
         if self.entered is not None or (epoch == stage.first_epoch and epoch > 0):
             self.prepared.optimizer.state.clear()  # each stage starts a fresh optimiser
         self.entered = stage.index
@@ -158,7 +159,8 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
                                          pin_memory=data.pin_memory,
                                          persistent_workers=data.workers > 0)
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
-    optimizer = build_stage_optimizer(classifier.module, config)
+    optimizer = build_stage_optimizer(classifier.module, config,
+                                      classifier.fixed_parameters())
     scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
@@ -179,6 +181,10 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
                                    find_unused=any(s.trainable != "all" for s in stages))
     reporter.enabled = reporter.enabled and accelerator.is_main_process
     freeze_unused(classifier)
+    if config.gradient_checkpointing and not classifier.enable_gradient_checkpointing():
+        raise RecipeError(f"train.gradient_checkpointing: {type(classifier).__name__} cannot "
+                          f"recompute activations (a Hugging Face text backbone can); set "
+                          f"train.gradient_checkpointing: false")
     classifier.policy = accelerator_policy(accelerator)  # before its training data's probe
     prepared = prepare(classifier, context, accelerator)
     steps_per_epoch = math.ceil(len(prepared.loader) / config.grad_accumulation)
@@ -229,14 +235,15 @@ def _result(classifier: NeuralClassifier, context: FitContext, accelerator: Acce
             recorder: DynamicsRecorder | None) -> FitResult:
     """The final weights (best checkpoint, then averaging's choice) and the fit's record."""
     final = accelerator.unwrap_model(prepared.plain)
-    for parameter in final.parameters():
-        parameter.requires_grad_(True)
+    fixed = classifier.fixed_parameters()
+    for name, parameter in final.named_parameters():
+        parameter.requires_grad_(name not in fixed)
     selector = wiring.selector
     best: dict[str, Any] = {"metric": selector.metric, "value": selector.best_value,
                             "step": selector.best_step, "valid_loss": selector.best_loss}
     # Under DDP only the main process keeps the best weights; the others' copies are dropped.
     if accelerator.is_main_process and not checkpoint.restore_selected(
-            context.run, final, selector.best_step):
+            context.run, final, selector.best_step, fixed):
         if len(context.valid) == 0:  # a refit: nothing to select on, by design
             best["weights"] = "final (no validation rows: trained on every labelled row)"
         else:

@@ -45,13 +45,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
                          num_training_steps=total_steps)
 
 
-def build_stage_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over every parameter in per-depth groups (layer decay when set); frozen
-    parameters have no gradient and are skipped until a stage unfreezes them."""
+def build_stage_optimizer(module: nn.Module, config: TrainConfig,
+                          fixed: frozenset[str] = frozenset()) -> torch.optim.Optimizer:
+    """AdamW over every parameter but the `fixed` ones in per-depth groups (layer decay when
+    set); frozen parameters have no gradient and are skipped until a stage unfreezes them."""
     from fitclass.training.stages import layer_decay_groups
 
     return adamw(layer_decay_groups(module, config.lr, config.weight_decay,
-                                    config.layer_decay), lr=config.lr)
+                                    config.layer_decay, fixed), lr=config.lr)
 
 
 def build_stage_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,

@@ -78,12 +78,18 @@ def parameter_depths(module: nn.Module) -> tuple[dict[str, int], int]:
     return depths, top
 
 
-def set_trainable(module: nn.Module, trainable: str | int) -> list[str]:
-    """Freeze everything but what the stage trains; returns the trainable parameter names."""
+def set_trainable(module: nn.Module, trainable: str | int,
+                  fixed: frozenset[str] = frozenset()) -> list[str]:
+    """Freeze everything but what the stage trains; returns the trainable parameter names.
+    `fixed` parameters (a backbone under adapters) stay frozen in every stage, so under
+    `model.peft` `all` trains the adapters and the head, top-k blocks the adapters of those
+    blocks and the head."""
     depths, top = parameter_depths(module)
     names = []
     for name, parameter in module.named_parameters():
-        if trainable == "all":
+        if name in fixed:
+            on = False
+        elif trainable == "all":
             on = True
         elif trainable == "head":
             on = name.startswith(HEAD_PREFIX)
@@ -96,12 +102,17 @@ def set_trainable(module: nn.Module, trainable: str | int) -> list[str]:
 
 
 def layer_decay_groups(module: nn.Module, lr: float, weight_decay: float,
-                       decay: float | None) -> list[dict[str, object]]:
+                       decay: float | None,
+                       fixed: frozenset[str] = frozenset()) -> list[dict[str, object]]:
     """Parameter groups with per-depth learning rates (1-D tensors never decayed).
-    Every parameter is in a group, frozen or not, so one optimiser serves all stages."""
+    Every parameter is in a group, frozen or not, so one optimiser serves all stages; only
+    `fixed` ones (never trained: a backbone under adapters) are left out. An adapter's depth
+    is its block's, so layer decay scales adapters as it scales the weights they adapt."""
     depths, top = parameter_depths(module)
     groups: dict[tuple[int, bool], dict[str, object]] = {}
     for name, parameter in module.named_parameters():
+        if name in fixed:
+            continue
         depth = depths[name]
         scale = 1.0 if decay is None else decay ** (top - depth)
         key = (depth, parameter.ndim >= 2)

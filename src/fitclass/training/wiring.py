@@ -51,7 +51,8 @@ class Wiring:
         config = context.recipe.train
         selector = Selector(config.select.metric, config.select.direction,
                             config.early_stopping.min_delta if config.early_stopping else 0.0)
-        averager = (Averager(context.recipe.averaging, context.run, config.select.direction)
+        averager = (Averager(context.recipe.averaging, context.run, config.select.direction,
+                             fixed=classifier.fixed_parameters())
                     if context.recipe.averaging.active else None)
         return cls(context, classifier, accelerator, loss_fn, selector, averager)
 
@@ -81,7 +82,8 @@ class Wiring:
             scorer = (lambda _module: None) if cached else self.evaluate_metric
             parts.append(Averaging(self.averager, self.module, self.metric, scorer,
                                    each_step=not cached))
-        parts.append(BestCheckpoint(context.run, self.module, is_main=main))
+        parts.append(BestCheckpoint(context.run, self.module, is_main=main,
+                                    fixed=self.classifier.fixed_parameters()))
         if not cached:
             stopping = context.recipe.train.early_stopping
             if stopping is not None:
