@@ -11,7 +11,7 @@ The rule (docs: README "Auditing labels"):
    area-under-the-margin score (`scoring.margin_score`).
 Each proxy's own 1 - P_p(given label), the AUM score and the outlier z-score are kept as
 `score_<method>` columns; `score` stays a label score in [0, 1], so `noise.min_score`
-keeps its meaning and outliers alone never reach a `noise.action`.
+keeps its meaning (and `noise.action` skips rows listed only as outliers).
 """
 
 from __future__ import annotations
