@@ -11,6 +11,7 @@ default on the embedded MiniLM) and 20,000 NSMC rows (tfidf only: the MiniLM is 
 Usage (from the repo root):
   .venv/bin/python bench/audit_ranking.py --cases sst2-2000 --seeds 0 1 2
   .venv/bin/python bench/audit_ranking.py --cases sst2-6920 nsmc-20000 --seeds 0 1 2
+  .venv/bin/python bench/audit_ranking.py --seeds 0 --proxy tfidf,linear_probe,model
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def cleanlab_alone(name: str, targets: np.ndarray, probs: np.ndarray,
     return scores(name, [int(i) for i in ranked], {int(i) for i in ranked}, truth)
 
 
-def run_case(name: str, frame: pd.DataFrame, seed: int, folds: int) -> list[dict[str, Any]]:
+def run_case(name: str, frame: pd.DataFrame, seed: int, folds: int,
+             proxy: str | None) -> list[dict[str, Any]]:
     noisy, flipped = plant(frame, 0.1, seed)
     work = Path(tempfile.mkdtemp(prefix=f"{name}-{seed}-", dir=scratch_dir("audit-ranking")))
     noisy.assign(id=[str(i) for i in range(len(noisy))]).to_csv(work / "train.csv",
@@ -81,7 +83,7 @@ def run_case(name: str, frame: pd.DataFrame, seed: int, folds: int) -> list[dict
                        "id": "id"},
               "model": {"backbone": "minilm", "max_length": 64}}
     start = time.perf_counter()
-    result = audit(recipe, work / "suspects.csv", folds=folds, proxy=CASES[name][3],
+    result = audit(recipe, work / "suspects.csv", folds=folds, proxy=proxy or CASES[name][3],
                    work_dir=work / "folds")
     seconds = round(time.perf_counter() - start, 1)
     truth = {int(i) for i in flipped}
@@ -134,6 +136,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=["sst2-2000"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--proxy", help="override the cases' proxies, e.g. "
+                                        "tfidf,linear_probe,model")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", default="bench/out/audit_ranking.json")
     args = parser.parse_args()
@@ -141,7 +145,7 @@ def main() -> None:
     for name in args.cases:
         frame = read_case(Path(args.data_dir), name)
         for seed in args.seeds:
-            rows += run_case(name, frame, seed, args.folds)
+            rows += run_case(name, frame, seed, args.folds, args.proxy)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1), encoding="utf-8")
