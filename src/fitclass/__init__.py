@@ -1,6 +1,6 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
-The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `load_run`,
+The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`, `load_run`,
 `Run`, `Recipe`, `load_recipe` and the error types. Everything else is an implementation detail
 that may change. Names load on first use, so `fitclass --help` does not import torch.
 """
@@ -17,11 +17,12 @@ if TYPE_CHECKING:
     from fitclass.comparing import compare
     from fitclass.crossval.workflow import train
     from fitclass.ensembling import ensemble, train_seeds
+    from fitclass.noise.audit import audit
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
 _LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
-         "compare": "fitclass.comparing",
+         "compare": "fitclass.comparing", "audit": "fitclass.noise.audit",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -34,6 +35,7 @@ __all__ = [
     "Run",
     "RunError",
     "__version__",
+    "audit",
     "compare",
     "ensemble",
     "load_recipe",

@@ -129,6 +129,13 @@ def test_bad_proxy_names_the_option_and_choices(tmp_path: Path) -> None:
     assert parse_proxies(["model"], recipe) == ["model"]
 
 
+def test_audit_is_public() -> None:
+    import fitclass
+    from fitclass.noise.audit import audit
+
+    assert fitclass.audit is audit
+
+
 def test_noise_action_skips_rows_listed_only_as_outliers(tmp_path: Path) -> None:
     from fitclass.noise.actions import read_suspects
 
