@@ -251,3 +251,24 @@ def test_cli_audit_comma_proxies_write_each_score(noisy: dict[str, Any],
     out.write_text(",".join(COLUMNS) + "\n")
     again = audit(tfidf_recipe, out, folds=3, proxy="tfidf", work_dir=folds)
     assert len(again.suspects) > 0
+
+
+def test_model_and_probe_proxies_add_training_dynamics(noisy: dict[str, Any], recipe_for,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neural fold runs of the recipe's model give the AUM evidence beside the probe."""
+    monkeypatch.setenv("FITCLASS_CACHE", str(tmp_path / "cache"))
+    recipe = recipe_for("tiny_bert", noisy["train"], train={"epochs": 2})
+    result = audit(recipe, tmp_path / "s.csv", folds=2, proxy="model,linear_probe")
+    columns = list(pd.read_csv(tmp_path / "s.csv").columns)
+    assert columns == [*COLUMNS, "score_model", "score_linear_probe", "score_aum",
+                       "score_outlier"]
+    assert set(result.proxy_probs) == {"model", "linear_probe"}
+    assert result.summary["outliers"]["features"] == "linear_probe features"
+    suspects, weights = result.suspects, result.summary["proxy_weights"]
+    assert len(suspects) > 0 and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    # score: the mixture's 1 - P(given label) (= the weighted proxy scores), mean with AUM
+    mixed = (weights["model"] * suspects["score_model"]
+             + weights["linear_probe"] * suspects["score_linear_probe"])
+    expected = ((mixed + suspects["score_aum"]) / 2).tolist()
+    assert suspects["score"].tolist() == pytest.approx(expected, abs=1e-3)
