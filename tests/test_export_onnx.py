@@ -101,13 +101,18 @@ def test_onnx_engine_without_export(exported: dict[str, Any]) -> None:
 def test_fp32_only_export_has_no_int8(tmp_path: Path, exported: dict[str, Any]) -> None:
     copy = shutil.copytree(exported["plain"], tmp_path / "run")
     report = export_onnx(copy)
-    assert set(report) == {"fp32", "seconds"}
+    assert set(report) == {"fp32", "seconds", "verified_on"}
+    assert report["verified_on"] == str(copy / "valid_predictions.csv")
     assert not (copy / "onnx" / "model.int8.onnx").exists()
     run = fitclass.load_run(copy)
     fp32 = OnnxClassifier(run.classifier, copy / "onnx" / "model.onnx").logits(TEXTS)
     np.testing.assert_array_equal(run.engine("onnx").logits(TEXTS), fp32)
     with pytest.raises(RunError, match="int8"):
         run.engine("onnx-int8")
+    (copy / "onnx" / "export.json").unlink()  # as an export that stopped midway leaves it
+    with pytest.raises(RunError, match=r"no ONNX export \(the graphs there are from an "
+                                       r"export that did not finish\); run `fitclass export"):
+        fitclass.load_run(copy).engine("onnx")
 
 
 def test_tfidf_runs_are_not_exported(tmp_path: Path, train_csv: Path, recipe_for) -> None:

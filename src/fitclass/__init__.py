@@ -1,8 +1,9 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
-The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`, `load_run`,
-`Run`, `Recipe`, `load_recipe` and the error types. Everything else is an implementation detail
-that may change. Names load on first use, so `fitclass --help` does not import torch.
+The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`,
+`doctor`, `load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else
+is an implementation detail that may change. Names load on first use, so `fitclass --help`
+does not import torch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fitclass.errors import DataError, FitclassError, RecipeError, RunError
 if TYPE_CHECKING:
     from fitclass.comparing import compare
     from fitclass.crossval.workflow import train
+    from fitclass.diagnosis import doctor
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.noise.audit import audit
     from fitclass.recipe import Recipe, load_recipe
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 _LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
          "compare": "fitclass.comparing", "audit": "fitclass.noise.audit",
+         "doctor": "fitclass.diagnosis",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -37,6 +40,7 @@ __all__ = [
     "__version__",
     "audit",
     "compare",
+    "doctor",
     "ensemble",
     "load_recipe",
     "load_run",

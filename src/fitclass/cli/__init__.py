@@ -1,18 +1,18 @@
 """The `fitclass` command line: thin wrappers over the Python API.
 
 `base.py` holds the typer app and the printers every command shares; the commands register
-on it from `making.py` (train, ensemble, audit, sweep, pretrain, demo) and `using.py`
-(evaluate, predict, export, report, runs).
+on it from `making.py` (train, ensemble, audit, sweep, pretrain, demo), `using.py`
+(evaluate, predict, export, report, runs) and `doctoring.py` (doctor).
 """
 
 from __future__ import annotations
 
 import sys
 
-from fitclass.cli import making, using
+from fitclass.cli import doctoring, making, using
 from fitclass.cli.base import app, print_summary
 
-__all__ = ["app", "main", "making", "print_summary", "using"]
+__all__ = ["app", "doctoring", "main", "making", "print_summary", "using"]
 
 
 def main() -> None:

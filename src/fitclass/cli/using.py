@@ -134,7 +134,8 @@ def predict(
     text_column: str | None = typer.Option(None, help=TEXT_COLUMN_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help=LAYOUT_HELP),
     batch_size: int = typer.Option(64, help="Rows per inference batch."),
-    engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export)."),
+    engine: str = typer.Option("torch", help="torch, or onnx (after fitclass export; "
+                                              "onnx-fp32 / onnx-int8 choose the graphs)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str | None = typer.Option(None, help=PRECISION_HELP),
 ) -> None:
@@ -167,11 +168,13 @@ def predict(
 @app.command()
 @friendly_errors
 def export(
-    run_dir: Path = typer.Argument(..., help="A finished transformer run."),
+    run_dir: Path = typer.Argument(..., help="A finished transformer run, or an ensemble "
+                                             "(or --folds) run of transformer runs."),
     onnx: bool = typer.Option(True, "--onnx", help="Export to ONNX (the only format)."),
-    quantize: str | None = typer.Option(None, help="int8: also write a quantised graph."),
+    quantize: str | None = typer.Option(None, help="int8: also write quantised graphs."),
 ) -> None:
-    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch."""
+    """Export a run to ONNX (dynamic batch/sequence axes), verified against PyTorch; an
+    ensemble exports one graph per transformer member."""
     from fitclass.export import ONNX_DIR, export_onnx
 
     quiet_libraries()
@@ -179,8 +182,15 @@ def export(
     for name in ("fp32", "int8"):
         if name in report:
             row = report[name]
+            labels = (f", labels agree {row['label_agreement']:.1%}"
+                      if "label_agreement" in row else "")
             err.print(f"{name}: {row['path']}  max |prob diff| {row['max_abs_prob_diff']:.2e}, "
-                      f"argmax agreement {row['argmax_agreement']:.1%} on {row['rows']} rows")
+                      f"argmax agreement {row['argmax_agreement']:.1%}{labels} on "
+                      f"{row['rows']} rows")
+            for member, check in row.get("members", {}).items():
+                err.print(f"  {member} ({check['engine']}): max |prob diff| "
+                          f"{check['max_abs_prob_diff']:.2e}, argmax agreement "
+                          f"{check['argmax_agreement']:.1%}")
     print(Path(run_dir) / ONNX_DIR)
 
 

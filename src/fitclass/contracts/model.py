@@ -27,11 +27,23 @@ class Predictor(Protocol):
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
 
 
-class LoadedRun(Predictor, Protocol):
-    """A loaded run as classifiers made of runs see it: its calibrated probabilities
-    (`predict_proba`, its decision applied) and its model's own (`model_proba`)."""
+class LoadedRun(Protocol):
+    """A loaded run as classifiers made of runs see it: its folder, its model, its
+    calibrated probabilities (`predict_proba`, its decision applied) and its model's own
+    (`model_proba`); `model` predicts in place of the run's own model (an ONNX graph of it),
+    the run's decision still applied."""
 
-    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray: ...
+    path: Path
+    class_names: list[str]
+
+    @property
+    def classifier(self) -> Classifier: ...
+
+    def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64, *,
+                      model: Classifier | None = None) -> np.ndarray: ...
+
+    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64,
+                    model: Classifier | None = None) -> np.ndarray: ...
 
 
 class RunLoader(Protocol):

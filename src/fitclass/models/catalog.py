@@ -50,6 +50,16 @@ def capabilities(config: ModelConfig) -> Capabilities:
     return get_backbone(config).capabilities
 
 
+def saved_kind(model_dir: Path) -> tuple[str, Capabilities]:
+    """The kind of the model saved in `model_dir` and what it can do, without loading it."""
+    _ensure_builtins()
+    path = model_info_path(model_dir)
+    kind = read_json_object(path, {"kind": str})["kind"]
+    if kind not in KINDS:
+        raise RunError(f"{path}: unknown model kind {kind!r}; known: {KINDS.names()}")
+    return kind, KINDS.get(kind).capabilities
+
+
 def load_classifier(model_dir: Path, class_names: list[str] | None = None,
                     labels_path: Path | None = None,
                     runs: RunAccess | None = None) -> Classifier:

@@ -10,7 +10,7 @@ and its one decision is fitted on their raw out-of-fold probabilities.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from fitclass.capabilities import ENSEMBLE
 from fitclass.contracts.fit import FitContext, FitResult
-from fitclass.contracts.model import RunAccess
+from fitclass.contracts.model import LoadedRun, RunAccess
 from fitclass.data.table import TextInput
 from fitclass.decide.combiners import Combiner
 from fitclass.errors import RecipeError, RunError
@@ -35,6 +35,10 @@ MEMBER_OUTPUTS = ("calibrated", "raw")
 
 if TYPE_CHECKING:
     from fitclass.precision import Policy
+
+#: The model a member predicts with instead of its own (its index in the ensemble, the loaded
+#: member run): how the ONNX engine swaps in each member's exported graph.
+MemberEngine = Callable[[int, LoadedRun], Classifier]
 
 
 def checked_combiner(payload: dict[str, Any], members: int, classes: int,
@@ -93,21 +97,30 @@ class EnsembleClassifier(Classifier):
         is_run = self.bound_runs().is_run
         return [resolve_member(self.model_dir, m, is_run) for m in self.members]
 
-    def member_probabilities(self, texts: Sequence[TextInput], batch_size: int) -> np.ndarray:
+    def member_probabilities(self, texts: Sequence[TextInput], batch_size: int,
+                             engine: MemberEngine | None = None) -> np.ndarray:
+        """Each member's probabilities (calibrated or raw, `member_output`), stacked. With
+        `engine`, each member predicts with the model `engine(index, member)` gives instead
+        of its own (the ONNX engine's graphs); members then load on the CPU in fp32."""
         load_run = self.bound_runs().load
         stacked = []
-        for path in self.member_paths():
+        for index, path in enumerate(self.member_paths()):
             policy = self.policy
-            member = (load_run(path) if policy is None else
-                      load_run(path, device=str(policy.device), precision=policy.precision))
+            if engine is not None:
+                member = load_run(path, device="cpu", precision="fp32")
+            elif policy is None:
+                member = load_run(path)
+            else:
+                member = load_run(path, device=str(policy.device), precision=policy.precision)
             if member.class_names != self.class_names:
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
                                f"`fitclass ensemble`")
-            stacked.append(member.model_proba(list(texts), batch_size)
+            model = None if engine is None else engine(index, member)
+            stacked.append(member.model_proba(list(texts), batch_size, model=model)
                            if self.member_output == "raw" else
-                           member.predict_proba(list(texts), batch_size))
-            del member  # one member in memory at a time
+                           member.predict_proba(list(texts), batch_size, model=model))
+            del member, model  # one member in memory at a time
         return np.stack(stacked)
 
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:

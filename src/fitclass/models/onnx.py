@@ -1,6 +1,7 @@
-"""Predicting with a run's exported ONNX graph in onnxruntime (`Run.engine("onnx")`).
+"""Predicting with an exported ONNX graph in onnxruntime (`Run.engine("onnx")`, built by
+`runs/onnx_engine.py` from the export's record).
 
-Kept apart from `fitclass/export.py` (which writes the export and loads runs) so the run
+Kept apart from `fitclass/export/` (which writes the export and loads runs) so the run
 layer can open an export without importing the exporter, and the exporter the run layer.
 """
 
@@ -68,23 +69,9 @@ def transformer_of(classifier: Classifier, run_path: Path) -> TransformerClassif
     """The run's classifier as a token classifier (tokenizer, module, max_length): the kinds
     that declare `onnx_export` are those; other kinds have no ONNX export."""
     if not classifier.capabilities.onnx_export:
-        raise FitclassError(f"{run_path}: ONNX export is for transformer text runs; this "
-                            f"run's model is {classifier.kind!r}, which has no ONNX export. "
-                            f"For an ensemble (`--seeds`, `--folds`), export one of its "
-                            f"transformer member runs, or the refit (`fitclass train "
-                            f"--folds K --refit` writes it to OUT/refit)")
+        raise FitclassError(f"{run_path}: ONNX export is for transformer text runs and "
+                            f"ensembles of them (`fitclass ensemble`, `--seeds`, `--folds`); "
+                            f"this run's model is {classifier.kind!r}, which has no ONNX "
+                            f"export. Predict it with `--engine torch`")
     return cast(TransformerClassifier, classifier)
 
-
-def onnx_classifier(run_path: Path, folder: Path, classifier: Classifier,
-                    quantized: bool | None = None) -> OnnxClassifier:
-    """The exported graph in `folder` of the run at `run_path` (int8 when present, unless
-    `quantized=False`)."""
-    int8, fp32 = folder / INT8, folder / FP32
-    path = int8 if (quantized is not False and int8.is_file()) else fp32
-    if quantized and not int8.is_file():
-        raise RunError(f"{run_path}: no int8 export; run `fitclass export {run_path} --onnx "
-                       f"--quantize int8`")
-    if not path.is_file():
-        raise RunError(f"{run_path}: no ONNX export; run `fitclass export {run_path} --onnx`")
-    return OnnxClassifier(transformer_of(classifier, run_path), path)

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from fitclass.atomic import atomic_write_text
+from fitclass.data.dedupe_groups import dedupe_groups
 from fitclass.data.prepare import class_names_of, read_labelled
 from fitclass.errors import FitclassError
-from fitclass.noise import near_copies, scoring
+from fitclass.noise import findings, near_copies, scoring
 from fitclass.noise.outliers import THRESHOLD, Outliers, outliers_of
 from fitclass.noise.proxies import fold_splits, parse_proxies, run_proxies
 from fitclass.noise.ranking import RULE, SUSPECT_COLUMNS, is_suspects_header, rank_suspects
@@ -65,7 +66,7 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5,
     table = read_labelled(data.train, data, data.limit)
     class_names = class_names_of(table, config.data)
     targets, kind = table.targets(class_names), KINDS[config.task]
-    groups = table.groups if config.data.split.method == "group" else None
+    groups = dedupe_groups(table, data)  # near-duplicate clusters never straddle folds
     splits = fold_splits(targets, kind, groups, folds, seed)
     out = Path(out)
     summary_path = out.with_name(f"{out.stem}_summary.json")
@@ -91,6 +92,7 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5,
     if copies is not None:
         summary["near_copies"] = copies_summary
         atomic_write_text(near_copies.output_path(out), copies.to_csv(index=False))
+    summary["checks"] = findings.audit_checks(table, data, suspects, summary, out, copies)
     atomic_write_text(out, suspects.to_csv(index=False))
     atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
     return AuditResult(suspects=suspects, summary=summary, oof_probs=probs,

@@ -22,7 +22,7 @@ from fitclass.precision import Policy, make_policy
 from fitclass.recipe import DataConfig, Recipe, load_recipe
 from fitclass.runs import readers
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import ONNX, RECIPE, is_run, not_a_run
+from fitclass.runs.layout import RECIPE, is_run, not_a_run
 from fitclass.runs.members import check_no_cycle
 from fitclass.runs.scored_rows import row_intervals, scored_metrics
 from fitclass.tasks import Task, make_task
@@ -119,32 +119,38 @@ class Run:
 
     def predict_proba(self, inputs: Inputs, batch_size: int = 64, *,
                       text_column: str | list[str] | None = None,
-                      overrides: Sequence[str] | None = None) -> np.ndarray:
+                      overrides: Sequence[str] | None = None,
+                      model: Classifier | None = None) -> np.ndarray:
         """Calibrated probabilities (the run's temperature and prior correction applied), one
-        row per input; NaN for an input that cannot be predicted (see `predict`)."""
+        row per input; NaN for an input that cannot be predicted (see `predict`). `model`
+        predicts in place of the run's own (an ensemble's ONNX engine: a member's graph)."""
         data = self.scoring_data(text_column, overrides)
         table = self._table(inputs, need_labels=False, keep_unusable=True, data=data)
-        probs = self._probabilities(table, self.classifier, batch_size)
+        probs = self._probabilities(table, self.classifier if model is None else model,
+                                    batch_size)
         rows = scoring.usable_rows(table)
         probs[rows] = self.decision.calibrate(probs[rows])
         return probs
 
-    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
+    def model_proba(self, texts: Sequence[TextInput], batch_size: int = 64,
+                    model: Classifier | None = None) -> np.ndarray:
         """The model's own probabilities of `texts` (usable inputs only), before the run's
-        decision calibrates them: what a cross-validation run averages over its folds."""
-        return self.classifier.predict_proba(list(texts), batch_size)
+        decision calibrates them: what a cross-validation run averages over its folds.
+        `model` predicts in place of the run's own (as in `predict_proba`)."""
+        return (self.classifier if model is None else model).predict_proba(list(texts),
+                                                                          batch_size)
 
     def engine(self, name: str = "torch") -> Classifier:
         """The model for `name`: `torch` (the saved run) or `onnx` (its exported graph, int8
-        when exported so; see `fitclass export`)."""
+        when exported so; an ensemble's members' graphs, combined as the ensemble does; see
+        `fitclass export`)."""
         if name == "torch":
             return self.classifier
         if name in ("onnx", "onnx-fp32", "onnx-int8"):
-            from fitclass.models.onnx import onnx_classifier
+            from fitclass.runs.onnx_engine import onnx_engine
 
             quantized = {"onnx": None, "onnx-fp32": False, "onnx-int8": True}[name]
-            return onnx_classifier(self.path, self.path / ONNX, self.classifier,
-                                   quantized)
+            return onnx_engine(self.path, self.classifier, quantized)
         raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
 
     def predict(self, inputs: Inputs, batch_size: int = 64, engine: str = "torch", *,
