@@ -145,3 +145,14 @@ def test_noise_action_skips_rows_listed_only_as_outliers(tmp_path: Path) -> None
                   "methods": ["confident_learning", "outlier", "confident_learning+outlier"],
                   "score_outlier": [0.0, 5.0, 4.0]}).to_csv(path, index=False)
     assert read_suspects(path, 0.5)["id"].tolist() == ["1", "3"]
+
+
+def test_outlier_check_row_names_its_own_fix(tmp_path: Path) -> None:
+    from fitclass.noise.findings import suspect_rows
+
+    frame = pd.DataFrame({"id": ["1", "2"], "text": ["x", "y"], "given_label": ["a", "a"],
+                          "suggested_label": ["b", "b"], "score": [0.9, 0.1],
+                          "methods": ["confident_learning", "outlier"]})
+    rows = {row.check: row for row in suspect_rows(frame, tmp_path / "s.csv")}
+    assert "method outlier" in rows["suspects:outlier"].fix
+    assert "noise.action" in rows["suspects:confident_learning"].fix
