@@ -1,9 +1,9 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
-The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `doctor`,
-`load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else is an
-implementation detail that may change. Names load on first use, so `fitclass --help` does
-not import torch.
+The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`,
+`doctor`, `load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else
+is an implementation detail that may change. Names load on first use, so `fitclass --help`
+does not import torch.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     from fitclass.crossval.workflow import train
     from fitclass.diagnosis import doctor
     from fitclass.ensembling import ensemble, train_seeds
+    from fitclass.noise.audit import audit
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
 _LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
-         "compare": "fitclass.comparing", "doctor": "fitclass.diagnosis",
+         "compare": "fitclass.comparing", "audit": "fitclass.noise.audit",
+         "doctor": "fitclass.diagnosis",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -36,6 +38,7 @@ __all__ = [
     "Run",
     "RunError",
     "__version__",
+    "audit",
     "compare",
     "doctor",
     "ensemble",

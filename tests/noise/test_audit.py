@@ -19,6 +19,9 @@ from fitclass.noise.audit import audit
 
 CLASSES = ["food", "sports", "tech"]
 COLUMNS = ["id", "text", "given_label", "suggested_label", "score", "methods"]
+#: The per-method score columns of a tfidf audit: the proxy's own label score and the
+#: outlier z-score (on TF-IDF vectors).
+TFIDF_COLUMNS = [*COLUMNS, "score_tfidf", "score_outlier"]
 
 
 pytestmark = pytest.mark.usefixtures("no_reports")
@@ -79,7 +82,9 @@ def test_flags_most_planted_flips(noisy: dict[str, Any], tfidf_audit: dict[str, 
 
 def test_suspects_csv_layout(noisy: dict[str, Any], tfidf_audit: dict[str, Any]) -> None:
     frame = pd.read_csv(tfidf_audit["out"], dtype={"id": str}, keep_default_na=False)
-    assert list(frame.columns) == COLUMNS
+    assert list(frame.columns) == TFIDF_COLUMNS
+    # one proxy: the ranking's score is that proxy's own label score
+    assert frame["score"].tolist() == pytest.approx(frame["score_tfidf"].tolist(), abs=1e-6)
     assert len(frame) == len(tfidf_audit["result"].suspects) > 0
     scores = frame["score"].tolist()
     assert scores == sorted(scores, reverse=True)
@@ -104,6 +109,10 @@ def test_summary_json(noisy: dict[str, Any], tfidf_audit: dict[str, Any]) -> Non
     assert summary["folds"] == 3 and summary["proxy"] == "tfidf"
     assert "confident_learning" in summary["methods"]
     assert "duplicate_conflict" in summary["methods"]
+    assert summary["proxy_weights"] == {"tfidf": 1.0}
+    assert summary["outliers"]["features"] == "tfidf vectors"
+    assert summary["outliers"]["flagged"] == sum(
+        "outlier" in m.split("+") for m in tfidf_audit["result"].suspects["methods"])
     probs = tfidf_audit["result"].oof_probs
     assert probs.shape == (len(noisy["rows"]), 3)
     assert probs.sum(1) == pytest.approx(1.0, abs=1e-6)
@@ -125,7 +134,7 @@ def test_fold_runs_are_reused(noisy: dict[str, Any], tfidf_recipe: dict[str, Any
                               tfidf_audit: dict[str, Any],
                               monkeypatch: pytest.MonkeyPatch) -> None:
     folds = noisy["folder"] / "suspects_folds"
-    statuses = sorted(folds.glob("fold-*/run/status.json"))
+    statuses = sorted(folds.glob("tfidf-fold-*/run/status.json"))
     assert len(statuses) == 3
     assert all(json.loads(p.read_text())["status"] == "finished" for p in statuses)
     before = [p.stat().st_mtime_ns for p in statuses]
@@ -155,7 +164,9 @@ def test_linear_probe_proxy_caches_features(noisy: dict[str, Any], recipe_for,
     assert first.oof_probs.sum(1) == pytest.approx(1.0, abs=1e-6)
     summary = json.loads((tmp_path / "probe_summary.json").read_text())
     assert summary["proxy"] == "linear_probe"
-    assert list(pd.read_csv(tmp_path / "probe.csv").columns) == COLUMNS
+    assert list(pd.read_csv(tmp_path / "probe.csv").columns) == [
+        *COLUMNS, "score_linear_probe", "score_outlier"]
+    assert summary["outliers"]["features"] == "linear_probe features"
     # no fold runs: the probe fits logistic regressions on cached features
     assert not (tmp_path / "probe_folds").exists()
 
@@ -177,6 +188,8 @@ def test_linear_probe_needs_a_transformer(noisy: dict[str, Any], tfidf_recipe: d
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"proxy": "bert"}, "proxy"),
+    ({"proxy": "tfidf,bert"}, r"--proxy 'tfidf,bert'.*tfidf, linear_probe, model.*\['bert'\]"),
+    ({"proxy": "auto,tfidf"}, r"--proxy.*'auto' or a comma list"),
     ({"proxy": "tfidf", "folds": 1}, "folds"),
 ])
 def test_bad_options_refused(tfidf_recipe: dict[str, Any], tmp_path: Path,
@@ -205,6 +218,57 @@ def test_cli_audit_prints_out_path(noisy: dict[str, Any], tfidf_recipe: dict[str
     assert not (tmp_path / "cli_suspects_folds").exists()
     assert "suspects of" in done.stderr
     frame = pd.read_csv(out, dtype={"id": str})
-    assert list(frame.columns) == COLUMNS
+    assert list(frame.columns) == TFIDF_COLUMNS
     assert "dup-odd" in set(frame["id"])
 
+
+
+def test_cli_audit_comma_proxies_write_each_score(noisy: dict[str, Any],
+                                                  tfidf_recipe: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """`--proxy tfidf,model`: two proxies' probabilities mixed, one score column each."""
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(tfidf_recipe))
+    out = tmp_path / "both.csv"
+    script = Path(sys.executable).parent / "fitclass"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200"}
+    done = subprocess.run([str(script), "audit", str(recipe_path), "--out", str(out),
+                           "--folds", "3", "--proxy", "tfidf,model"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(out, dtype={"id": str})
+    assert list(frame.columns) == [*COLUMNS, "score_tfidf", "score_model", "score_outlier"]
+    assert frame[["score_tfidf", "score_model"]].notna().all().all()
+    summary = json.loads((tmp_path / "both_summary.json").read_text())
+    assert summary["proxy"] == "tfidf,model"
+    assert set(summary["proxy_weights"]) == {"tfidf", "model"}
+    assert sum(summary["proxy_weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    folds = tmp_path / "both_folds"
+    assert sorted(p.name for p in folds.iterdir() if p.is_dir()) == [
+        "fold-0", "fold-1", "fold-2", "tfidf-fold-0", "tfidf-fold-1", "tfidf-fold-2"]
+    # a suspects table of an older version (no score_ columns) may be replaced
+    out.write_text(",".join(COLUMNS) + "\n")
+    again = audit(tfidf_recipe, out, folds=3, proxy="tfidf", work_dir=folds)
+    assert len(again.suspects) > 0
+
+
+def test_model_and_probe_proxies_add_training_dynamics(noisy: dict[str, Any], recipe_for,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neural fold runs of the recipe's model give the AUM evidence beside the probe."""
+    monkeypatch.setenv("FITCLASS_CACHE", str(tmp_path / "cache"))
+    recipe = recipe_for("tiny_bert", noisy["train"], train={"epochs": 2})
+    result = audit(recipe, tmp_path / "s.csv", folds=2, proxy="model,linear_probe")
+    columns = list(pd.read_csv(tmp_path / "s.csv").columns)
+    assert columns == [*COLUMNS, "score_model", "score_linear_probe", "score_aum",
+                       "score_outlier"]
+    assert set(result.proxy_probs) == {"model", "linear_probe"}
+    assert result.summary["outliers"]["features"] == "linear_probe features"
+    suspects, weights = result.suspects, result.summary["proxy_weights"]
+    assert len(suspects) > 0 and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    # score: the mixture's 1 - P(given label) (= the weighted proxy scores), mean with AUM
+    mixed = (weights["model"] * suspects["score_model"]
+             + weights["linear_probe"] * suspects["score_linear_probe"])
+    expected = ((mixed + suspects["score_aum"]) / 2).tolist()
+    assert suspects["score"].tolist() == pytest.approx(expected, abs=1e-3)

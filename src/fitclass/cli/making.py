@@ -115,8 +115,11 @@ def audit(
     recipe: Path = typer.Argument(..., help="The recipe whose training rows to audit."),
     out: Path = typer.Option(..., help="Suspects CSV to write (a _summary.json goes beside)."),
     folds: int = typer.Option(5, help="Cross-fitting folds."),
-    proxy: str | None = typer.Option(None, help="Fast stand-in for the recipe's model: "
-                                                "tfidf or linear_probe."),
+    proxy: str = typer.Option(
+        "auto", help="Where out-of-fold probabilities come from: a comma list of tfidf, "
+                     "linear_probe and model (the recipe's own model in fold runs), or auto: "
+                     "tfidf,linear_probe for a transformer text recipe, tfidf for a TF-IDF "
+                     "one, model otherwise."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a recipe key."),
     work_dir: Path | None = typer.Option(None, help="Fold runs (default <out>_folds/)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -143,6 +146,11 @@ def audit(
     if rates:
         err.print("estimated noise rate per given class: " + ", ".join(
             f"{k}={v:.1%}" for k, v in rates.items() if v is not None))
+    outliers = result.summary.get("outliers", {})
+    if "flagged" in outliers:
+        err.print(f"{outliers['flagged']} outliers (far from their class's rows on "
+                  f"{outliers['features']}): methods 'outlier', column score_outlier")
+    err.print(f"proxies {result.summary['proxy']}, weights {result.summary['proxy_weights']}")
     for name, found in result.summary.get("near_copies", {}).get("against", {}).items():
         err.print(f"{name}: {found['with_copy_in_train']} of {found['rows']} rows "
                   f"({found['share']:.1%}) have an exact or near copy in train "

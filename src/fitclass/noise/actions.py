@@ -15,7 +15,7 @@ from fitclass.target_kinds import TargetKind
 
 
 def read_suspects(path: Path, min_score: float) -> pd.DataFrame:
-    """The audit's rows with `score >= min_score`."""
+    """The audit's rows with `score >= min_score`, except rows listed only as outliers."""
     if not path.is_file():
         raise DataError(f"noise.suspects: {path} not found; write it with "
                         f"`fitclass audit RECIPE --out {path}`")
@@ -25,6 +25,8 @@ def read_suspects(path: Path, min_score: float) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: columns {sorted(missing)} missing; is this a suspects.csv "
                         f"written by `fitclass audit`?")
+    if "methods" in frame.columns:  # an outlier alone is no evidence that the label is wrong
+        frame = frame[frame["methods"].astype(str) != "outlier"]
     return frame[frame["score"] >= min_score]
 
 

@@ -33,6 +33,9 @@ from fitclass.recipe import DataConfig
 NOISY_SHARE = 0.05
 NOISE_FIX = (f"{ACT_ON_SUSPECTS}; or train with noise.label_smoothing, noise.bootstrap or "
              f"noise.coteaching")
+#: An outlier is no evidence of a wrong label (noise.action skips rows listed only as one).
+OUTLIER_FIX = ("review the rows with method outlier in {suspects} (off-topic, broken or "
+               "foreign inputs); remove the ones that do not belong from the training file")
 
 
 def suspect_rows(suspects: pd.DataFrame, out: Path) -> list[CheckRow]:
@@ -51,7 +54,8 @@ def suspect_rows(suspects: pd.DataFrame, out: Path) -> list[CheckRow]:
                     f"suggested {row['suggested_label']} (score {float(row['score']):.3f})"
                     for _, row in flagged.head(SHOWN).iterrows()]
         rows.append(CheckRow(
-            f"suspects:{method}", "warn", len(flagged), shown(examples), fix,
+            f"suspects:{method}", "warn", len(flagged), shown(examples),
+            OUTLIER_FIX.format(suspects=out) if method == "outlier" else fix,
             f"{len(flagged)} training rows flagged by {method} (listed in {out}, most "
             f"suspect first)", "audit"))
     return rows

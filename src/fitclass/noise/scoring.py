@@ -23,17 +23,26 @@ def confident_learning(targets: np.ndarray, kind: TargetKind,
         from cleanlab.multilabel_classification.filter import (
             find_label_issues as multilabel_issues,
         )
+
+        labels = [list(np.flatnonzero(row)) for row in targets]
+        mask = multilabel_issues(labels, probs)
+        return label_score(targets, kind, probs), np.asarray(mask)
+    mask = find_label_issues(targets, probs, filter_by="prune_by_noise_rate")
+    return label_score(targets, kind, probs), np.asarray(mask)
+
+
+def label_score(targets: np.ndarray, kind: TargetKind, probs: np.ndarray) -> np.ndarray:
+    """1 - cleanlab's self-confidence label quality (1 - the probability of the given
+    label; multi-label: cleanlab's multi-label quality), in [0, 1]: above 0.5 the
+    probabilities favour another label."""
+    if kind.multilabel:
         from cleanlab.multilabel_classification.rank import (
             get_label_quality_scores as multilabel_quality,
         )
 
         labels = [list(np.flatnonzero(row)) for row in targets]
-        quality = multilabel_quality(labels, probs)
-        mask = multilabel_issues(labels, probs)
-        return 1.0 - quality, np.asarray(mask)
-    quality = get_label_quality_scores(targets, probs, method="self_confidence")
-    mask = find_label_issues(targets, probs, filter_by="prune_by_noise_rate")
-    return 1.0 - quality, np.asarray(mask)
+        return 1.0 - np.asarray(multilabel_quality(labels, probs))
+    return 1.0 - get_label_quality_scores(targets, probs, method="self_confidence")
 
 
 def margin_score(margins: np.ndarray) -> np.ndarray:
