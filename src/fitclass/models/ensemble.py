@@ -116,11 +116,12 @@ class EnsembleClassifier(Classifier):
                 raise RunError(f"{path}: member classes {member.class_names} differ from the "
                                f"ensemble's {self.class_names}; rebuild the ensemble with "
                                f"`fitclass ensemble`")
-            model = None if engine is None else engine(index, member)
-            stacked.append(member.model_proba(list(texts), batch_size, model=model)
+            # a member predicts with its own model unless an engine swaps one in
+            swapped = {} if engine is None else {"model": engine(index, member)}
+            stacked.append(member.model_proba(list(texts), batch_size, **swapped)
                            if self.member_output == "raw" else
-                           member.predict_proba(list(texts), batch_size, model=model))
-            del member, model  # one member in memory at a time
+                           member.predict_proba(list(texts), batch_size, **swapped))
+            del member, swapped  # one member in memory at a time
         return np.stack(stacked)
 
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:
