@@ -20,6 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 import fitclass
 import fitclass.api
 from fitclass.decide import combiners
+from fitclass.decide.folds import cross_fit_folds
 from fitclass.errors import FitclassError, RunError
 from fitclass.models.classical import LinearTextClassifier, TfidfBackbone
 from fitclass.models.ensemble import EnsembleClassifier
@@ -158,7 +159,7 @@ def test_cross_fit_stacking_never_scores_its_own_rows(
     assert set().union(*(c["scored"] for c in calls)) == set(range(len(targets)))
     # and each fold's output is what a combiner fitted on the other folds gives
     monkeypatch.setattr(combiners, "METHODS", with_stacking(real))
-    for fit_rows, score_rows in combiners.folds(targets, MULTICLASS, 4, 3):
+    for fit_rows, score_rows in cross_fit_folds(targets, MULTICLASS, 4, 3):
         alone = real(members[:, fit_rows], targets[fit_rows], accuracy, MULTICLASS)
         np.testing.assert_allclose(out[score_rows], alone.combine(members[:, score_rows]),
                                    atol=1e-10)

@@ -58,6 +58,7 @@ def _record_checks(prepared: PreparedData, backbone: Backbone, recipe: Recipe,
     if backbone.max_length is not None:
         lengths = backbone.token_lengths(prepared.train.texts)
         if lengths is not None:
+            prepared.report.ran("truncation")
             prepared.report.add(checks.check_truncation(lengths, backbone.max_length,
                                                         prepared.train.source))
     for finding in prepared.report.warnings:

@@ -85,7 +85,6 @@ def test_too_few_groups_names_the_dedupe_key() -> None:
 @pytest.mark.parametrize(("data", "message"), [
     ({"split": {"dedupe": "group"}, "near_duplicate_threshold": None},
      "data.split.dedupe: group needs the near-duplicate check"),
-    ({"split": {"dedupe": "group"}, "images": True}, "image data is not deduplicated"),
     ({"near_duplicate_threshold": 0.3}, "data.near_duplicate_threshold"),
     ({"near_duplicate_threshold": 1.5}, "data.near_duplicate_threshold"),
     ({"split": {"dedupe": "yes"}}, "data.split.dedupe"),
@@ -93,6 +92,12 @@ def test_too_few_groups_names_the_dedupe_key() -> None:
 def test_recipe_errors(data: dict[str, Any], message: str) -> None:
     with pytest.raises(RecipeError, match=message):
         load_recipe({"data": {"train": "train.csv", **data}})
+
+
+def test_images_take_dedupe_without_the_text_threshold() -> None:
+    data = DataConfig.model_validate({"train": "images", "images": True, "split": {
+        "dedupe": "group"}, "near_duplicate_threshold": None})
+    assert data.split.dedupe == "group" and data.images is not None
 
 
 def test_defaults() -> None:

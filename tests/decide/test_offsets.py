@@ -58,7 +58,7 @@ def test_the_scan_scores_every_offset_exactly(metric: str) -> None:
     scores = np.log(probs)
     offsets = np.array([0.2, -0.1, -0.1])
     for c in range(3):
-        breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, METRICS[metric])
+        breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, metric)
         for s in (0, 1, 17, 40, 79, 80):
             low = breakpoints[s - 1] if s > 0 else breakpoints[0] - 1.0
             high = breakpoints[s] if s < 80 else breakpoints[-1] + 1.0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fitclass.cli.base import (
     DEVICE_HELP,
@@ -136,6 +138,7 @@ def audit(
         table.add_row(str(row["id"]), str(row["given_label"]), str(row["suggested_label"]),
                       f"{row['score']:.3f}", str(row["methods"]), str(row["text"])[:60])
     err.print(table)
+    err.print(checks_table(result.summary.get("checks") or []))
     rates = result.summary.get("estimated_noise_rate")
     if rates:
         err.print("estimated noise rate per given class: " + ", ".join(
@@ -145,6 +148,21 @@ def audit(
                   f"({found['share']:.1%}) have an exact or near copy in train "
                   f"({found['exact']} exact); listed in {out.stem}_near_copies.csv")
     print(out)
+
+
+def checks_table(rows: list[dict[str, Any]]) -> Table:
+    """The checks list (every check, its status, count, worst example and fix) as a table."""
+    table = Table(title="data and label checks (worst first)")
+    for column in ("check", "status", "count", "worst example", "fix"):
+        table.add_column(column, overflow="fold")
+    style = {"fail": "bold red", "warn": "yellow", "ok": "green"}
+    for row in rows:
+        examples = row.get("examples") or [""]
+        table.add_row(Text(str(row.get("check"))),
+                      Text(str(row.get("status")), style=style.get(str(row.get("status")), "")),
+                      Text(str(row.get("count"))), Text(str(examples[0])[:80]),
+                      Text(str(row.get("fix"))))
+    return table
 
 
 @app.command()

@@ -42,10 +42,16 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     augmented_rows: dict[str, int] = field(default_factory=dict)
+    #: Every check that ran, found something or not (the checks list shows the rest as ok).
+    checked: list[str] = field(default_factory=list)
 
     def add(self, finding: Finding | None) -> None:
         if finding is not None:
             self.findings.append(finding)
+
+    def ran(self, *checks: str) -> None:
+        """Record that `checks` ran (their findings, if any, are added on their own)."""
+        self.checked.extend(c for c in checks if c not in self.checked)
 
     @property
     def errors(self) -> list[Finding]:
@@ -68,6 +74,7 @@ class CheckReport:
             "info": [asdict(f) for f in self.findings if f.level == "info"],
             "class_counts": self.class_counts,
             "augmented_rows": self.augmented_rows,
+            "checked": self.checked,
         }
 
 
@@ -299,7 +306,8 @@ def check_leakage(train_texts: list[TextInput], valid_texts: list[TextInput],
         "warning", "leakage",
         f"{valid_source}: {len(rows)} of {len(valid_texts)} validation rows "
         f"({len(rows) / len(valid_texts):.1%}) also occur in train; validation scores are "
-        f"optimistic: deduplicate, or split by group (data.split.method: group)",
+        f"optimistic: remove the copies, or (for a split fitclass makes) set "
+        f"data.split.dedupe: group",
         count=len(rows), rows=rows[:100],
         examples=[str(valid_texts[i])[:120] for i in hits[:MAX_LISTED]],
     )

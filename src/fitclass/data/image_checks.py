@@ -169,6 +169,7 @@ def check_image_leakage(train: TextTable, valid: TextTable,
         "warning", "image_leakage",
         f"{valid.source}: {len(rows)} of {len(valid)} validation images ({share:.1%}) are "
         f"identical or nearly identical to training images: {_listed([hits[r] for r in rows])}"
-        f"; validation scores are optimistic: deduplicate, or split by group (data.group)",
+        f"; validation scores are optimistic: remove the copies, or (for a split fitclass "
+        f"makes) set data.split.dedupe: group",
         count=len(rows), rows=[valid.positions[r] for r in rows][:100],
         examples=[hits[r] for r in rows[:100]])

@@ -166,6 +166,7 @@ def _scanned(frame: pd.DataFrame, column: str, base: Path, source: str, config: 
     scanned = iter(scan_images([f for f in files if f], images.threads))
     infos = [next(scanned) if f else ImageInfo("", error=f"no image path in column {column!r}")
              for f in files]
+    report.ran("bad_image", "extreme_size")
     report.add(image_checks.check_bad_images(infos, source, config.on_bad_image, kept=keep_bad))
     report.raise_errors()
     keep = [i for i, info in enumerate(infos) if info.error is None]

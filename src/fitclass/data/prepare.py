@@ -10,6 +10,7 @@ import numpy as np
 
 from fitclass.data import checks
 from fitclass.data import near_duplicate_checks as near_checks
+from fitclass.data.dedupe_groups import dedupe_groups, near_clusters
 from fitclass.data.folds import assign_folds
 from fitclass.data.readers import read_data_table
 from fitclass.data.splits import dedupe_split, split_rows
@@ -101,9 +102,13 @@ def prepare_data(config: DataConfig) -> PreparedData:
                if config.multilabel else
                checks.check_two_classes(train.labels, config.train, config.limit))
     # Duplicates are looked for in the whole training file, so row numbers are the file's.
-    duplicates = (checks.check_duplicates(train.texts, train.labels, train.source)
-                  if config.images is None else
-                  image_checks.check_image_duplicates(train, config.images))
+    if config.images is None:
+        duplicates = checks.check_duplicates(train.texts, train.labels, train.source)
+        report.ran("duplicates", "conflicting_duplicates")
+    else:
+        duplicates = image_checks.check_image_duplicates(train, config.images)
+        report.ran("duplicate_images", "conflicting_duplicate_images",
+                   *["near_duplicate_images"] * bool(config.images.near_duplicate_bits))
     for finding in duplicates:
         report.add(finding)
     if config.split.all_labelled:
@@ -142,11 +147,13 @@ def _finish(config: DataConfig, train: TextTable, valid: TextTable, class_names:
     assert train.labels is not None and valid.labels is not None
     if len(valid):
         if config.images is None:
+            report.ran("leakage")
             report.add(checks.check_leakage(train.texts, valid.texts, valid.source,
                                             valid.positions))
         else:
             from fitclass.data import image_checks
 
+            report.ran("image_leakage")
             report.add(image_checks.check_image_leakage(train, valid, config.images))
     report.add(near_leakage)
     report.class_counts = {
@@ -178,8 +185,9 @@ def _prepare_all_labelled(config: DataConfig, train: TextTable,
         none.source = f"{rows.source} (refit: no validation rows)"
         return _finish(config, rows, none, class_names, report)
     assert split.folds is not None and split.fold is not None  # all_labelled: a fold run
-    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel), rows.groups,
-                         split, split.folds, class_names, rows.source)
+    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel),
+                         dedupe_groups(rows, config), split, split.folds, class_names,
+                         rows.source)
     train, valid = rows.subset(np.flatnonzero(folds != split.fold)), rows.subset(
         np.flatnonzero(folds == split.fold))
     valid.source = f"{rows.source} (fold {split.fold} of {split.folds})"
@@ -197,8 +205,9 @@ def labelled_folds(config: DataConfig) -> tuple[TextTable, list[str], np.ndarray
     train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
     rows, class_names = all_labelled_rows(config, train, report)
     assert config.split.folds is not None
-    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel), rows.groups,
-                         config.split, config.split.folds, class_names, rows.source)
+    folds = assign_folds(rows.targets(class_names), kind_for(config.multilabel),
+                         dedupe_groups(rows, config), config.split, config.split.folds,
+                         class_names, rows.source)
     return rows, class_names, folds
 
 
@@ -210,6 +219,7 @@ def _near_duplicates(train: TextTable, valid: TextTable | None, config: DataConf
         return None
     texts = train.texts if valid is None else train.texts + valid.texts
     found = find_near_duplicates(texts, config.near_duplicate_threshold)
+    report.ran("near_duplicates", "near_duplicate_leakage")
     inside = found if valid is None else found.restrict(np.arange(len(texts)) < len(train))
     report.add(near_checks.check_near_duplicates(inside, train.texts, train.source,
                                                  train.positions))
@@ -235,17 +245,34 @@ def _mask(rows: np.ndarray, size: int) -> np.ndarray:
 def _split(train: TextTable, class_names: list[str], near: NearDuplicates | None,
            config: DataConfig, report: checks.CheckReport) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation rows of the training file; under `data.split.dedupe: group`
-    near-duplicate clusters stay whole, and the report compares leakage with the plain split."""
+    near-duplicate clusters (texts: `near`; images: their hashes) stay whole, and the report
+    compares leakage with the plain split."""
     targets, kind = train.targets(class_names), kind_for(config.multilabel)
     plain = split_rows(targets, kind, train.groups, config.split)
-    if config.split.dedupe != "group" or near is None:
+    if config.split.dedupe != "group":
         return plain
-    clusters = near.clusters()
+    clusters = near.clusters() if near is not None else near_clusters(train, config)
+    if clusters is None:  # the recipe refuses dedupe without the text check; be safe
+        return plain
     deduped = dedupe_split(targets, kind, train.groups, clusters, config.split)
-    counts = [int(near_checks.leaked(near, _mask(rows[0], len(train)),
-                                     _mask(rows[1], len(train))).sum())
-              for rows in (plain, deduped)]
+    counts = [_leaked_count(train, near, config, rows) for rows in (plain, deduped)]
+    report.ran("dedupe")
     report.add(near_checks.dedupe_report(
         counts[0], len(plain[1]), counts[1], len(deduped[1]),
         int(np.count_nonzero(np.bincount(clusters) > 1)), str(config.train)))
     return deduped
+
+
+def _leaked_count(whole: TextTable, near: NearDuplicates | None, config: DataConfig,
+                  rows: tuple[np.ndarray, np.ndarray]) -> int:
+    """Validation rows (`rows[1]`) with an exact or near copy among the training rows."""
+    train_rows, valid_rows = rows
+    if near is not None:
+        return int(near_checks.leaked(near, _mask(train_rows, len(whole)),
+                                      _mask(valid_rows, len(whole))).sum())
+    from fitclass.data import image_checks
+
+    assert config.images is not None  # text rows always have `near` under dedupe
+    found = image_checks.check_image_leakage(whole.subset(train_rows),
+                                             whole.subset(valid_rows), config.images)
+    return 0 if found is None else found.count

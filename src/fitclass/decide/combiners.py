@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold
 
+from fitclass.decide.folds import cross_fit_folds
 from fitclass.registry import Registry
 from fitclass.target_kinds import TargetKind
 
@@ -180,20 +180,11 @@ for _name, _fitter in {"mean": fit_mean, "weighted": fit_weighted, "greedy": fit
     METHODS.add(_name, _fitter)
 
 
-def folds(targets: np.ndarray, kind: TargetKind, k: int,
-          seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds where possible (multi-label and tiny classes: plain folds)."""
-    rows = np.zeros(len(targets))
-    if not kind.multilabel and np.bincount(targets).min(initial=k) >= k:
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, targets))
-    return list(KFold(k, shuffle=True, random_state=seed).split(rows))
-
-
 def cross_fit(method: str, member_probs: np.ndarray, targets: np.ndarray, score: Score,
               kind: TargetKind, k: int = 5, seed: int = 0, **options: Any) -> np.ndarray:
     """Combined probabilities for every row from a combiner fitted without that row."""
     out = np.zeros_like(member_probs[0])
-    for fit_rows, score_rows in folds(targets, kind, k, seed):
+    for fit_rows, score_rows in cross_fit_folds(targets, kind, k, seed):
         combiner = METHODS.get(method)(member_probs[:, fit_rows], targets[fit_rows], score,
                                    kind, **options)
         out[score_rows] = combiner.combine(member_probs[:, score_rows])

@@ -10,21 +10,20 @@ costs O(n log n + n K) rather than a grid of metric evaluations. Sweeps repeat u
 gains; offsets are centred (sum 0: adding one constant to all changes nothing), and among
 equally good values the one nearest 0 (the plain argmax) is kept.
 
-The metrics are those that depend on the predicted labels only, written as a sum of per-class
-terms of (true positives, predictions, support), exactly as `fitclass.metrics` computes them.
+The metrics are those that depend on the predicted labels only, computed from per-class
+confusion counts by `fitclass.count_metrics` (one formula for this search and the bootstrap).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
-#: A class's share of the metric from its true positives, predictions, support (arrays or
-#: numbers, broadcast), the row count and the classes' supports.
-Term = Callable[[np.ndarray, np.ndarray, float, int, np.ndarray], np.ndarray]
+from fitclass.count_metrics import COUNT_METRICS, class_share, confusion_counts, count_metric
+from fitclass.decide.folds import cross_fit_folds
+from fitclass.target_kinds import MULTICLASS
+
 EPS = 1e-12
 #: Breakpoints closer than this are one breakpoint: no offset could separate them reliably.
 GAP = 1e-9
@@ -33,39 +32,8 @@ GAP = 1e-9
 BEYOND = 1.0
 
 
-def _f1(tp: np.ndarray, predicted: np.ndarray, support: float) -> np.ndarray:
-    denominator = np.asarray(support + predicted, dtype=float)
-    return np.divide(2.0 * tp, denominator, out=np.zeros_like(denominator),
-                     where=denominator > 0)
-
-
-def _accuracy(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
-              supports: np.ndarray) -> np.ndarray:
-    return np.asarray(tp, dtype=float) / rows
-
-
-def _balanced(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
-              supports: np.ndarray) -> np.ndarray:
-    # recall averaged over the classes present among the targets (as scikit-learn does)
-    if support == 0:
-        return np.zeros(np.shape(tp))
-    return np.asarray(tp, dtype=float) / support / np.count_nonzero(supports)
-
-
-def _macro_f1(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
-              supports: np.ndarray) -> np.ndarray:
-    return _f1(tp, predicted, support) / len(supports)
-
-
-def _weighted_f1(tp: np.ndarray, predicted: np.ndarray, support: float, rows: int,
-                 supports: np.ndarray) -> np.ndarray:
-    return _f1(tp, predicted, support) * support / rows
-
-
-#: The metrics offsets can be fitted for (`decision.optimize`); micro-F1 is accuracy here.
-METRICS: dict[str, Term] = {"accuracy": _accuracy, "balanced_accuracy": _balanced,
-                            "macro_f1": _macro_f1, "micro_f1": _accuracy,
-                            "weighted_f1": _weighted_f1}
+#: The metrics offsets can be fitted for (`decision.optimize`).
+METRICS = COUNT_METRICS
 
 
 def log_scores(probs: np.ndarray) -> np.ndarray:
@@ -79,19 +47,13 @@ def predict_with_offsets(probs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def score(targets: np.ndarray, predictions: np.ndarray, metric: str, classes: int) -> float:
     """`metric` of class-index predictions, from per-class confusion counts."""
-    targets, predictions = np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
-    supports = np.bincount(targets, minlength=classes)
-    predicted = np.bincount(predictions, minlength=classes)
-    tp = np.bincount(targets[targets == predictions], minlength=classes)
-    term = METRICS[metric]
-    return float(sum(term(tp[c], predicted[c], supports[c], len(targets), supports)
-                     for c in range(classes)))
+    return float(count_metric(metric, *confusion_counts(targets, predictions, classes)))
 
 
 def _coordinate_scores(scores: np.ndarray, targets: np.ndarray, offsets: np.ndarray,
-                       c: int, term: Term) -> tuple[np.ndarray, np.ndarray]:
+                       c: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Sorted breakpoints of class `c` and the metric after flipping the first s rows to `c`
-    (s = 0..n, every other offset fixed)."""
+    (s = 0..n, every other offset fixed), summed from each class's share."""
     rows, classes = scores.shape
     others = scores + offsets
     others[:, c] = -np.inf
@@ -104,14 +66,15 @@ def _coordinate_scores(scores: np.ndarray, targets: np.ndarray, offsets: np.ndar
     def cumulative(flags: np.ndarray) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(flags)])
 
-    total = term(cumulative(y == c), np.arange(rows + 1), supports[c], rows, supports)
-    for j in range(classes):
+    total = class_share(metric, cumulative(y == c), np.arange(rows + 1), supports[c],
+                        supports)
+    for j in range(classes):  # a flipped row leaves its runner-up's predictions
         if j == c:
             continue
         lost = cumulative(r == j)
         lost_tp = cumulative((r == j) & (y == j))
-        predicted0, tp0 = np.count_nonzero(r == j), np.count_nonzero((r == j) & (y == j))
-        total = total + term(tp0 - lost_tp, predicted0 - lost, supports[j], rows, supports)
+        total = total + class_share(metric, lost_tp[-1] - lost_tp, lost[-1] - lost,
+                                    supports[j], supports)
     return breakpoints[order], total
 
 
@@ -152,7 +115,6 @@ def fit_offsets(probs: np.ndarray, targets: np.ndarray, metric: str = "macro_f1"
     scores = log_scores(probs)
     targets = np.asarray(targets, dtype=int)
     classes = scores.shape[1]
-    term = METRICS[metric]
     offsets = np.zeros(classes)
     current = before = score(targets, scores.argmax(axis=1), metric, classes)
     history, sweeps = [before], 0
@@ -160,7 +122,7 @@ def fit_offsets(probs: np.ndarray, targets: np.ndarray, metric: str = "macro_f1"
         sweeps += 1
         improved = False
         for c in range(classes):
-            proposal = _improved_offset(scores, targets, offsets, c, term, current)
+            proposal = _improved_offset(scores, targets, offsets, c, metric, current)
             if proposal is None:
                 continue
             trial = offsets.copy()
@@ -176,10 +138,10 @@ def fit_offsets(probs: np.ndarray, targets: np.ndarray, metric: str = "macro_f1"
 
 
 def _improved_offset(scores: np.ndarray, targets: np.ndarray, offsets: np.ndarray, c: int,
-                     term: Term, current: float) -> float | None:
+                     metric: str, current: float) -> float | None:
     """The best offset for class `c` (nearest 0 among equals), or None when no value of it
     beats `current`."""
-    breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, term)
+    breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, metric)
     values, reachable = _candidates(breakpoints)
     totals = np.where(reachable, totals, -np.inf)
     best = totals.max()
@@ -229,8 +191,7 @@ def cross_fitted_predictions(probs: np.ndarray, targets: np.ndarray, metric: str
         fitted = fit_offsets(probs, targets, metric)
         return CrossFit(predict_with_offsets(probs, fitted.offsets), 1, note)
     predictions = np.zeros(len(targets), dtype=int)
-    splitter = StratifiedKFold(used, shuffle=True, random_state=seed)
-    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
+    for fit_rows, held_rows in cross_fit_folds(targets, MULTICLASS, used, seed):
         fitted = fit_offsets(probs[fit_rows], targets[fit_rows], metric)
         predictions[held_rows] = predict_with_offsets(probs[held_rows], fitted.offsets)
     return CrossFit(predictions, used, note)

@@ -23,10 +23,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
 from fitclass.atomic import atomic_write_text
+from fitclass.data.dedupe_groups import dedupe_groups
 from fitclass.data.prepare import class_names_of, read_labelled
 from fitclass.data.table import TextTable
 from fitclass.errors import FitclassError, RecipeError
-from fitclass.noise import near_copies, scoring
+from fitclass.noise import findings, near_copies, scoring
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import STATUS, Layout, claim_folder
@@ -249,7 +250,7 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     table = read_labelled(data.train, data, data.limit)
     class_names = class_names_of(table, config.data)
     targets, kind = table.targets(class_names), KINDS[config.task]
-    groups = table.groups if config.data.split.method == "group" else None
+    groups = dedupe_groups(table, data)  # near-duplicate clusters never straddle folds
     splits = fold_splits(targets, kind, groups, folds, seed)
     out = Path(out)
     summary_path = out.with_name(f"{out.stem}_summary.json")
@@ -277,6 +278,7 @@ def audit(recipe: Any, out: str | Path, *, folds: int = 5, proxy: str | None = N
     if copies is not None:
         summary["near_copies"] = copies_summary
         atomic_write_text(near_copies.output_path(out), copies.to_csv(index=False))
+    summary["checks"] = findings.audit_checks(table, data, suspects, summary, out, copies)
     atomic_write_text(out, suspects.to_csv(index=False))
     atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
     return AuditResult(suspects=suspects, summary=summary, oof_probs=probs,

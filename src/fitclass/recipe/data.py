@@ -18,8 +18,10 @@ class SplitConfig(Strict):
     method: Literal["stratified", "group"] = "stratified"
     valid_size: float = Field(0.1, gt=0.0, lt=1.0)
     seed: int = 42
-    #: `group`: near-duplicate text clusters become groups (joined with `data.group` under
-    #: method: group), so no cluster straddles train and validation.
+    #: `group`: near-duplicate clusters (texts: `data.near_duplicate_threshold`; images:
+    #: identical files and dHashes within `data.images.near_duplicate_bits`) become groups
+    #: (joined with `data.group` under method: group), so no cluster straddles train and
+    #: validation, nor two cross-validation folds.
     dedupe: Literal["none", "group"] = "none"
     #: Cross-validation (`fitclass train --folds K` writes both into each fold run): the
     #: validation rows are fold `fold` (0-based) of `folds` folds of every labelled row
@@ -114,11 +116,8 @@ class DataConfig(Strict):
 
     @model_validator(mode="after")
     def _dedupe_needs_text_check(self) -> DataConfig:
-        if self.split.dedupe == "group" and self.images is not None:
-            raise ValueError("data.split.dedupe: group groups near-duplicate texts; image "
-                             "data is not deduplicated yet: put copies in one data.group "
-                             "(with data.split.method: group), or set data.split.dedupe: none")
-        if self.split.dedupe == "group" and self.near_duplicate_threshold is None:
+        if (self.split.dedupe == "group" and self.images is None
+                and self.near_duplicate_threshold is None):
             raise ValueError("data.split.dedupe: group needs the near-duplicate check: set "
                              "data.near_duplicate_threshold (e.g. 0.8), or set "
                              "data.split.dedupe: none")

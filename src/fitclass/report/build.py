@@ -11,6 +11,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fitclass.capabilities import capabilities_for
+from fitclass.data.check_list import rows_from_record
 from fitclass.decide.calibration import expected_calibration_error, scale
 from fitclass.decide.decision import Decision
 from fitclass.errors import RunError
@@ -152,6 +153,19 @@ def _suspects(run: RunDir) -> tuple[str, list[dict[str, Any]]]:
     return "training dynamics", _records(dynamics.head(50))
 
 
+def check_rows(run: RunDir, recorded: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data section's checks list: every data check the run recorded (ok, warn or fail,
+    count, worst examples, fix), then the rows of an audit saved into the run."""
+    data = readers.read_recipe_dict(run).get("data")
+    separate_valid = isinstance(data, dict) and bool(data.get("valid"))
+    rows = [row.to_dict() for row in rows_from_record(recorded, separate_valid=separate_valid)]
+    audit = readers.read_audit_summary(run) or {}
+    listed = audit.get("checks")
+    if isinstance(listed, list):
+        rows += [row for row in listed if isinstance(row, dict) and row.get("source") == "audit"]
+    return rows
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -198,7 +212,8 @@ def gather(path: str | Path) -> dict[str, Any]:
                                                 metrics.get("predicted_distribution", {})),
         "curves": (plots.learning_curves(history, select)
                    if history is not None and len(history) else None),
-        "checks": checks, "suspects_source": suspects_source, "suspects": suspects,
+        "checks": checks, "check_rows": check_rows(run, checks),
+        "suspects_source": suspects_source, "suspects": suspects,
         "errors": _worst_errors(valid, multilabel),
         "ensemble": metrics.get("ensemble"),
         "sweep": None,

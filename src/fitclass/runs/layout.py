@@ -43,6 +43,7 @@ TENSORBOARD = "tensorboard"  # tracking.py's TensorBoard event files
 ONNX = "onnx"  # export.py's graphs
 EXPORT_INFO = "export.json"  # inside ONNX: what the export verified
 SUSPECTS = "suspects.csv"  # an audit's suspects, when saved into the run it audited
+SUSPECTS_SUMMARY = "suspects_summary.json"  # ... and its summary (`checks`: its checks list)
 OOF = "oof.csv"  # a cross-validation run's out-of-fold predictions, every labelled row
 OOF_PROBS = "oof_probs.safetensors"  # ... and its out-of-fold probabilities, raw
 CV = "cv.json"  # a cross-validation run's scores over folds

@@ -31,6 +31,7 @@ from fitclass.runs.layout import (
     REFIT_INFO,
     STATUS,
     SUSPECTS,
+    SUSPECTS_SUMMARY,
     VALID_PREDICTIONS,
     VALID_PROBS,
 )
@@ -182,6 +183,13 @@ def read_dynamics(run: RunDir) -> pd.DataFrame | None:
 def read_suspects(run: RunDir) -> pd.DataFrame | None:
     """An audit's `suspects.csv` saved into the run; None when absent."""
     return _read_table(run.file(SUSPECTS))
+
+
+def read_audit_summary(run: RunDir) -> dict[str, Any] | None:
+    """An audit's `suspects_summary.json` saved into the run (`fitclass audit --out
+    RUN_DIR/suspects.csv`); None when absent."""
+    path = run.file(SUSPECTS_SUMMARY)
+    return read_json_object(path, {}) if path.is_file() else None
 
 
 def read_refit_info(run: RunDir) -> dict[str, Any] | None:

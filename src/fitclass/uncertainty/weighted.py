@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from fitclass.count_metrics import from_counts, ratio
 from fitclass.uncertainty.scored import Scored
 
 #: Metrics computed here, by kind (multi-label or not).
@@ -81,13 +82,6 @@ def _one_hot(indices: np.ndarray, values: np.ndarray, width: int) -> sparse.csr_
     return sparse.csr_matrix((values.astype(float), (rows, indices)), shape=(len(indices), width))
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray, empty: float = 0.0) -> np.ndarray:
-    """numerator / denominator, `empty` where the denominator is 0 (scikit-learn's
-    `zero_division`)."""
-    safe = np.where(denominator > 0, denominator, 1.0)
-    return np.where(denominator > 0, numerator / safe, empty)
-
-
 def _sum_metrics(scored: Scored, weights: np.ndarray,
                  names: list[str]) -> dict[str, np.ndarray]:
     if not names:
@@ -109,16 +103,8 @@ def _multiclass_sums(scored: Scored, weights: np.ndarray) -> dict[str, np.ndarra
                              sparse.csr_matrix(-np.log(true_prob)[:, None])]).tocsr()
     sums = _sums(columns, weights)
     tp, support, predicted, loss = sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:3 * k], sums[:, -1]
-    total = support.sum(axis=1)
-    f1 = _ratio(2 * tp, support + predicted)
-    recall = np.where(support > 0, _ratio(tp, support), np.nan)  # absent classes left out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        balanced = np.nanmean(recall, axis=1)
-    accuracy = _ratio(tp.sum(axis=1), total)
-    return {"accuracy": accuracy, "micro_f1": accuracy, "balanced_accuracy": balanced,
-            "macro_f1": f1.mean(axis=1), "weighted_f1": _ratio((f1 * support).sum(axis=1), total),
-            "log_loss": _ratio(loss, total, np.nan)}
+    return from_counts(tp, support, predicted) | {
+        "log_loss": ratio(loss, support.sum(axis=1), np.nan)}
 
 
 def _multilabel_sums(scored: Scored, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -129,7 +115,7 @@ def _multilabel_sums(scored: Scored, weights: np.ndarray) -> dict[str, np.ndarra
     cell_loss = -(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped))
     true_count, predicted_count = targets.sum(axis=1), preds.sum(axis=1)
     both = (targets & preds).sum(axis=1)
-    row_f1 = _ratio(2 * both, (true_count + predicted_count).astype(float), empty=1.0)
+    row_f1 = ratio(2 * both, (true_count + predicted_count).astype(float), empty=1.0)
     has_labels = (true_count > 0).astype(float)
     per_row = np.column_stack([
         row_f1, np.all(targets == preds, axis=1), (targets != preds).mean(axis=1),
@@ -142,14 +128,14 @@ def _multilabel_sums(scored: Scored, weights: np.ndarray) -> dict[str, np.ndarra
     sums = _sums(columns, weights)
     tp, fp, fn = (sums[:, i * labels:(i + 1) * labels] for i in range(3))
     f1_sum, subset, hamming, loss, labelled, lrap, total = sums[:, 3 * labels:].T
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    f1 = ratio(2 * tp, 2 * tp + fp + fn)
     support = tp + fn
-    micro = _ratio(2 * tp.sum(axis=1), (2 * tp + fp + fn).sum(axis=1))
+    micro = ratio(2 * tp.sum(axis=1), (2 * tp + fp + fn).sum(axis=1))
     return {"micro_f1": micro, "macro_f1": f1.mean(axis=1),
-            "weighted_f1": _ratio((f1 * support).sum(axis=1), support.sum(axis=1)),
-            "samples_f1": _ratio(f1_sum, total), "subset_accuracy": _ratio(subset, total),
-            "hamming_loss": _ratio(hamming, total), "log_loss": _ratio(loss, total, np.nan),
-            "lrap": _ratio(lrap, labelled, np.nan)}
+            "weighted_f1": ratio((f1 * support).sum(axis=1), support.sum(axis=1)),
+            "samples_f1": ratio(f1_sum, total), "subset_accuracy": ratio(subset, total),
+            "hamming_loss": ratio(hamming, total), "log_loss": ratio(loss, total, np.nan),
+            "lrap": ratio(lrap, labelled, np.nan)}
 
 
 def row_lrap(targets: np.ndarray, probs: np.ndarray, block: int = 4_000_000) -> np.ndarray:
@@ -164,7 +150,7 @@ def row_lrap(targets: np.ndarray, probs: np.ndarray, block: int = 4_000_000) -> 
         rank = at_least.sum(axis=2)
         relevant_above = (at_least * t[:, None, :]).sum(axis=2)
         per_label = np.where(t > 0, relevant_above / rank, 0.0)
-        out[start:start + step] = _ratio(per_label.sum(axis=1), t.sum(axis=1))
+        out[start:start + step] = ratio(per_label.sum(axis=1), t.sum(axis=1))
     return out
 
 
@@ -214,7 +200,7 @@ def _column_ranking(scores: np.ndarray, positive: np.ndarray, by_row: np.ndarray
     tp_before = positives[np.searchsorted(hit_group, hit_group, side="left")]
     all_positive = positives[-1]
     all_negative = all_weight - all_positive
-    ap = _ratio((hit_weight * _ratio(tp_through, through)).sum(axis=0), all_positive, np.nan)
+    ap = ratio((hit_weight * ratio(tp_through, through)).sum(axis=0), all_positive, np.nan)
     fp_through, fp_before = through - tp_through, before - tp_before
     pairs = (hit_weight * (all_negative - 0.5 * (fp_through + fp_before))).sum(axis=0)
-    return ap, _ratio(pairs, all_positive * all_negative, np.nan)
+    return ap, ratio(pairs, all_positive * all_negative, np.nan)
