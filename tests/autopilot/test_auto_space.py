@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
-from fitclass.autopilot.budget import (finish_seconds, members_that_fit, parse_time,
-                                       refuse_if_too_small)
+from fitclass.autopilot.budget import (
+    finish_seconds,
+    members_that_fit,
+    parse_time,
+    refuse_if_too_small,
+)
 from fitclass.autopilot.space import candidate_backbones, choose_space, trial_keys
 from fitclass.diagnosis import Diagnosis, Finding
 from fitclass.errors import FitclassError

@@ -111,7 +111,7 @@ def members_that_fit(remaining_s: float, top: int) -> int:
 
 
 def refuse_if_too_small(budget_s: float, spent_s: float, cheapest_s: float,
-                        rows: int) -> None:
+                        rows: int | None) -> None:
     """Refuse at the start when the budget cannot fit one run of the cheapest member and
     the finish, saying what would."""
     needed = spent_s + cheapest_s + finish_seconds(1)
@@ -120,6 +120,7 @@ def refuse_if_too_small(budget_s: float, spent_s: float, cheapest_s: float,
     suggestion = max(60.0, 2 * needed)
     raise FitclassError(
         f"--time {format_seconds(budget_s)}: too small to fit even one run of the cheapest "
-        f"member ({CHEAPEST}, about {cheapest_s:.0f} s on {rows} rows) plus the diagnosis "
+        f"member ({CHEAPEST}, about {cheapest_s:.0f} s "
+        f"{'at the least' if rows is None else f'on {rows} rows'}) plus the diagnosis "
         f"and the finish ({format_seconds(needed)} in all); give --time "
         f"{int(suggestion // 60) or 1}m or more")

@@ -118,6 +118,8 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
     spent = float(record["spent_seconds"]) if record else 0.0
     deadline = timing.Deadline(budget_s, spent)
     if record is None:
+        # before reading anything: a budget below a TF-IDF run's fixed cost never fits
+        timing.refuse_if_too_small(budget_s, 0.0, timing.TFIDF_FIXED_S, None)
         diagnosis = doctor(data, label=label, text=text, valid=valid)
         space = choose_space(diagnosis, affordable(candidate_backbones(diagnosis, named,
                                                                        preset),

@@ -1,0 +1,116 @@
+"""`fitclass auto` end to end on tiny TF-IDF tables: on time, a normal run, resumable,
+clear refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import make_rows, write_table
+from typer.testing import CliRunner
+
+import fitclass
+from fitclass.cli import app
+from fitclass.errors import FitclassError, RunError
+
+#: In-process: no interpreter start to allow for, only scheduling noise on a shared CPU.
+SLACK_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def long_tail_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A long tail: 90/40/9 rows (ratio 10)."""
+    rows = make_rows({"sports": 90, "tech": 40, "food": 9}, seed=3)
+    return write_table(rows, tmp_path_factory.mktemp("auto") / "tail.csv")
+
+
+def test_a_tiny_budget_finishes_on_time_with_a_run_predict_works_on(
+        tmp_path: Path, long_tail_csv: Path) -> None:
+    budget = 40.0
+    started = time.perf_counter()
+    run = fitclass.auto(long_tail_csv, label="label", time=f"{budget:.0f}s", preset="fast",
+                        out=tmp_path / "auto")
+    elapsed = time.perf_counter() - started
+    assert elapsed <= budget * 1.1 + SLACK_S, elapsed
+    assert run.path == (tmp_path / "auto").resolve()
+    predicted = fitclass.load_run(run.path).predict(["the football match and the goal",
+                                                     "pizza with cheese in the kitchen"])
+    assert list(predicted["label"]) == ["sports", "food"]
+    record = json.loads((run.path / "auto.json").read_text())
+    assert record["spent_seconds"] <= budget * 1.1
+    space = record["space"]
+    searched = {c["key"]: c["finding"] for c in space["choices"]}
+    assert searched["imbalance.class_weights"] == "imbalance"  # the long tail's remedy
+    assert searched["decision.optimize"] == "imbalance"
+    notes = (run.path / "auto.md").read_text()
+    for part in ("## What doctor found", "imbalance", "## What it tried", "95% interval",
+                 "## What it chose", "```yaml", "class_weights"):
+        assert part in notes
+    trial = run.path / "trials" / "trial-0000"
+    first = fitclass.load_run(trial).recipe
+    assert first.model.backbone == "tfidf" and first.imbalance.class_weights == "none"
+
+
+def test_killed_and_rerun_it_continues_without_redoing_finished_trials(
+        tmp_path: Path, long_tail_csv: Path) -> None:
+    out = tmp_path / "auto"
+    fitclass.auto(long_tail_csv, label="label", time="90s", preset="fast", out=out, trials=1)
+    first = out / "trials" / "trial-0000" / "metrics.json"
+    stamp = first.stat().st_mtime_ns
+    spent = json.loads((out / "auto.json").read_text())["spent_seconds"]
+    run = fitclass.auto(long_tail_csv, label="label", time="90s", preset="fast", out=out,
+                        trials=2)
+    assert first.stat().st_mtime_ns == stamp  # trial 0 was not trained again
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0000", "trial-0001"]
+    record = json.loads((out / "auto.json").read_text())
+    assert len(record["calls"]) == 2
+    assert record["spent_seconds"] > spent  # the first call's time still counts
+    assert "trial-0001" in (out / "auto.md").read_text()
+    assert run.metrics["macro_f1"] > 0
+    with pytest.raises(FitclassError, match="different command.*preset"):
+        fitclass.auto(long_tail_csv, label="label", time="90s", preset="good", out=out)
+
+
+def test_a_budget_too_small_for_one_run_is_refused_at_the_start(
+        tmp_path: Path, long_tail_csv: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(FitclassError, match=r"too small to fit even one run of the cheapest "
+                                            r"member \(tfidf.*give --time 1m or more"):
+        fitclass.auto(long_tail_csv, label="label", time="2s", out=tmp_path / "auto")
+    assert time.perf_counter() - started < 2.0
+    assert not (tmp_path / "auto" / "trials").exists()
+
+
+def test_an_out_folder_fitclass_did_not_write_is_refused_and_kept(
+        tmp_path: Path, long_tail_csv: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(RunError, match="will not write into this folder: it is not a fitclass auto folder"):
+        fitclass.auto(long_tail_csv, label="label", time="1m", out=out)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_cli_bad_time_and_a_missing_column_say_what_to_do(tmp_path: Path,
+                                                          long_tail_csv: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["auto", str(long_tail_csv), "--label", "label", "--time",
+                              "soon", "--out", str(tmp_path / "a")])
+    assert bad.exit_code != 0
+    assert "--time 'soon'" in bad.output and "30m" in bad.output
+    missing = runner.invoke(app, ["auto", str(long_tail_csv), "--label", "topic", "--time",
+                                  "1m", "--out", str(tmp_path / "b")])
+    assert missing.exit_code != 0
+    assert "topic" in missing.output and "'text'" in missing.output  # lists the columns
+
+
+def test_a_dataframe_is_saved_into_out_for_its_trials(tmp_path: Path) -> None:
+    frame = pd.DataFrame(make_rows({"sports": 40, "tech": 40, "food": 40}, seed=5))
+    run = fitclass.auto(frame, label="label", time="40s", preset="fast", out=tmp_path / "df",
+                        trials=1)
+    assert (run.path / "table.csv").is_file()
+    assert fitclass.load_run(run.path).recipe.data.train == run.path / "table.csv"
