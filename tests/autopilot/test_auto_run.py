@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_rows, write_table
 from typer.testing import CliRunner
 
 import fitclass
+from conftest import make_rows, write_table
 from fitclass.cli import app
 from fitclass.errors import FitclassError, RunError
 
