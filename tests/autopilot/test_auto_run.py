@@ -70,7 +70,7 @@ def test_killed_and_rerun_it_continues_without_redoing_finished_trials(
     assert record["spent_seconds"] > spent  # the first call's time still counts
     assert "trial-0001" in (out / "auto.md").read_text()
     assert run.metrics["macro_f1"] > 0
-    with pytest.raises(FitclassError, match="different command.*preset"):
+    with pytest.raises(FitclassError, match=r"different command.*preset"):
         fitclass.auto(long_tail_csv, label="label", time="90s", preset="good", out=out)
 
 
@@ -89,7 +89,8 @@ def test_an_out_folder_fitclass_did_not_write_is_refused_and_kept(
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    with pytest.raises(RunError, match="will not write into this folder: it is not a fitclass auto folder"):
+    with pytest.raises(RunError, match="will not write into this folder: it is not a "
+                                       "fitclass auto folder"):
         fitclass.auto(long_tail_csv, label="label", time="1m", out=out)
     assert (out / "notes.txt").read_text() == "keep me"
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
