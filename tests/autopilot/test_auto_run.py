@@ -115,3 +115,20 @@ def test_a_dataframe_is_saved_into_out_for_its_trials(tmp_path: Path) -> None:
                         trials=1)
     assert (run.path / "table.csv").is_file()
     assert fitclass.load_run(run.path).recipe.data.train == run.path / "table.csv"
+
+
+def test_when_no_trial_finishes_it_says_so_and_auto_md_lists_the_errors(
+        tmp_path: Path, long_tail_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fitclass.api
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory (planted)")
+
+    monkeypatch.setattr(fitclass.api, "train", broken)
+    with pytest.raises(FitclassError, match="no trial finished within the budget"):
+        fitclass.auto(long_tail_csv, label="label", time="1m", preset="fast",
+                      out=tmp_path / "auto")
+    notes = (tmp_path / "auto" / "auto.md").read_text()
+    assert "3 trials failed in a row" in notes and "planted" in notes
+    assert "Nothing: no trial finished" in notes
+    assert "| 3 |" not in notes  # it stopped after three failures

@@ -33,6 +33,10 @@ from fitclass.sweep import leaderboard
 STAGING = ".auto-final"
 
 
+class NothingFinished(FitclassError):
+    """No trial finished: there is nothing to ensemble or copy."""
+
+
 def ranked(study: Any) -> pd.DataFrame:
     """The study's trials, finished ones first, best first (sweep's leaderboard rows)."""
     board = leaderboard(study)
@@ -83,9 +87,9 @@ def build_final(board: pd.DataFrame, out: Path, top: int, metric: str) -> dict[s
     """Write OUT's run from the best trials; return what was chosen."""
     chosen = members(board, top)
     if not chosen:
-        raise FitclassError(f"{out}: no trial finished within the budget, so there is no "
-                            f"model; see {out / 'auto.md'} and the trials' errors, then "
-                            f"rerun with a larger --time")
+        raise NothingFinished(f"{out}: no trial finished within the budget, so there is no "
+                              f"model; {out / 'auto.md'} lists the trials and their errors; "
+                              f"rerun with a larger --time")
     staging = out / STAGING
     if staging.exists():  # an earlier call died mid-finish: it is ours to redo
         shutil.rmtree(staging)

@@ -105,7 +105,7 @@ def chosen_lines(out: Path, final: dict[str, Any], metric: str) -> list[str]:
 
 
 def write_notes(out: Path, diagnosis: dict[str, Any], space: SearchSpace,
-                board: pd.DataFrame, final: dict[str, Any], budget: dict[str, Any],
+                board: pd.DataFrame, final: dict[str, Any] | None, budget: dict[str, Any],
                 stopped: str) -> Path:
     """Write OUT/auto.md."""
     best = next((Path(r) for r in board[board["status"] == "complete"]["run_dir"]
@@ -118,7 +118,10 @@ def write_notes(out: Path, diagnosis: dict[str, Any], space: SearchSpace,
              + f". The search stopped because {stopped}.", "",
              *leaderboard_lines(board, space.metric, space.backbones[0]), "",
              "Intervals: 95% bootstrap over validation rows (each run's metrics.json).", "",
-             "## What it chose", "", *chosen_lines(out, final, space.metric), "",
+             "## What it chose", "",
+             *(chosen_lines(out, final, space.metric) if final is not None else
+               ["Nothing: no trial finished within the budget (see the errors above)."]),
+             "",
              "## Budget", "",
              f"Budget {format_seconds(budget['budget_seconds'])}; used "
              f"{format_seconds(budget['spent_seconds'])} over {len(budget['calls'])} "

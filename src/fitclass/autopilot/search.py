@@ -90,6 +90,11 @@ def objective(space: SearchSpace, out: Path, deadline: Deadline,
     return run_trial
 
 
+def ended(study: Any) -> set[int]:
+    """The numbers of the trials that are over (complete, pruned or failed)."""
+    return {t.number for t in study.trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")}
+
+
 def finished(study: Any) -> int:
     return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
@@ -114,11 +119,18 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
                     f"the next trial's predicted {format_seconds(min(costs.values()))}")
         if len(affordable) < len(space.backbones):  # the sampler may pick only these now
             study.enqueue_trial({"model.backbone": min(affordable, key=costs.__getitem__)})
-        before = len(study.trials)
+        before = ended(study)
+        if on_trial is not None:  # a kill mid-trial then loses at most that trial's time
+            on_trial()
         study.optimize(run_trial, n_trials=1, catch=(Exception,), gc_after_trial=True)
         if on_trial is not None:
             on_trial()
-        failed = [t for t in study.trials[before:] if t.state.name == "FAIL"]
+        new = [t for t in study.trials if t.number not in before and t.number in ended(study)]
+        for done in new:
+            value = "" if done.value is None else f" {space.metric} {done.value:.4f}"
+            reporter.log(f"trial {done.number}: {done.state.name.lower()}{value}; "
+                         f"{format_seconds(max(0.0, deadline.remaining()))} left")
+        failed = [t for t in new if t.state.name == "FAIL"]
         failures = failures + 1 if failed else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
             error = failed[-1].user_attrs.get("error", "see the log")

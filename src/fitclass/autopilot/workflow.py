@@ -17,7 +17,7 @@ import pandas as pd
 
 from fitclass.atomic import atomic_write_text
 from fitclass.autopilot import budget as timing
-from fitclass.autopilot.finish import STAGING, build_final, ranked
+from fitclass.autopilot.finish import STAGING, NothingFinished, build_final, ranked
 from fitclass.autopilot.notes import NOTES, write_notes
 from fitclass.autopilot.search import TRIALS, finished, open_auto_study, search
 from fitclass.autopilot.space import (
@@ -158,7 +158,12 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
     if record.get("final") is None or finished(study) != before or not (
             target / "status.json").is_file():
         top = timing.members_that_fit(deadline.remaining(), TOP_MEMBERS[preset])
-        record["final"] = build_final(board, target, top, space.metric)
+        try:
+            record["final"] = build_final(board, target, top, space.metric)
+        except NothingFinished:
+            account()
+            write_notes(target, record["diagnosis"], space, board, None, record, stopped)
+            raise
     account()
     write_notes(target, record["diagnosis"], space, board, record["final"], record, stopped)
     account()

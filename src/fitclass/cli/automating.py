@@ -38,8 +38,11 @@ def auto(
     """Diagnose DATA, search the remedies its findings call for within --time, ensemble the
     best trials into one run, and explain it all in OUT/auto.md."""
     import fitclass
+    from fitclass.sweep_storage import import_optuna
 
     quiet_libraries()
+    # auto logs each trial's start and result itself; optuna's own lines would repeat them
+    import_optuna().logging.set_verbosity(import_optuna().logging.WARNING)
     run = fitclass.auto(data, label=label[0] if label and len(label) == 1 else label,
                         text=text[0] if text and len(text) == 1 else text, time=time,
                         preset=preset, out=out, storage=storage, valid=valid,
