@@ -39,6 +39,10 @@ def test_a_tiny_budget_finishes_on_time_with_a_run_predict_works_on(
     predicted = fitclass.load_run(run.path).predict(["the football match and the goal",
                                                      "pizza with cheese in the kitchen"])
     assert list(predicted["label"]) == ["sports", "food"]
+    texts = write_table([{"text": "a new laptop and software"}], tmp_path / "new.csv")
+    cli = CliRunner().invoke(app, ["predict", str(run.path), str(texts)])
+    assert cli.exit_code == 0, cli.output
+    assert "tech" in cli.output
     record = json.loads((run.path / "auto.json").read_text())
     assert record["spent_seconds"] <= budget * 1.1
     space = record["space"]

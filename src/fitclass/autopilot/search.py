@@ -111,8 +111,10 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
         if trials is not None and finished(study) >= trials:
             return f"the study holds {trials} finished trials (--trials)"
         costs = {b: predicted_seconds(study, space, b, rows, device) for b in space.backbones}
-        # keep back an ensemble of two: the finish takes as many members as the time left allows
-        left = deadline.remaining() - finish_seconds(2)
+        # keep back the finish: a copy while nothing has finished (the first trial must fit,
+        # as the refusal at the start promised), then an ensemble of two; the finish takes
+        # as many members as the time left allows
+        left = deadline.remaining() - finish_seconds(2 if finished(study) else 1)
         affordable = [b for b in space.backbones if costs[b] <= left]
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "
