@@ -119,6 +119,9 @@ def test_a_dataframe_is_saved_into_out_for_its_trials(tmp_path: Path) -> None:
                         trials=1)
     assert (run.path / "table.csv").is_file()
     assert fitclass.load_run(run.path).recipe.data.train == run.path / "table.csv"
+    other = frame.assign(label=frame["label"].iloc[::-1].to_numpy())
+    with pytest.raises(FitclassError, match="different table"):
+        fitclass.auto(other, label="label", time="40s", preset="fast", out=tmp_path / "df")
 
 
 def test_when_no_trial_finishes_it_says_so_and_auto_md_lists_the_errors(

@@ -53,8 +53,14 @@ def _device() -> str:
 
 def _table_path(table: str | Path | pd.DataFrame, out: Path) -> str:
     if isinstance(table, pd.DataFrame):
-        path = out / TABLE
-        atomic_write_text(path, table.to_csv(index=False))
+        path, text = out / TABLE, table.to_csv(index=False)
+        if path.is_file() and path.read_text(encoding="utf-8") != text:
+            # the earlier call's trials were trained on that table: never replace it
+            raise FitclassError(f"{out}: an auto run of a different table is here (its "
+                                f"{TABLE} differs from the DataFrame given); pass the same "
+                                f"DataFrame to continue it, or choose another out folder")
+        if not path.is_file():
+            atomic_write_text(path, text)
         return str(path)
     if not Path(table).exists():
         raise FitclassError(f"{table}: no such file or folder; give the labelled table "
