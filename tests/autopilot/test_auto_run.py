@@ -139,3 +139,39 @@ def test_when_no_trial_finishes_it_says_so_and_auto_md_lists_the_errors(
     assert "3 trials failed in a row" in notes and "planted" in notes
     assert "Nothing: no trial finished" in notes
     assert "| 3 |" not in notes  # it stopped after three failures
+
+
+def test_a_killed_process_is_continued_by_the_same_command(tmp_path: Path,
+                                                            long_tail_csv: Path) -> None:
+    """A real kill (SIGKILL mid-search): the rerun keeps the finished trials' runs, fails
+    the trial that was running, and counts the killed call's time."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "auto"
+    code = ("import fitclass; fitclass.auto(%r, label='label', time='5m', preset='fast', "
+            "out=%r)" % (str(long_tail_csv), str(out)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen([sys.executable, "-c", code], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = out / "trials" / "trial-0001" / "metrics.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not second.is_file() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert second.is_file(), "the worker never finished two trials"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/metrics.json")}
+    spent = json.loads((out / "auto.json").read_text())["spent_seconds"]
+    assert spent > 0
+    count = len(stamps) + 1
+    fitclass.auto(long_tail_csv, label="label", time="5m", preset="fast", out=out,
+                  trials=count)
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
+    record = json.loads((out / "auto.json").read_text())
+    assert len(record["calls"]) == 2 and record["spent_seconds"] > spent
+    assert fitclass.load_run(out).metrics["macro_f1"] > 0
