@@ -151,8 +151,8 @@ def test_a_killed_process_is_continued_by_the_same_command(tmp_path: Path,
     import sys
 
     out = tmp_path / "auto"
-    code = ("import fitclass; fitclass.auto(%r, label='label', time='5m', preset='fast', "
-            "out=%r)" % (str(long_tail_csv), str(out)))
+    code = (f"import fitclass; fitclass.auto({str(long_tail_csv)!r}, label='label', "
+            f"time='5m', preset='fast', out={str(out)!r})")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     worker = subprocess.Popen([sys.executable, "-c", code], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
