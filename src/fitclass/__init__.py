@@ -1,8 +1,8 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
 The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`,
-`doctor`, `load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything else
-is an implementation detail that may change. Names load on first use, so `fitclass --help`
+`doctor`, `auto`, `load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything
+else is an implementation detail that may change. Names load on first use, so `fitclass --help`
 does not import torch.
 """
 
@@ -15,6 +15,7 @@ from fitclass._version import __version__
 from fitclass.errors import DataError, FitclassError, RecipeError, RunError
 
 if TYPE_CHECKING:
+    from fitclass.autopilot import auto
     from fitclass.comparing import compare
     from fitclass.crossval.workflow import train
     from fitclass.diagnosis import doctor
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from fitclass.recipe import Recipe, load_recipe
     from fitclass.runs.run import Run, load_run
 
-_LAZY = {"train": "fitclass.crossval.workflow", "ensemble": "fitclass.ensembling",
-         "compare": "fitclass.comparing", "audit": "fitclass.noise.audit",
-         "doctor": "fitclass.diagnosis",
+_LAZY = {"auto": "fitclass.autopilot", "train": "fitclass.crossval.workflow",
+         "ensemble": "fitclass.ensembling", "compare": "fitclass.comparing",
+         "audit": "fitclass.noise.audit", "doctor": "fitclass.diagnosis",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -39,6 +40,7 @@ __all__ = [
     "RunError",
     "__version__",
     "audit",
+    "auto",
     "compare",
     "doctor",
     "ensemble",

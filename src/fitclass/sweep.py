@@ -110,47 +110,59 @@ def open_study(config: SweepConfig, rdb: Any, study_name: str, seed: int) -> Any
                                sampler=make_sampler(config, seed), pruner=make_pruner(config))
 
 
-def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter) -> Any:
+def train_trial(trial: Any, recipe: Recipe, trial_dir: Path, metric: str,
+                reporter: Reporter,
+                stop_checks: tuple[Callable[[dict[str, Any]], None], ...] = ()) -> float:
+    """Train one trial's run into `trial_dir`: every evaluation of `metric` is reported to
+    the pruner, which may stop it early (optuna's TrialPruned); extra `stop_checks` may stop
+    it too (`fitclass auto`'s deadline). Returns the run's `metric`."""
     from fitclass.api import train
 
     optuna = _optuna()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial_reporter = Reporter(enabled=reporter.enabled)
 
+    def report(row: dict[str, Any]) -> None:
+        value = row.get(metric)
+        if value is not None:
+            trial.report(float(value), int(row.get("step", 0)))
+
+    def prune_if_behind(row: dict[str, Any]) -> None:
+        # asked only when training goes on after this evaluation: pruning saves compute,
+        # and a trial's last evaluation (a TF-IDF fit's only one) is a finished result
+        if row.get(metric) is not None and trial.should_prune():
+            raise Pruned(f"trial {trial.number} pruned at step {row.get('step')}")
+
+    trial_reporter.listeners.append(report)
+    trial_reporter.stop_checks.extend([prune_if_behind, *stop_checks])
+    try:
+        trial.set_user_attr("run_dir", str(trial_dir))  # only once it will exist
+        run = train(recipe, out=trial_dir, overwrite=True, reporter=trial_reporter)
+        value = run.metrics.get(metric)
+        if value is None:
+            raise FitclassError(f"trial {trial.number}: metric {metric!r} missing")
+    except Pruned:
+        raise optuna.TrialPruned() from None
+    except Exception as error:
+        # Optuna only logs a failed trial's exception: keep it for the leaderboard
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+        raise
+    return float(value)
+
+
+def objective(recipe: Recipe, config: SweepConfig, out: Path, reporter: Reporter) -> Any:
     metric = config.metric or recipe.train.select.metric
 
     def run_trial(trial: Any) -> float:
         values = sample(trial, config.params)
-        trial_dir = out / "trials" / f"trial-{trial.number:04d}"
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial_reporter = Reporter(enabled=reporter.enabled)
-
-        def report(row: dict[str, Any]) -> None:
-            value = row.get(metric)
-            if value is not None:
-                trial.report(float(value), int(row.get("step", 0)))
-
-        def prune_if_behind(row: dict[str, Any]) -> None:
-            # asked only when training goes on after this evaluation: pruning saves compute,
-            # and a trial's last evaluation (a TF-IDF fit's only one) is a finished result
-            if row.get(metric) is not None and trial.should_prune():
-                raise Pruned(f"trial {trial.number} pruned at step {row.get('step')}")
-
-        trial_reporter.listeners.append(report)
-        trial_reporter.stop_checks.append(prune_if_behind)
         reporter.log(f"trial {trial.number}: {values}")
         try:
             trial_recipe = with_params(recipe, values)
-            trial.set_user_attr("run_dir", str(trial_dir))  # only once it will exist
-            run = train(trial_recipe, out=trial_dir, overwrite=True, reporter=trial_reporter)
-            value = run.metrics.get(metric)
-            if value is None:
-                raise FitclassError(f"trial {trial.number}: metric {metric!r} missing")
-        except Pruned:
-            raise optuna.TrialPruned() from None
         except Exception as error:
-            # Optuna only logs a failed trial's exception: keep it for the leaderboard
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             raise
-        return float(value)
+        return train_trial(trial, trial_recipe, out / "trials" / f"trial-{trial.number:04d}",
+                           metric, reporter)
 
     return run_trial
 

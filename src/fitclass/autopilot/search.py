@@ -1,0 +1,143 @@
+"""`fitclass auto`'s search: an Optuna study over the chosen space, each trial a normal run
+under OUT/trials/, trained and pruned through `fitclass.sweep` (per-evaluation scores feed a
+Hyperband pruner, so weak neural trials stop after an epoch), until the budget's remaining
+time is below the predicted cost of the next trial.
+
+The study lives in an Optuna storage (SQLite in OUT by default; any RDB URL for several
+workers), so a killed search rerun with the same command keeps its finished trials, and a
+trial whose worker died is marked failed and queued once more (`sweep_storage`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fitclass.autopilot.budget import (
+    CHEAPEST,
+    Deadline,
+    estimate_seconds,
+    finish_seconds,
+    format_seconds,
+    measured_seconds,
+)
+from fitclass.autopilot.space import SearchSpace, trial_keys
+from fitclass.errors import Pruned
+from fitclass.recipe import SweepConfig, build_recipe
+from fitclass.sweep import open_study, sample, train_trial
+from fitclass.sweep_storage import fail_dead_trials, rdb_storage
+from fitclass.sweep_storage import import_optuna as _optuna
+from fitclass.training.progress import Reporter
+
+TRIALS = "trials"
+#: Consecutive failed trials after which the search stops (a broken setup, not bad luck).
+MAX_FAILURES_IN_A_ROW = 3
+
+
+def trial_dir(out: Path, number: int) -> Path:
+    return out / TRIALS / f"trial-{number:04d}"
+
+
+def study_config(space: SearchSpace) -> SweepConfig:
+    """The sweep settings auto's study uses: TPE and a Hyperband pruner, maximising."""
+    return SweepConfig(metric=space.metric, mode="max", sampler="tpe", pruner="hyperband",
+                       startup_trials=3)
+
+
+def open_auto_study(space: SearchSpace, storage: str, name: str, seed: int,
+                    reporter: Reporter) -> Any:
+    """Open (or resume, or join) the study; mark dead workers' trials failed; queue the
+    cheapest member with its defaults first, so the first trial measures the cost."""
+    rdb = rdb_storage(storage)
+    study = open_study(study_config(space), rdb, name, seed)
+    fail_dead_trials(study, rdb, reporter)
+    if not study.trials:
+        study.enqueue_trial(space.defaults(CHEAPEST))
+    return study
+
+
+def predicted_seconds(study: Any, space: SearchSpace, backbone: str, rows: int,
+                      device: str) -> float:
+    """The next `backbone` trial's cost: measured when one has finished, else estimated."""
+    measured = measured_seconds(study, backbone, only_backbone=len(space.backbones) == 1)
+    return measured if measured is not None else estimate_seconds(backbone, rows,
+                                                                  space.epochs, device)
+
+
+def objective(space: SearchSpace, out: Path, deadline: Deadline,
+              reporter: Reporter) -> Callable[[Any], float]:
+    """One trial: its backbone, then that backbone's values, then a normal run."""
+
+    def past_deadline(row: dict[str, Any]) -> None:
+        if deadline.remaining() <= 0:
+            raise Pruned(f"the budget is spent (step {row.get('step')})")
+
+    def run_trial(trial: Any) -> float:
+        backbone = (space.backbones[0] if len(space.backbones) == 1 else
+                    trial.suggest_categorical("model.backbone", space.backbones))
+        values = sample(trial, space.params(backbone))
+        reporter.log(f"trial {trial.number}: {backbone} {values}")
+        try:
+            recipe = build_recipe(trial_keys(space, backbone, values),
+                                  f"auto trial {trial.number}")
+        except Exception as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            raise
+        return train_trial(trial, recipe, trial_dir(out, trial.number), space.metric,
+                           reporter, stop_checks=(past_deadline,))
+
+    return run_trial
+
+
+def ended(study: Any) -> set[int]:
+    """The numbers of the trials that are over (complete, pruned or failed)."""
+    return {t.number for t in study.trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")}
+
+
+def finished(study: Any) -> int:
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+
+
+def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: int,
+           device: str, reporter: Reporter, *, trials: int | None = None,
+           on_trial: Callable[[], None] | None = None) -> str:
+    """Run trials one at a time while the next one fits the time left (keeping back the
+    finish's share) and, with `trials`, until the study holds that many finished trials.
+    Returns why it stopped."""
+    run_trial = objective(space, out, deadline, reporter)
+    failures = 0
+    while True:
+        if trials is not None and finished(study) >= trials:
+            return f"the study holds {trials} finished trials (--trials)"
+        costs = {b: predicted_seconds(study, space, b, rows, device) for b in space.backbones}
+        # keep back the finish: a copy while nothing has finished (the first trial must fit,
+        # as the refusal at the start promised), then an ensemble of two; the finish takes
+        # as many members as the time left allows
+        left = deadline.remaining() - finish_seconds(2 if finished(study) else 1)
+        affordable = [b for b in space.backbones if costs[b] <= left]
+        if not affordable:
+            return (f"{format_seconds(max(0.0, left))} left before the finish, less than "
+                    f"the next trial's predicted {format_seconds(min(costs.values()))}")
+        if len(affordable) < len(space.backbones):  # the sampler may pick only these now
+            study.enqueue_trial({"model.backbone": min(affordable, key=costs.__getitem__)})
+        before = ended(study)
+        if on_trial is not None:  # a kill mid-trial then loses at most that trial's time
+            on_trial()
+        study.optimize(run_trial, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        if on_trial is not None:
+            on_trial()
+        new = [t for t in study.trials if t.number not in before and t.number in ended(study)]
+        for done in new:
+            value = "" if done.value is None else f" {space.metric} {done.value:.4f}"
+            reporter.log(f"trial {done.number}: {done.state.name.lower()}{value}; "
+                         f"{format_seconds(max(0.0, deadline.remaining()))} left")
+        failed = [t for t in new if t.state.name == "FAIL"]
+        failures = failures + 1 if failed else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            error = failed[-1].user_attrs.get("error", "see the log")
+            return f"{MAX_FAILURES_IN_A_ROW} trials failed in a row (last: {error})"
+
+
+def optuna_available() -> None:
+    _optuna()  # a clear FitclassError naming the extra when optuna is missing
