@@ -54,7 +54,7 @@ def timed(command: list[str]) -> tuple[float, float]:
 def commands(case: str, proxy: str | None, scratch: Path) -> list[str]:
     recipe, overrides = CASES[case]
     sets = [arg for value in overrides for arg in ("--set", value)]
-    cli = [sys.executable, "-m", "fitclass"]
+    cli = [sys.executable, "-c", "from fitclass.cli import main; main()"]
     if proxy is None:
         out = scratch / f"{case}-train"
         shutil.rmtree(out, ignore_errors=True)  # the benchmark's own scratch run
