@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from _holdout import holdout, markdown_table, scratch_dir, train_or_reuse
+from fitclass.diagnosis.findings import nested
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -77,17 +78,6 @@ DATASETS = {
                           best={"model.backbone": "tfidf"},
                           best_from="Foundation (issue 2): TF-IDF on NSMC"),
 }
-
-
-def nested(dotted: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for key, value in dotted.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
 
 
 def split(name: str, spec: Dataset, data_dir: Path, rows: int | None,
