@@ -30,7 +30,7 @@ from fitclass.autopilot.space import (
 )
 from fitclass.diagnosis import doctor
 from fitclass.errors import FitclassError
-from fitclass.runs.layout import RUN, Layout, claim_folder, now
+from fitclass.runs.layout import RUN, Layout, claim_folder, is_run, now
 from fitclass.runs.run import Run, load_run
 from fitclass.sweep_storage import hide_password
 from fitclass.training.progress import Reporter
@@ -161,8 +161,7 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
                      trials=trials, on_trial=account)
     reporter.log(f"search stopped: {stopped}")
     board = ranked(study)
-    if record.get("final") is None or finished(study) != before or not (
-            target / "status.json").is_file():
+    if record.get("final") is None or finished(study) != before or not is_run(target):
         top = timing.members_that_fit(deadline.remaining(), TOP_MEMBERS[preset])
         try:
             record["final"] = build_final(board, target, top, space.metric)

@@ -66,7 +66,7 @@ def check_replaceable(path: Path) -> None:
     """Refuse a folder, or a file that is not a recipe fitclass doctor wrote."""
     if path.is_dir():
         raise FitclassError(f"{path}: is a folder; --write-recipe names the YAML file to "
-                            f"write, e.g. {path / 'recipe.yaml'}")
+                            f"write, e.g. {path / 'doctor-recipe.yaml'}")
     if not path.exists():
         return
     try:
