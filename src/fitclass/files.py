@@ -45,7 +45,10 @@ def read_json_file(path: Path) -> Any:
 def _json_problem(text: str, error: json.JSONDecodeError, size: int) -> str:
     if not text.strip():
         return "it is empty"
-    if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated"):
+    # a cut inside a number ("0.71" cut to "0.") fails just before the end: the end is the
+    # text without its trailing partial number
+    end = len(text.rstrip().rstrip("0123456789.eE+-"))
+    if error.pos >= end or error.msg.startswith("Unterminated"):
         return f"truncated at byte {size}"
     return f"line {error.lineno} column {error.colno}: {error.msg}"
 
