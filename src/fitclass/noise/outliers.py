@@ -62,10 +62,11 @@ def knn_outliers(features: np.ndarray | sparse.spmatrix, classes: np.ndarray,
 
 def text_vectors(recipe: Recipe, table: TextTable) -> sparse.spmatrix:
     """TF-IDF vectors of the texts: the recipe's TF-IDF settings, else the defaults."""
+    from fitclass.models.catalog import get_backbone
     from fitclass.models.classical import TfidfBackbone, flatten
 
-    config = recipe.model if recipe.model.backbone == "tfidf" else ModelConfig(
-        backbone="tfidf")
+    own = isinstance(get_backbone(recipe.model), TfidfBackbone)
+    config = recipe.model if own else ModelConfig(backbone="tfidf")
     return TfidfBackbone(config).vectorizer().fit_transform(flatten(table.texts))
 
 

@@ -80,9 +80,10 @@ def auto_proxies(recipe: Recipe) -> list[str]:
 
     if recipe.data.images is not None:
         return ["model"]
-    if recipe.model.backbone == "tfidf":
+    capabilities = get_backbone(recipe.model).capabilities
+    if not capabilities.neural:  # a classical text model: the TF-IDF proxy is its kind
         return ["tfidf"]
-    if get_backbone(recipe.model).capabilities.cacheable_features:
+    if capabilities.cacheable_features:
         return ["tfidf", "linear_probe"]
     return ["model"]
 
