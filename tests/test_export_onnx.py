@@ -126,3 +126,19 @@ def test_unknown_quantisation_refused(exported: dict[str, Any]) -> None:
     with pytest.raises(FitclassError, match="int8"):
         export_onnx(exported["plain"], "fp16")
     assert not (exported["plain"] / "onnx").exists()
+
+
+def test_onnx_engine_never_builds_the_torch_model(exported: dict[str, Any],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The graph replaces the network: predicting with it reads the tokenizer only."""
+    from fitclass.models.text import TransformerBackbone
+
+    def refuse(cls: type, model_dir: Path) -> None:
+        raise AssertionError(f"the PyTorch model in {model_dir} was loaded")
+
+    monkeypatch.setattr(TransformerBackbone, "load", classmethod(refuse))
+    run = fitclass.load_run(exported["run"])
+    frame = run.predict(TEXTS, engine="onnx")
+    assert frame[[f"prob:{c}" for c in run.class_names]].to_numpy().sum(1) == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="PyTorch model"):  # the torch engine does load it
+        run.predict(TEXTS, engine="torch")

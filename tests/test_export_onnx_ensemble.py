@@ -117,6 +117,21 @@ def test_ensemble_onnx_engine_matches_torch(ensemble_run: dict[str, Any]) -> Non
     assert int8.sum(1) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_ensemble_onnx_engine_never_builds_a_member_torch_model(
+        ensemble_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members with a graph predict with it and their tokenizer, never their network."""
+    from fitclass.models.text import TransformerBackbone
+
+    def refuse(cls: type, model_dir: Path) -> None:
+        raise AssertionError(f"the PyTorch model in {model_dir} was loaded")
+
+    monkeypatch.setattr(TransformerBackbone, "load", classmethod(refuse))
+    run = fitclass.load_run(ensemble_run["path"])
+    assert probs_of(run.predict(TEXTS, engine="onnx"), run).sum(1) == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="PyTorch model"):
+        run.predict(TEXTS, engine="torch")
+
+
 def test_cli_exports_and_predicts_an_ensemble(ensemble_run: dict[str, Any], tmp_path: Path,
                                               cli_main: Callable[..., tuple[int, str, str]]
                                               ) -> None:
