@@ -220,6 +220,14 @@ def image_folder_writer() -> Callable[..., Path]:
     return write_image_folder
 
 
+@pytest.fixture(scope="session")
+def probe_texts() -> list[str]:
+    """Texts the ONNX tests predict: one per class, a two-word row, and one longer than the
+    tiny models' max_length (truncated)."""
+    return ["football goal for the team today", "my laptop runs new software code",
+            "pizza with cheese in the kitchen", "a story", "supercalifragilistic " * 12]
+
+
 @pytest.fixture(scope="module")
 def no_reports() -> Iterator[None]:
     """Training writes no report.html (matplotlib, about a second a run): report tests draw

@@ -18,10 +18,6 @@ import fitclass.api
 from fitclass.errors import FitclassError, RunError
 from fitclass.export import OnnxClassifier, export_onnx
 
-TEXTS = ["football goal for the team today", "my laptop runs new software code",
-         "pizza with cheese in the kitchen", "a story", "supercalifragilistic " * 12]
-
-
 pytestmark = pytest.mark.usefixtures("no_reports")
 
 
@@ -62,51 +58,53 @@ def test_graph_has_dynamic_axes(exported: dict[str, Any]) -> None:
     assert [o.name for o in graph.output] == ["logits"]
 
 
-def test_onnx_fp32_engine_matches_torch(exported: dict[str, Any]) -> None:
+def test_onnx_fp32_engine_matches_torch(exported: dict[str, Any], probe_texts: list[str]) -> None:
     run = fitclass.load_run(exported["run"])
-    torch_frame = run.predict(TEXTS, engine="torch")
-    onnx_frame = run.predict(TEXTS, engine="onnx-fp32", batch_size=2)
+    torch_frame = run.predict(probe_texts, engine="torch")
+    onnx_frame = run.predict(probe_texts, engine="onnx-fp32", batch_size=2)
     assert onnx_frame["label"].tolist() == torch_frame["label"].tolist()
     columns = [f"prob:{c}" for c in run.class_names]
     np.testing.assert_allclose(onnx_frame[columns].to_numpy(), torch_frame[columns].to_numpy(),
                                atol=1e-4)
     engine = run.engine("onnx-fp32")
     assert isinstance(engine, OnnxClassifier)
-    np.testing.assert_allclose(engine.logits(TEXTS), run.classifier.logits(TEXTS), atol=1e-4)
+    np.testing.assert_allclose(engine.logits(probe_texts),
+                               run.classifier.logits(probe_texts), atol=1e-4)
 
 
-def test_onnx_engine_prefers_int8(exported: dict[str, Any]) -> None:
+def test_onnx_engine_prefers_int8(exported: dict[str, Any], probe_texts: list[str]) -> None:
     run = fitclass.load_run(exported["run"])
     folder = exported["run"] / "onnx"
-    int8 = OnnxClassifier(run.classifier, folder / "model.int8.onnx").logits(TEXTS)
-    fp32 = OnnxClassifier(run.classifier, folder / "model.onnx").logits(TEXTS)
+    int8 = OnnxClassifier(run.classifier, folder / "model.int8.onnx").logits(probe_texts)
+    fp32 = OnnxClassifier(run.classifier, folder / "model.onnx").logits(probe_texts)
     assert not np.array_equal(int8, fp32)  # quantised weights give (slightly) other logits
     for name in ("onnx", "onnx-int8"):
-        np.testing.assert_array_equal(run.engine(name).logits(TEXTS), int8)
-    np.testing.assert_array_equal(run.engine("onnx-fp32").logits(TEXTS), fp32)
-    frame = run.predict(TEXTS, engine="onnx")
+        np.testing.assert_array_equal(run.engine(name).logits(probe_texts), int8)
+    np.testing.assert_array_equal(run.engine("onnx-fp32").logits(probe_texts), fp32)
+    frame = run.predict(probe_texts, engine="onnx")
     probs = frame[[f"prob:{c}" for c in run.class_names]].to_numpy()
     assert probs.sum(1) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_onnx_engine_without_export(exported: dict[str, Any]) -> None:
+def test_onnx_engine_without_export(exported: dict[str, Any], probe_texts: list[str]) -> None:
     run = fitclass.load_run(exported["plain"])
     for name in ("onnx", "onnx-fp32", "onnx-int8"):
         with pytest.raises(RunError, match="fitclass export"):
-            run.predict(TEXTS, engine=name)
+            run.predict(probe_texts, engine=name)
     with pytest.raises(RunError, match="engine"):
-        run.predict(TEXTS, engine="tensorrt")
+        run.predict(probe_texts, engine="tensorrt")
 
 
-def test_fp32_only_export_has_no_int8(tmp_path: Path, exported: dict[str, Any]) -> None:
+def test_fp32_only_export_has_no_int8(tmp_path: Path, exported: dict[str, Any],
+                                      probe_texts: list[str]) -> None:
     copy = shutil.copytree(exported["plain"], tmp_path / "run")
     report = export_onnx(copy)
     assert set(report) == {"fp32", "seconds", "verified_on"}
     assert report["verified_on"] == str(copy / "valid_predictions.csv")
     assert not (copy / "onnx" / "model.int8.onnx").exists()
     run = fitclass.load_run(copy)
-    fp32 = OnnxClassifier(run.classifier, copy / "onnx" / "model.onnx").logits(TEXTS)
-    np.testing.assert_array_equal(run.engine("onnx").logits(TEXTS), fp32)
+    fp32 = OnnxClassifier(run.classifier, copy / "onnx" / "model.onnx").logits(probe_texts)
+    np.testing.assert_array_equal(run.engine("onnx").logits(probe_texts), fp32)
     with pytest.raises(RunError, match="int8"):
         run.engine("onnx-int8")
     (copy / "onnx" / "export.json").unlink()  # as an export that stopped midway leaves it
@@ -126,3 +124,20 @@ def test_unknown_quantisation_refused(exported: dict[str, Any]) -> None:
     with pytest.raises(FitclassError, match="int8"):
         export_onnx(exported["plain"], "fp16")
     assert not (exported["plain"] / "onnx").exists()
+
+
+def test_onnx_engine_never_builds_the_torch_model(exported: dict[str, Any],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  probe_texts: list[str]) -> None:
+    """The graph replaces the network: predicting with it reads the tokenizer only."""
+    from fitclass.models.text import TransformerBackbone
+
+    def refuse(cls: type, model_dir: Path) -> None:
+        raise AssertionError(f"the PyTorch model in {model_dir} was loaded")
+
+    monkeypatch.setattr(TransformerBackbone, "load", classmethod(refuse))
+    run = fitclass.load_run(exported["run"])
+    frame = run.predict(probe_texts, engine="onnx")
+    assert frame[[f"prob:{c}" for c in run.class_names]].to_numpy().sum(1) == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="PyTorch model"):  # the torch engine does load it
+        run.predict(probe_texts, engine="torch")

@@ -25,9 +25,6 @@ from fitclass.errors import FitclassError, RunError
 from fitclass.export import export_onnx
 from fitclass.models.onnx_ensemble import OnnxEnsembleClassifier
 
-TEXTS = ["football goal for the team today", "my laptop runs new software code",
-         "pizza with cheese in the kitchen", "a story", "supercalifragilistic " * 12]
-
 pytestmark = pytest.mark.usefixtures("no_reports")
 
 
@@ -103,23 +100,40 @@ def test_ensemble_export_writes_member_graphs_and_record(ensemble_run: dict[str,
     assert 0.0 <= record["int8"]["max_abs_prob_diff"] < 0.5
 
 
-def test_ensemble_onnx_engine_matches_torch(ensemble_run: dict[str, Any]) -> None:
+def test_ensemble_onnx_engine_matches_torch(ensemble_run: dict[str, Any],
+                                            probe_texts: list[str]) -> None:
     run = fitclass.load_run(ensemble_run["path"])
-    torch_frame = run.predict(TEXTS)
-    onnx_frame = run.predict(TEXTS, engine="onnx-fp32", batch_size=2)
+    torch_frame = run.predict(probe_texts)
+    onnx_frame = run.predict(probe_texts, engine="onnx-fp32", batch_size=2)
     assert onnx_frame["label"].tolist() == torch_frame["label"].tolist()
     np.testing.assert_allclose(probs_of(onnx_frame, run), probs_of(torch_frame, run),
                                atol=1e-4)
     engine = run.engine("onnx")  # int8 graphs, exported so
     assert isinstance(engine, OnnxEnsembleClassifier)
     assert [m.graph.name for m in engine.members if m.graph] == ["model.int8.onnx"] * 2
-    int8 = probs_of(run.predict(TEXTS, engine="onnx"), run)
+    int8 = probs_of(run.predict(probe_texts, engine="onnx"), run)
     assert int8.sum(1) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_ensemble_onnx_engine_never_builds_a_member_torch_model(
+        ensemble_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        probe_texts: list[str]) -> None:
+    """Members with a graph predict with it and their tokenizer, never their network."""
+    from fitclass.models.text import TransformerBackbone
+
+    def refuse(cls: type, model_dir: Path) -> None:
+        raise AssertionError(f"the PyTorch model in {model_dir} was loaded")
+
+    monkeypatch.setattr(TransformerBackbone, "load", classmethod(refuse))
+    run = fitclass.load_run(ensemble_run["path"])
+    assert probs_of(run.predict(probe_texts, engine="onnx"), run).sum(1) == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="PyTorch model"):
+        run.predict(probe_texts, engine="torch")
+
+
 def test_cli_exports_and_predicts_an_ensemble(ensemble_run: dict[str, Any], tmp_path: Path,
-                                              cli_main: Callable[..., tuple[int, str, str]]
-                                              ) -> None:
+                                              cli_main: Callable[..., tuple[int, str, str]],
+                                              probe_texts: list[str]) -> None:
     out = shutil.copytree(ensemble_run["path"], tmp_path / "ens")  # members by absolute path
     code, stdout, stderr = cli_main("export", out, "--onnx")
     assert code == 0, stderr
@@ -128,7 +142,7 @@ def test_cli_exports_and_predicts_an_ensemble(ensemble_run: dict[str, Any], tmp_
     assert "labels agree 100.0% on 30 rows" in printed
     assert "bert0 (onnx): max |prob diff|" in printed and "tfidf (native)" in printed
     source = tmp_path / "new.csv"
-    source.write_text("id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(TEXTS)))
+    source.write_text("id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(probe_texts)))
     code, _, stderr = cli_main("predict", out, source, "--out", tmp_path / "onnx.csv",
                                "--engine", "onnx")
     assert code == 0, stderr
@@ -140,7 +154,7 @@ def test_cli_exports_and_predicts_an_ensemble(ensemble_run: dict[str, Any], tmp_
     np.testing.assert_allclose(onnx[columns].to_numpy(), torch[columns].to_numpy(), atol=1e-4)
 
 
-def test_cv_run_exports_and_predicts(crossval: dict[str, Path]) -> None:
+def test_cv_run_exports_and_predicts(crossval: dict[str, Path], probe_texts: list[str]) -> None:
     folder = crossval["cv"] / "onnx"
     record = json.loads((folder / "export.json").read_text())
     assert record["member_output"] == "raw" and record["combiner"] == "mean"
@@ -151,25 +165,27 @@ def test_cv_run_exports_and_predicts(crossval: dict[str, Path]) -> None:
     assert record["fp32"]["max_abs_prob_diff"] < 1e-4
     assert record["fp32"]["label_agreement"] == 1.0
     run = fitclass.load_run(crossval["cv"])
-    torch_frame, onnx_frame = run.predict(TEXTS), run.predict(TEXTS, engine="onnx")
+    torch_frame, onnx_frame = run.predict(probe_texts), run.predict(probe_texts, engine="onnx")
     assert onnx_frame["label"].tolist() == torch_frame["label"].tolist()
     np.testing.assert_allclose(probs_of(onnx_frame, run), probs_of(torch_frame, run),
                                atol=1e-4)
 
 
-def test_refit_run_exports_as_a_single_run(crossval: dict[str, Path]) -> None:
+def test_refit_run_exports_as_a_single_run(crossval: dict[str, Path],
+                                           probe_texts: list[str]) -> None:
     report = export_onnx(crossval["refit"])  # no validation rows: its source run's are used
     assert report["verified_on"] == str(crossval["cv"] / "valid_predictions.csv")
     assert report["fp32"]["rows"] == 120 and report["fp32"]["argmax_agreement"] == 1.0
     assert "members" not in report
     run = fitclass.load_run(crossval["refit"])
-    np.testing.assert_allclose(probs_of(run.predict(TEXTS, engine="onnx"), run),
-                               probs_of(run.predict(TEXTS), run), atol=1e-4)
+    np.testing.assert_allclose(probs_of(run.predict(probe_texts, engine="onnx"), run),
+                               probs_of(run.predict(probe_texts), run), atol=1e-4)
 
 
 def test_nested_ensemble_exports_through_its_members(ensemble_run: dict[str, Any],
                                                      members: dict[str, Path],
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path,
+                                                     probe_texts: list[str]) -> None:
     out = tmp_path / "outer"
     fitclass.ensemble([ensemble_run["path"], members["bert0"]], out, method="mean")
     report = export_onnx(out)
@@ -178,8 +194,8 @@ def test_nested_ensemble_exports_through_its_members(ensemble_run: dict[str, Any
     assert (out / "onnx" / "members" / "ens" / "members" / "bert1" / "model.onnx").is_file()
     assert report["fp32"]["max_abs_prob_diff"] < 1e-4
     run = fitclass.load_run(out)
-    np.testing.assert_allclose(probs_of(run.predict(TEXTS, engine="onnx"), run),
-                               probs_of(run.predict(TEXTS), run), atol=1e-4)
+    np.testing.assert_allclose(probs_of(run.predict(probe_texts, engine="onnx"), run),
+                               probs_of(run.predict(probe_texts), run), atol=1e-4)
 
 
 def test_member_without_graph_or_native_model_is_refused(members: dict[str, Path],
@@ -225,7 +241,8 @@ def test_reexport_replaces_only_its_own_files(ensemble_run: dict[str, Any],
 
 def test_unfinished_export_is_not_taken_as_valid(ensemble_run: dict[str, Any],
                                                  tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 probe_texts: list[str]) -> None:
     out = shutil.copytree(ensemble_run["path"], tmp_path / "ens")
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
@@ -237,19 +254,20 @@ def test_unfinished_export_is_not_taken_as_valid(ensemble_run: dict[str, Any],
     assert (out / "onnx" / "members" / "bert0" / "model.onnx").is_file()
     assert not (out / "onnx" / "export.json").exists()
     with pytest.raises(RunError, match=r"no ONNX export .*did not finish.*fitclass export"):
-        fitclass.load_run(out).predict(TEXTS, engine="onnx")
+        fitclass.load_run(out).predict(probe_texts, engine="onnx")
 
 
 def test_member_trained_again_makes_the_export_stale(members: dict[str, Path],
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path,
+                                                     probe_texts: list[str]) -> None:
     copies = [shutil.copytree(members[name], tmp_path / name) for name in ("bert0", "tfidf")]
     out = tmp_path / "ens"
     fitclass.ensemble(copies, out, method="mean")
     export_onnx(out)
-    assert len(fitclass.load_run(out).predict(TEXTS, engine="onnx")) == len(TEXTS)
+    assert len(fitclass.load_run(out).predict(probe_texts, engine="onnx")) == len(probe_texts)
     status = copies[0] / "status.json"  # as `fitclass train --out bert0 --overwrite` leaves it
     status.write_text(json.dumps({**json.loads(status.read_text()),
                                   "started": "2031-01-01T00:00:00+00:00"}))
     with pytest.raises(RunError, match=r"member .*bert0 was trained again after the ONNX "
                                        r"export; run `fitclass export .* --onnx` again"):
-        fitclass.load_run(out).predict(TEXTS, engine="onnx")
+        fitclass.load_run(out).predict(probe_texts, engine="onnx")

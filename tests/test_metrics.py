@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
-from fitclass.metrics import headline, multiclass_metrics, multilabel_metrics
+from fitclass.metrics import headline, macro_f1, multiclass_metrics, multilabel_metrics
 
 CLASSES = ["a", "b", "c"]
 #: targets 0 0 1 1 2 2, predictions (argmax) 0 1 1 1 2 0
@@ -127,3 +128,17 @@ def test_headline_puts_selection_metric_first(metrics: dict) -> None:
     assert list(head) == ["loss", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"]
     assert list(headline(metrics, "macro_f1")) == ["macro_f1", "accuracy", "balanced_accuracy",
                                                    "log_loss"]
+
+
+def test_macro_f1_averages_over_classes_in_targets_or_predictions() -> None:
+    """A class neither true nor predicted is left out of macro-F1 (scikit-learn without
+    labels=), in metrics.json, the selection score and both task kinds."""
+    targets, preds = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])  # class "c" absent
+    out = multiclass_metrics(targets, np.eye(3)[preds], CLASSES, preds)
+    assert out["macro_f1"] == pytest.approx(f1_score(targets, preds, average="macro"))
+    assert out["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert macro_f1(targets, preds) == pytest.approx(out["macro_f1"])
+    label_targets = np.array([[1, 0, 0], [0, 1, 0]])  # label 2 never on, never predicted
+    label_out = multilabel_metrics(label_targets, label_targets * 0.9, CLASSES, label_targets)
+    assert label_out["macro_f1"] == 1.0
+    assert macro_f1(label_targets, label_targets) == 1.0

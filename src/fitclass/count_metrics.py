@@ -6,7 +6,9 @@ predictions of the class. Two places need them for many decisions at once, so bo
 from counts rather than from labels: the bootstrap (`uncertainty.weighted`, one row of counts
 per replicate) and the offset search (`decide.offsets`, one row per candidate offset). One
 formula here keeps both equal to `fitclass.metrics` (pinned by
-`tests/uncertainty/test_weighted_metrics.py` and `tests/decide/test_offsets.py`).
+`tests/uncertainty/test_weighted_metrics.py` and `tests/decide/test_offsets.py`). Each
+metric is a ratio of sums over classes of per-class terms (`class_terms`); macro averages count
+the classes `counted_in_macro` (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -29,24 +31,37 @@ def _f1(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> np.ndarra
     return ratio(2 * tp, support + predicted)
 
 
-def class_share(name: str, tp: np.ndarray, predicted: np.ndarray, support: np.ndarray,
-                supports: np.ndarray) -> np.ndarray:
-    """A class's share of metric `name` (the metric is the sum of the shares over classes):
-    `tp`, `predicted`, `support` are one class's counts, or arrays with the classes last;
-    `supports` holds every class's support (classes last). Each metric is a sum of per-class
-    terms, so the offset search can update one class's counts at a time."""
+def counted_in_macro(support: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Which classes a macro average counts: those that occur in the targets or the
+    predictions (scikit-learn's label set when `labels=` is not given). A class absent from
+    both has no F1 to speak of; counting it as 0 would pull down a bootstrap resample that
+    happened to miss a rare class. The one rule for macro-F1, single- and multi-label
+    (docs/metrics.md)."""
+    return (np.asarray(support, dtype=float) + np.asarray(predicted, dtype=float)) > 0
+
+
+def macro_average(values: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """The mean of per-class `values` (classes last) over the classes `counted_in_macro`;
+    0 when none is."""
+    counted = counted_in_macro(support, predicted)
+    return ratio((np.asarray(values, dtype=float) * counted).sum(axis=-1), counted.sum(axis=-1))
+
+
+def class_terms(name: str, tp: np.ndarray, predicted: np.ndarray,
+                support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A class's terms of metric `name`: the metric is the sum of the numerators over the
+    classes divided by the sum of the denominators (0 when that is 0). `tp`, `predicted`,
+    `support` are one class's counts, or arrays with the classes last. Each term depends on
+    its own class's counts only, so the offset search can update one class at a time."""
     tp, predicted, support = (np.asarray(a, dtype=float) for a in (tp, predicted, support))
-    supports = np.asarray(supports, dtype=float)
-    total = supports.sum(axis=-1, keepdims=True)
     if name in ("accuracy", "micro_f1"):
-        return ratio(tp, total)
+        return tp, support
     if name == "balanced_accuracy":  # recall averaged over the classes present (scikit-learn)
-        present = np.count_nonzero(supports, axis=-1)[..., None]
-        return ratio(tp, support) / np.maximum(present, 1)
+        return ratio(tp, support), (support > 0).astype(float)
     if name == "macro_f1":
-        return _f1(tp, support, predicted) / supports.shape[-1]
+        return _f1(tp, support, predicted), counted_in_macro(support, predicted).astype(float)
     if name == "weighted_f1":
-        return ratio(_f1(tp, support, predicted) * support, total)
+        return _f1(tp, support, predicted) * support, support
     raise ValueError(f"{name!r} is not a count metric; choose one of {list(COUNT_METRICS)}")
 
 
@@ -55,7 +70,8 @@ def count_metric(name: str, tp: np.ndarray, support: np.ndarray,
     """One count metric from arrays shaped (..., classes) (`support` broadcasts); the
     result is shaped (...)."""
     support = np.broadcast_to(support, np.shape(tp))
-    return class_share(name, tp, predicted, support, support).sum(axis=-1)
+    numerator, denominator = class_terms(name, tp, predicted, support)
+    return ratio(numerator.sum(axis=-1), denominator.sum(axis=-1))
 
 
 def from_counts(tp: np.ndarray, support: np.ndarray,

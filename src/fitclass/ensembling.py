@@ -19,6 +19,7 @@ from sklearn import metrics as skm
 from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.errors import FitclassError, RecipeError, RunError
+from fitclass.metrics import macro_f1
 from fitclass.models.catalog import get_backbone
 from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
@@ -90,7 +91,7 @@ def file_validation(members: Sequence[Run],
 
 #: Metrics computed from predictions alone, fast enough for greedy selection's inner loop.
 FAST = {"accuracy": lambda t, p: skm.accuracy_score(t, p),
-        "macro_f1": lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0),
+        "macro_f1": macro_f1,
         "micro_f1": lambda t, p: skm.f1_score(t, p, average="micro", zero_division=0),
         "weighted_f1": lambda t, p: skm.f1_score(t, p, average="weighted", zero_division=0)}
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from fitclass.count_metrics import confusion_counts, count_metric, macro_average
+
 
 def _safe(value: float) -> float | None:
     """JSON has no NaN: undefined metrics (e.g. AUC with one class present) become None."""
@@ -59,8 +61,8 @@ def multiclass_metrics(
         "n": len(targets),
         "accuracy": float(skm.accuracy_score(targets, preds)),
         "balanced_accuracy": float(balanced),
-        "macro_f1": float(skm.f1_score(targets, preds, labels=labels, average="macro",
-                                       zero_division=0)),
+        "macro_f1": float(macro_average(f1, support, np.bincount(preds,
+                                                                 minlength=len(labels)))),
         "micro_f1": float(skm.f1_score(targets, preds, labels=labels, average="micro",
                                        zero_division=0)),
         "weighted_f1": float(skm.f1_score(targets, preds, labels=labels, average="weighted",
@@ -81,6 +83,19 @@ def multiclass_metrics(
         "label_distribution": _distribution(targets, class_names),
         "predicted_distribution": _distribution(preds, class_names),
     }
+
+
+def macro_f1(targets: np.ndarray, predictions: np.ndarray) -> float:
+    """Macro-F1 of class indices or 0/1 label matrices, over the classes that occur in
+    either (`count_metrics.counted_in_macro`): the value `metrics.json` reports."""
+    targets, predictions = np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
+    if targets.ndim == 1:
+        classes = int(max(targets.max(initial=-1), predictions.max(initial=-1))) + 1
+        return float(count_metric("macro_f1", *confusion_counts(targets, predictions, classes)))
+    _, _, f1, support = skm.precision_recall_fscore_support(targets, predictions,
+                                                            zero_division=0)
+    predicted = predictions.sum(axis=0)
+    return float(macro_average(f1, support, predicted))
 
 
 def _distribution(indices: np.ndarray, class_names: Sequence[str]) -> dict[str, int]:
@@ -119,7 +134,7 @@ def multilabel_metrics(
     return {
         "n": len(targets),
         "micro_f1": f1_avg("micro"),
-        "macro_f1": f1_avg("macro"),
+        "macro_f1": float(macro_average(f1, support, preds.sum(axis=0))),
         "weighted_f1": f1_avg("weighted"),
         "samples_f1": f1_avg("samples"),
         "subset_accuracy": float(skm.accuracy_score(targets, preds)),

@@ -204,3 +204,21 @@ def test_report_has_scores_offsets_and_shares() -> None:
         score(targets, fitted.held_out, "macro_f1", 3))
     assert scores["in_sample"] >= scores["cross_fitted"] - 0.05
     assert scores["in_sample"] > scores["before"]
+
+
+def test_the_scan_is_exact_when_a_class_is_never_true() -> None:
+    """Macro-F1 counts a never-true class only while it is predicted (docs/metrics.md): the
+    scan's denominator follows it state by state."""
+    rng = np.random.default_rng(4)
+    probs, targets = draw(rng, [0.5, 0.3, 0.2, 0.0], 60, 1.0)
+    scores = np.log(probs)
+    offsets = np.zeros(4)
+    for c in range(4):
+        breakpoints, totals = _coordinate_scores(scores, targets, offsets, c, "macro_f1")
+        for s in (0, 1, 30, 59, 60):
+            low = breakpoints[s - 1] if s > 0 else breakpoints[0] - 1.0
+            high = breakpoints[s] if s < 60 else breakpoints[-1] + 1.0
+            trial = offsets.copy()
+            trial[c] = (low + high) / 2
+            real = score(targets, (scores + trial).argmax(axis=1), "macro_f1", 4)
+            assert totals[s] == pytest.approx(real, abs=1e-12)

@@ -46,6 +46,21 @@ def test_host_copies_convert_and_reuse_one_buffer() -> None:
     assert writer._arena is None
 
 
+def test_a_tensor_met_twice_is_copied_once_and_shared() -> None:
+    """The weights in both the best checkpoint and the resume state: one host copy."""
+    writer = BackgroundWriter()
+    module = torch.nn.Linear(16, 4)
+    first, second = module.state_dict(), module.state_dict()  # new tensor objects, same memory
+    assert first["weight"] is not second["weight"]
+    copied = writer.host_copies((first, second, {"other": torch.ones(3)}))
+    assert copied[0]["weight"] is copied[1]["weight"] and copied[0]["bias"] is copied[1]["bias"]
+    assert torch.equal(copied[0]["weight"], module.weight)
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    assert writer.copied_bytes == weights + 3 * 4
+    as_view = writer.host_copies({"w": module.weight, "t": module.weight.t()})
+    assert torch.equal(as_view["t"], module.weight.t())  # a view of other strides: its own
+
+
 def in_background() -> BackgroundWriter:
     writer = BackgroundWriter()
     writer.background = True

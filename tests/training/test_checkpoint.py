@@ -22,6 +22,7 @@ from fitclass.errors import RunError
 from fitclass.runs.folder import RunDir
 from fitclass.training import checkpoint, writer
 from fitclass.training.accelerator import make_accelerator
+from fitclass.training.state import LoopState
 
 
 def test_restore_selected_loads_the_best_or_says_none_was_selected(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ def test_a_best_checkpoint_removed_during_training_fails_the_run(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What a second process deleting the folder's checkpoints looks like: the run fails
     naming the file instead of writing metrics for weights it never selected."""
-    monkeypatch.setattr(checkpoint, "save_best", lambda run, module, fixed=frozenset(): None)
+    monkeypatch.setattr(checkpoint, "_write_best", lambda run, tensors, metadata: None)
     out = tmp_path / "run"
     with pytest.raises(RunError, match=r"the best checkpoint .* is missing"):
         fitclass.train(recipe_for("tiny_bert", train_csv, train={"epochs": 1}), out=out)
@@ -218,3 +219,35 @@ def test_a_failed_background_write_surfaces(tmp_path: Path,
         checkpoint.save_best(run, torch.nn.Linear(2, 2))
     checkpoint.flush()
     assert not run.checkpoint("best").exists()
+
+
+def test_a_new_best_shares_the_resume_states_copy_of_the_weights(tmp_path: Path) -> None:
+    """An evaluation that is a new best copies the weights to the host once: the best
+    checkpoint is written from the resume state's copy, not from a second clone."""
+    accelerator, module, optimizer, scheduler = prepared_accelerator()
+    train_step(module, optimizer, scheduler)
+    weights = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    run = RunDir(tmp_path / "run")
+    best = checkpoint.BestCheckpoint(run, lambda: accelerator.unwrap_model(module))
+    resume = checkpoint.ResumeState(run, accelerator, best=best)
+    state = LoopState(step=1)
+
+    def copied_by(row: dict[str, Any]) -> int:
+        before = writer.WRITER.copied_bytes
+        for callback in (best, resume):
+            callback.on_evaluate(state, row)
+        checkpoint.flush()
+        return writer.WRITER.copied_bytes - before
+
+    plain = copied_by({"is_best": False})  # the resume state alone: weights and optimiser
+    assert plain > weights
+    assert copied_by({"is_best": True}) == plain  # and no second copy of the weights
+    save_model(accelerator.unwrap_model(module), str(tmp_path / "sync.safetensors"))
+    written = run.checkpoint("best") / "model.safetensors"
+    assert written.read_bytes() == (tmp_path / "sync.safetensors").read_bytes()
+    assert (run.checkpoint("last") / "model.safetensors").is_file()
+    alone = checkpoint.BestCheckpoint(run, lambda: accelerator.unwrap_model(module))
+    before = writer.WRITER.copied_bytes
+    alone.on_evaluate(state, {"is_best": True})  # no resume state: it writes on its own
+    checkpoint.flush()
+    assert writer.WRITER.copied_bytes - before == weights

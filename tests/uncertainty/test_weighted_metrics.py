@@ -10,6 +10,7 @@ import pytest
 
 from fitclass.metrics import multiclass_metrics, multilabel_metrics
 from fitclass.target_kinds import MULTICLASS, MULTILABEL
+from fitclass.uncertainty.bootstrap import metric_intervals
 from fitclass.uncertainty.scored import Scored
 from fitclass.uncertainty.weighted import (
     MULTICLASS_METRICS,
@@ -99,3 +100,23 @@ def test_row_lrap_by_hand() -> None:
     targets = np.array([[1, 0, 1], [0, 0, 0]])
     probs = np.array([[0.2, 0.5, 0.9], [0.1, 0.2, 0.3]])
     assert row_lrap(targets, probs) == pytest.approx([(1 + 2 / 3) / 2, 0.0])
+
+
+def test_a_resample_that_misses_a_rare_class_does_not_score_it_zero() -> None:
+    """A perfect model on a long tail: every resample's macro-F1 is 1, also those that
+    drew no row of the rare class (scikit-learn's label set without labels=)."""
+    targets = np.array([0] * 40 + [1] * 40 + [2])
+    probs = np.eye(4)[targets]  # class 3 is never true nor predicted
+    scored = Scored(targets, probs, targets, MULTICLASS)
+    without_rare = np.array([[1.0] * 80 + [0.0], [1.0] * 81])
+    found = weighted_scores(scored, without_rare, ("macro_f1",))["macro_f1"]
+    assert found.tolist() == [1.0, 1.0]
+    intervals = metric_intervals(scored, {"macro_f1": 1.0}, replicates=200)
+    assert intervals["macro_f1"].low == 1.0
+
+
+def test_a_multilabel_resample_that_misses_a_label_does_not_score_it_zero() -> None:
+    targets = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    scored = Scored(targets, targets.astype(float), targets, MULTILABEL)
+    found = weighted_scores(scored, np.array([[1.0, 1.0, 0.0]]), ("macro_f1",))["macro_f1"]
+    assert found.tolist() == [1.0]

@@ -3,7 +3,7 @@
 `base.py` holds the typer app and the printers every command shares; the commands register
 on it from `making.py` (train, ensemble, audit, sweep, pretrain, demo), `using.py`
 (evaluate, predict, export, report, runs), `doctoring.py` (doctor) and `automating.py`
-(auto).
+(auto); `data_options.py` declares the data options doctor and auto share.
 """
 
 from __future__ import annotations

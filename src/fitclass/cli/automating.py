@@ -7,17 +7,15 @@ from pathlib import Path
 import typer
 
 from fitclass.cli.base import app, err, friendly_errors, print_summary, quiet_libraries
+from fitclass.cli.data_options import Data, LabelColumns, TextColumns, ValidFile, columns
 
 
 @app.command()
 @friendly_errors
 def auto(
-    data: Path = typer.Argument(..., help="Labelled table (.csv, .tsv, .jsonl, .parquet)."),
-    label: list[str] | None = typer.Option(None, "--label", help="Label column (default "
-                                                                 "label); repeat for 0/1 "
-                                                                 "multi-label columns."),
-    text: list[str] | None = typer.Option(None, "--text", help="Text column (default "
-                                                               "text; twice for pairs)."),
+    data: Data,
+    label: LabelColumns = None,
+    text: TextColumns = None,
     time: str = typer.Option("30m", "--time", help="Budget for the whole command: 90s, "
                                                    "30m, 1h, 1h30m."),
     preset: str = typer.Option("good", help="fast (TF-IDF only, 3 members), good (and the "
@@ -26,8 +24,7 @@ def auto(
                                                "rerun the same command to continue it."),
     storage: str | None = typer.Option(None, help="Optuna storage URL (default SQLite in "
                                                   "OUT); postgresql://... for many workers."),
-    valid: Path | None = typer.Option(None, help="Validation file (default: a stratified "
-                                                 "split of DATA)."),
+    valid: ValidFile = None,
     backbone: list[str] | None = typer.Option(None, "--backbone", help="A backbone to "
                                                                        "search beside "
                                                                        "TF-IDF (hub id or "
@@ -43,8 +40,7 @@ def auto(
     quiet_libraries()
     # auto logs each trial's start and result itself; optuna's own lines would repeat them
     import_optuna().logging.set_verbosity(import_optuna().logging.WARNING)
-    run = fitclass.auto(data, label=label[0] if label and len(label) == 1 else label,
-                        text=text[0] if text and len(text) == 1 else text, time=time,
+    run = fitclass.auto(data, label=columns(label), text=columns(text), time=time,
                         preset=preset, out=out, storage=storage, valid=valid,
                         backbones=backbone, trials=trials)
     print_summary(run)

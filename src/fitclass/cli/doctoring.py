@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fitclass.cli.base import app, err, friendly_errors, printed_warnings, quiet_libraries
+from fitclass.cli.data_options import Data, LabelColumns, Task, TextColumns, ValidFile, columns
 
 #: Classes listed in the class table (the largest and the smallest, the middle elided).
 SHOWN_CLASSES = 8
@@ -19,16 +20,11 @@ STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 @app.command()
 @friendly_errors
 def doctor(
-    data: Path = typer.Argument(..., help="Labelled table (.csv, .tsv, .jsonl, .parquet) or a "
-                                          "folder of class folders of images."),
-    text: list[str] | None = typer.Option(None, "--text", help="Text column (default "
-                                                               "text; twice for pairs)."),
-    label: list[str] | None = typer.Option(None, "--label", help="Label column (default "
-                                                                 "label); repeat for 0/1 "
-                                                                 "multi-label columns."),
-    task: str | None = typer.Option(None, help="multiclass (single_label) or multilabel "
-                                               "(multi_label); default: from the labels."),
-    valid: Path | None = typer.Option(None, help="Validation file: leakage and label shift."),
+    data: Data,
+    text: TextColumns = None,
+    label: LabelColumns = None,
+    task: Task = None,
+    valid: ValidFile = None,
     test: Path | None = typer.Option(None, help="Test file: leakage (labels not needed)."),
     backbone: str | None = typer.Option(None, help="The backbone to check against (default "
                                                    "minilm; resnet-tiny for images)."),
@@ -46,7 +42,8 @@ def doctor(
                                                                 "(seconds on 20k rows)."),
 ) -> None:
     """Diagnose a table: classes, lengths, script, duplicates, leakage, label noise and
-    validation shift, each with its remedy, why and recipe keys."""
+    validation shift, each with its remedy, why and recipe keys. DATA may also be a folder
+    of class folders of images."""
     import fitclass
     from fitclass.diagnosis.recipe_file import check_replaceable
     from fitclass.diagnosis.recipe_file import write_recipe as write
@@ -58,8 +55,9 @@ def doctor(
         check_json_output(json_out)
     quiet_libraries()
     with printed_warnings():
-        diagnosis = fitclass.doctor(data, label=label, text=text, task=task, valid=valid,
-                                    test=test, backbone=backbone, settings=set_, noise=noise)
+        diagnosis = fitclass.doctor(data, label=columns(label), text=columns(text), task=task,
+                                    valid=valid, test=test, backbone=backbone, settings=set_,
+                                    noise=noise)
     print_diagnosis(diagnosis, Console(highlight=False, soft_wrap=True))
     if json_out is not None:
         write_json(diagnosis, json_out)

@@ -37,6 +37,9 @@ class LoadedRun(Protocol):
     class_names: list[str]
 
     @property
+    def model_dir(self) -> Path: ...
+
+    @property
     def classifier(self) -> Classifier: ...
 
     def predict_proba(self, texts: Sequence[TextInput], batch_size: int = 64, *,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fitclass.count_metrics import COUNT_METRICS, class_share, confusion_counts, count_metric
+from fitclass.count_metrics import COUNT_METRICS, class_terms, confusion_counts, count_metric, ratio
 from fitclass.decide.folds import cross_fit_folds
 from fitclass.target_kinds import MULTICLASS
 
@@ -53,7 +53,7 @@ def score(targets: np.ndarray, predictions: np.ndarray, metric: str, classes: in
 def _coordinate_scores(scores: np.ndarray, targets: np.ndarray, offsets: np.ndarray,
                        c: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Sorted breakpoints of class `c` and the metric after flipping the first s rows to `c`
-    (s = 0..n, every other offset fixed), summed from each class's share."""
+    (s = 0..n, every other offset fixed), from each class's terms."""
     rows, classes = scores.shape
     others = scores + offsets
     others[:, c] = -np.inf
@@ -66,15 +66,17 @@ def _coordinate_scores(scores: np.ndarray, targets: np.ndarray, offsets: np.ndar
     def cumulative(flags: np.ndarray) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(flags)])
 
-    total = class_share(metric, cumulative(y == c), np.arange(rows + 1), supports[c],
-                        supports)
+    numerator, denominator = class_terms(metric, cumulative(y == c), np.arange(rows + 1),
+                                         supports[c])
     for j in range(classes):  # a flipped row leaves its runner-up's predictions
         if j == c:
             continue
         lost = cumulative(r == j)
         lost_tp = cumulative((r == j) & (y == j))
-        total = total + class_share(metric, lost_tp[-1] - lost_tp, lost[-1] - lost,
-                                    supports[j], supports)
+        j_numerator, j_denominator = class_terms(metric, lost_tp[-1] - lost_tp,
+                                                 lost[-1] - lost, supports[j])
+        numerator, denominator = numerator + j_numerator, denominator + j_denominator
+    total = ratio(numerator, denominator)
     return breakpoints[order], total
 
 

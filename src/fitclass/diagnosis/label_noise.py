@@ -3,7 +3,8 @@ of the TF-IDF backbone's features (its own vectoriser settings) and a logistic r
 then cleanlab's estimate of the joint of given and true labels (`noise.scoring`).
 
 `fitclass audit` trains each fold as a full run (resumable, any backbone); the doctor needs
-seconds, so it fits the vectoriser once and lets scikit-learn cross-fit the linear model.
+seconds, so it uses the audit's TF-IDF proxy in memory (`noise.proxies.oof_tfidf`: the
+vectoriser fitted once, the linear model cross-fitted).
 The estimate is an upper bound of the real noise: rows the proxy cannot read (ambiguous or
 sarcastic texts) count as suspects too. Multi-class only (cleanlab's joint is single-label).
 """
@@ -17,13 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from threadpoolctl import threadpool_limits
 
 from fitclass.data.table import Label, TextInput
 from fitclass.diagnosis.findings import Finding
-from fitclass.recipe import ModelConfig
 from fitclass.target_kinds import KINDS
 
 #: Rows the proxy audit reads at most (a seeded sample beyond): keeps it to seconds.
@@ -50,20 +47,10 @@ def _sample(rows: int, seed: int = 0) -> list[int]:
 
 def proxy_probabilities(texts: Sequence[TextInput], targets: np.ndarray,
                         folds: int = FOLDS, seed: int = 0) -> np.ndarray:
-    """Out-of-fold class probabilities of the TF-IDF backbone's vectoriser and C."""
-    from fitclass.models.classical import TfidfBackbone, flatten
+    """Out-of-fold class probabilities of the TF-IDF proxy (`noise.proxies.oof_tfidf`)."""
+    from fitclass.noise.proxies import oof_tfidf
 
-    config = ModelConfig(backbone="tfidf")
-    features = TfidfBackbone(config).vectorizer().fit_transform(flatten(texts))
-    # tol 1e-3: probabilities settle long before the default 1e-4 (50 s to 1 s a fit on
-    # 16,000 movie4 rows, 4 classes); a proxy needs the ranking, not the last digits
-    model = LogisticRegression(C=config.C, tol=1e-3, max_iter=300)
-    splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    # one BLAS thread: the fit is sparse products and small dense steps, and BLAS threads
-    # contending with other work on a shared machine made it slower, not faster
-    with threadpool_limits(limits=1, user_api="blas"):
-        return np.asarray(cross_val_predict(model, features, targets, cv=splits,
-                                            method="predict_proba"))
+    return oof_tfidf(texts, targets, folds, seed)
 
 
 def estimate_noise(texts: Sequence[TextInput], labels: Sequence[Label],

@@ -16,8 +16,8 @@ import yaml
 
 from fitclass.atomic import atomic_write_text
 from fitclass.diagnosis.findings import Diagnosis, setter_of
-from fitclass.errors import FitclassError
 from fitclass.recipe import Recipe, load_recipe
+from fitclass.runs.layout import claim_file, first_line
 
 MARKER = "# fitclass doctor recipe"
 
@@ -63,21 +63,11 @@ def recipe_text(diagnosis: Diagnosis) -> str:
 
 
 def check_replaceable(path: Path) -> None:
-    """Refuse a folder, or a file that is not a recipe fitclass doctor wrote."""
-    if path.is_dir():
-        raise FitclassError(f"{path}: is a folder; --write-recipe names the YAML file to "
-                            f"write, e.g. {path / 'doctor-recipe.yaml'}")
-    if not path.exists():
-        return
-    try:
-        with path.open(encoding="utf-8") as handle:
-            first = handle.readline()
-    except (OSError, UnicodeDecodeError):
-        first = ""
-    if not first.startswith(MARKER):
-        raise FitclassError(f"{path}: exists and is not a recipe fitclass doctor wrote (its "
-                            f"first line is not {MARKER!r}); fitclass will not replace it: "
-                            f"choose another --write-recipe file")
+    """Refuse a folder, or a file that is not a recipe fitclass doctor wrote (its first line
+    is the marker)."""
+    claim_file(path, lambda file: first_line(file).startswith(MARKER),
+               f"a recipe fitclass doctor wrote (its first line is not {MARKER!r})",
+               "--write-recipe", "doctor-recipe.yaml")
 
 
 def write_recipe(diagnosis: Diagnosis, path: str | Path) -> Recipe:

@@ -3,30 +3,20 @@ Written atomically; replaces only a file fitclass doctor wrote (`"tool": "fitcla
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from fitclass.atomic import atomic_write_text
 from fitclass.diagnosis.findings import Diagnosis
-from fitclass.errors import FitclassError
+from fitclass.runs.layout import claim_file, json_tool
 
 TOOL = "fitclass doctor"
 
 
 def check_json_output(path: Path) -> None:
     """Refuse a folder, or an existing file that is not a diagnosis fitclass wrote."""
-    if path.is_dir():
-        raise FitclassError(f"{path}: is a folder; --json names the file to write, e.g. "
-                            f"{path / 'doctor.json'}")
-    if not path.exists():
-        return
-    try:
-        written = json.loads(path.read_text(encoding="utf-8")).get("tool")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        written = None
-    if written != TOOL:
-        raise FitclassError(f"{path}: exists and is not a diagnosis fitclass doctor wrote; "
-                            f"fitclass will not replace it: choose another --json file")
+    claim_file(path, lambda file: json_tool(file) == TOOL,
+               f"a diagnosis fitclass doctor wrote (no \"tool\": \"{TOOL}\")", "--json",
+               "doctor.json")
 
 
 def write_json(diagnosis: Diagnosis, path: Path) -> None:

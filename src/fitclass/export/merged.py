@@ -20,6 +20,7 @@ import numpy as np
 from fitclass.atomic import atomic_write_bytes
 from fitclass.errors import FitclassError
 from fitclass.models import adapters
+from fitclass.models.loading import read_model_info
 from fitclass.models.onnx import transformer_of
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import (
@@ -50,11 +51,13 @@ def export_merged(run_dir: str | Path, out: str | Path, *,
     """Write `out`: the run at `run_dir` with its adapters merged into full weights; checks
     that the merged model gives the run's validation probabilities."""
     source = load_run(run_dir, device="cpu", precision="fp32")
+    info = read_model_info(source.model_dir)  # refused before any model is loaded
+    if info.get("peft") is None:
+        raise FitclassError(f"{source.path}: its model ({info['kind']!r}) has no adapters (it "
+                            f"was trained without model.peft), so there is nothing to merge: "
+                            f"its model/ already holds full weights; use it as it is")
     classifier = transformer_of(source.classifier, source.path)
-    if classifier.adapters is None:
-        raise FitclassError(f"{source.path}: its model has no adapters (it was trained without "
-                            f"model.peft), so there is nothing to merge: its model/ already "
-                            f"holds full weights; use it as it is")
+    assert classifier.adapters is not None  # its saved model info named them
     if Path(out).resolve() == source.path.resolve():
         raise FitclassError(f"--out {out}: that is the run being merged; choose a new folder, "
                             f"e.g. {source.path}-merged")

@@ -22,7 +22,7 @@ from fitclass.data.table import TextInput
 from fitclass.errors import RunError
 from fitclass.models.base import Classifier
 from fitclass.models.ensemble import EnsembleClassifier
-from fitclass.models.onnx import OnnxClassifier, transformer_of
+from fitclass.models.onnx import OnnxClassifier, graph_source
 
 #: How the ONNX engine predicts a member: its exported graph, its own model, or its members.
 ONNX, NATIVE, NESTED = "onnx", "native", "ensemble"
@@ -58,7 +58,8 @@ class OnnxEnsembleClassifier(Classifier):
         plan = self.members[index]
         if plan.engine == ONNX:
             assert plan.graph is not None
-            return OnnxClassifier(transformer_of(member.classifier, member.path), plan.graph)
+            # the tokenizer only: the graph replaces the network, which is never built
+            return OnnxClassifier(graph_source(member.model_dir, member.path), plan.graph)
         if plan.engine == NESTED:
             nested = member.classifier
             if not isinstance(nested, EnsembleClassifier):

@@ -27,6 +27,7 @@ from fitclass.noise.outliers import THRESHOLD, Outliers, outliers_of
 from fitclass.noise.proxies import fold_splits, parse_proxies, run_proxies
 from fitclass.noise.ranking import RULE, SUSPECT_COLUMNS, is_suspects_header, rank_suspects
 from fitclass.recipe import Recipe, load_recipe
+from fitclass.runs.layout import claim_file
 from fitclass.target_kinds import KINDS
 
 
@@ -117,16 +118,12 @@ def check_outputs(out: Path, summary: Path, recipe: Recipe) -> None:
         if path.resolve() in inputs:
             raise FitclassError(f"{path}: is an input of the recipe; write the audit to "
                                 f"another --out, e.g. suspects.csv")
-    if out.is_dir():
-        raise FitclassError(f"{out}: is a folder; --out names the suspects CSV to write, "
-                            f"e.g. {out / 'suspects.csv'}")
-    if out.exists() and not is_suspects_header(_header(out)):
-        raise FitclassError(f"{out}: exists and is not a suspects table written by fitclass "
-                            f"audit (columns {', '.join(SUSPECT_COLUMNS)}, then score_<method> "
-                            f"columns); fitclass will not replace it: choose another --out")
-    if summary.exists() and not _is_audit_summary(summary):
-        raise FitclassError(f"{summary}: exists and is not an audit summary written by "
-                            f"fitclass; fitclass will not replace it: choose another --out")
+    claim_file(out, lambda file: is_suspects_header(_header(file)),
+               f"a suspects table written by fitclass audit (columns "
+               f"{', '.join(SUSPECT_COLUMNS)}, then score_<method> columns)", "--out",
+               "suspects.csv")
+    claim_file(summary, _is_audit_summary, "an audit summary written by fitclass", "--out",
+               "suspects.csv")
 
 
 def _header(path: Path) -> list[str]:

@@ -22,6 +22,7 @@ from fitclass.data.table import TextTable
 from fitclass.data.text_near_duplicates import find_near_duplicates
 from fitclass.errors import FitclassError
 from fitclass.recipe import DataConfig
+from fitclass.runs.layout import claim_file
 
 COLUMNS = ["file", "row", "id", "text", "train_row", "train_id", "train_text", "similarity",
            "exact"]
@@ -35,17 +36,16 @@ def output_path(out: Path) -> Path:
 
 def check_output(path: Path) -> None:
     """Replace only a near-copies table fitclass wrote (its header)."""
-    if not path.exists():
-        return
+    claim_file(path, lambda file: _header(file) == COLUMNS,
+               "a near-copies table written by fitclass audit", "--out", "near_copies.csv")
+
+
+def _header(path: Path) -> list[str]:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
+            return next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error):
-        header = []
-    if header != COLUMNS:
-        raise FitclassError(f"{path}: exists and is not a near-copies table written by "
-                            f"fitclass audit; fitclass will not replace it: choose another "
-                            f"--out")
+        return []
 
 
 def _threshold(config: DataConfig) -> float:

@@ -8,12 +8,15 @@ deletes or replaces only a folder it can prove is its own (status.json, or the `
 marker of other output folders, saying `"tool": "fitclass"`), never the working directory, one
 of its parents, the home folder or one of its parents, and never a folder holding an entry its
 kind of folder does not write. Replacing deletes only the entries such a folder writes.
+The same rule for single output files (`claim_file`): fitclass replaces only a file it can
+prove it wrote (a marker line, a `"tool"` key, a header of its own).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatch
@@ -221,3 +224,38 @@ def claim_folder(path: Path, layout: Layout, fix: str = NEW_OUT) -> Path:
     return path
 
 
+
+
+def claim_file(path: Path, written_by_us: Callable[[Path], bool], what: str, flag: str,
+               example: str) -> Path:
+    """The file counterpart of `claim_folder`: make `path` a file to write `what` into.
+    Accepted when absent, or when `written_by_us` proves fitclass wrote it (it is then
+    replaced); refused (RunError naming the file, why and the fix) when it is a folder or a
+    file fitclass did not write. Nothing is deleted here. `flag` is the option that named
+    it (`--json`), `example` a file name to suggest inside a folder."""
+    if path.is_dir():
+        raise RunError(f"{path}: is a folder; {flag} names the file to write, e.g. "
+                       f"{path / example}")
+    if path.exists() and not written_by_us(path):
+        raise RunError(f"{path}: exists and is not {what}; fitclass will not replace it (it "
+                       f"replaces only files it wrote): choose another {flag} file, or move "
+                       f"this one away")
+    return path
+
+
+def first_line(path: Path) -> str:
+    """The first line of a text file; "" when it cannot be read as UTF-8 text."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def json_tool(path: Path) -> object:
+    """The `"tool"` a JSON object file says wrote it; None when it is not one."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record.get("tool") if isinstance(record, dict) else None

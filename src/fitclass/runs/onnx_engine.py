@@ -6,14 +6,15 @@ member run is the one that was exported."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fitclass.errors import RunError
 from fitclass.models.base import Classifier
+from fitclass.models.catalog import saved_kind
 from fitclass.models.ensemble import EnsembleClassifier
-from fitclass.models.onnx import FP32, INT8, OnnxClassifier, transformer_of
+from fitclass.models.onnx import FP32, INT8, OnnxClassifier, graph_source
 from fitclass.models.onnx_ensemble import NATIVE, NESTED, ONNX, MemberEngine, OnnxEnsembleClassifier
 from fitclass.runs.members import member_runs
 from fitclass.runs.onnx_folder import (
@@ -29,10 +30,12 @@ from fitclass.runs.onnx_folder import (
 )
 
 
-def onnx_engine(run_path: Path, classifier: Classifier,
+def onnx_engine(run_path: Path, model_dir: Path, load_classifier: Callable[[], Classifier],
                 quantized: bool | None = None) -> Classifier:
     """The run's export as a classifier: int8 graphs when exported so (unless
-    `quantized=False`), fp32 otherwise; `quantized=True` requires int8."""
+    `quantized=False`), fp32 otherwise; `quantized=True` requires int8. A transformer's
+    network is never loaded (the graph replaces it; `graph_source` reads its tokenizer);
+    an ensemble's model (`load_classifier`) is JSON only."""
     record = read_export(run_path)
     graphs = graph_names(record, run_path)
     if quantized and "int8" not in graphs:
@@ -40,15 +43,16 @@ def onnx_engine(run_path: Path, classifier: Classifier,
                        f"--quantize int8`")
     graph = INT8 if quantized is not False and "int8" in graphs else FP32
     folder = export_folder(run_path)
-    if isinstance(classifier, EnsembleClassifier):
+    if saved_kind(model_dir)[0] == EnsembleClassifier.kind:
+        classifier = load_classifier()
+        assert isinstance(classifier, EnsembleClassifier)
         entries = record.get("members")
         if not isinstance(entries, list):
             raise bad_record(run_path, "is not an ensemble's export (no members), but the "
                                        "run is an ensemble")
         return OnnxEnsembleClassifier(classifier, member_engines(
             run_path, entries, member_runs(run_path), folder, graph))
-    return OnnxClassifier(transformer_of(classifier, run_path),
-                          check_graph(folder / graph, run_path))
+    return OnnxClassifier(graph_source(model_dir, run_path), check_graph(folder / graph, run_path))
 
 
 def member_engines(run_path: Path, entries: Sequence[Any], paths: Sequence[Path],

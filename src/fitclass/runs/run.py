@@ -87,6 +87,11 @@ class Run:
         return self._classifier
 
     @property
+    def model_dir(self) -> Path:
+        """The saved model's folder (`model/`)."""
+        return self.dir.model_dir
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """Validation metrics of the selected model (`metrics.json`)."""
         return readers.read_metrics(self.dir)
@@ -150,7 +155,7 @@ class Run:
             from fitclass.runs.onnx_engine import onnx_engine
 
             quantized = {"onnx": None, "onnx-fp32": False, "onnx-int8": True}[name]
-            return onnx_engine(self.path, self.classifier, quantized)
+            return onnx_engine(self.path, self.model_dir, lambda: self.classifier, quantized)
         raise RunError(f"engine {name!r}: choose torch, onnx, onnx-fp32 or onnx-int8")
 
     def predict(self, inputs: Inputs, batch_size: int = 64, engine: str = "torch", *,

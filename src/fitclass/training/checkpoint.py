@@ -61,27 +61,37 @@ def fresh_folder(path: Path) -> Path:
     return path
 
 
-def weights_of(module: nn.Module, fixed: frozenset[str] = frozenset()
-               ) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
-    """Host copies of the module's state as safetensors' `save_model` writes it: tensors that
-    share memory (tied weights) stored once, the dropped names in the metadata; `fixed`
+@dataclass(frozen=True)
+class BestWeights:
+    """A module's state as safetensors' `save_model` writes it (not yet copied): tensors
+    that share memory (tied weights) stored once, the dropped names in the metadata; `fixed`
     tensors (a backbone under adapters, which never changes) left out."""
-    state = {k: v for k, v in module.state_dict().items() if k not in fixed}
-    metadata: dict[str, str] | None = None
-    for kept, removed in _remove_duplicate_names(state).items():
-        for name in removed:
-            metadata = metadata or {}
-            metadata.setdefault(name, kept)
-            del state[name]
-    return host_copies(dict(state)), metadata
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str] | None
+
+    @classmethod
+    def of(cls, module: nn.Module, fixed: frozenset[str] = frozenset()) -> BestWeights:
+        state = {k: v for k, v in module.state_dict().items() if k not in fixed}
+        metadata: dict[str, str] | None = None
+        for kept, removed in _remove_duplicate_names(state).items():
+            for name in removed:
+                metadata = metadata or {}
+                metadata.setdefault(name, kept)
+                del state[name]
+        return cls(dict(state), metadata)
 
 
 def save_best(run: CheckpointFolder, module: nn.Module,
               fixed: frozenset[str] = frozenset()) -> None:
     """Copy the module's weights (but the `fixed` ones) now; write them as the best
     checkpoint in the background."""
-    tensors, metadata = weights_of(module, fixed)
-    submit(run.checkpoint(BEST), partial(_write_best, run, tensors, metadata))
+    save_best_weights(run, BestWeights.of(module, fixed))
+
+
+def save_best_weights(run: CheckpointFolder, weights: BestWeights) -> None:
+    submit(run.checkpoint(BEST), partial(_write_best, run, host_copies(weights.tensors),
+                                         weights.metadata))
 
 
 def _write_best(run: CheckpointFolder, tensors: dict[str, torch.Tensor],
@@ -136,22 +146,38 @@ class HostState:
     save_on_each_node: bool = False
 
 
-def host_state(accelerator: Accelerator) -> HostState | None:
-    """The prepared objects' states copied to host memory, or None where accelerate must
-    save them itself (sharded models, XLA, save hooks, automatic checkpoint naming)."""
-    if (accelerator.distributed_type not in PLAIN or accelerator._save_model_state_pre_hook
-            or accelerator.project_configuration.automatic_checkpoint_naming):
-        return None
+def copies_state(accelerator: Accelerator) -> bool:
+    """Whether the prepared objects' states are copied here (False: accelerate saves them
+    itself: sharded models, XLA, save hooks, automatic checkpoint naming)."""
+    return not (accelerator.distributed_type not in PLAIN
+                or accelerator._save_model_state_pre_hook
+                or accelerator.project_configuration.automatic_checkpoint_naming)
+
+
+def writes_models(accelerator: Accelerator) -> bool:
+    """Whether this process writes the prepared objects (accelerate: one per node or one)."""
     each_node = accelerator.project_configuration.save_on_each_node
-    if not (accelerator.is_local_main_process if each_node else accelerator.is_main_process):
-        return HostState([], [], [], each_node)  # accelerate writes these on one process only
+    return accelerator.is_local_main_process if each_node else accelerator.is_main_process
+
+
+def host_state(accelerator: Accelerator, best: BestWeights | None = None
+               ) -> tuple[HostState | None, dict[str, torch.Tensor] | None]:
+    """The prepared objects' states copied to host memory (None where accelerate must save
+    them itself, see `copies_state`), and `best`'s tensors copied with them: they are the
+    model's own, so each is copied once and the two share it."""
+    if not copies_state(accelerator):
+        return None, None
+    each_node = accelerator.project_configuration.save_on_each_node
+    if not writes_models(accelerator):
+        return HostState([], [], [], each_node), None  # accelerate writes these on one process
     models = [clean_state_dict_for_safetensors(accelerator.get_state_dict(model, unwrap=False))
               for model in accelerator._models]
 
     optimizers = [optimizer.state_dict() for optimizer in accelerator._optimizers]
     schedulers = [scheduler.state_dict() for scheduler in accelerator._schedulers]
-    models, optimizers, schedulers = host_copies((models, optimizers, schedulers))
-    return HostState(models, optimizers, schedulers, each_node)
+    models, optimizers, schedulers, best_tensors = host_copies(
+        (models, optimizers, schedulers, None if best is None else best.tensors))
+    return HostState(models, optimizers, schedulers, each_node), best_tensors
 
 
 def save_small_state(accelerator: Accelerator, folder: Path) -> None:
@@ -183,11 +209,16 @@ def write_host_state(state: HostState, folder: Path) -> None:
 
 
 def save_training_state(run: CheckpointFolder, accelerator: Accelerator, loop_state: dict[str, Any],
-                        arrays: dict[str, np.ndarray] | None = None) -> None:
+                        arrays: dict[str, np.ndarray] | None = None,
+                        best: BestWeights | None = None) -> None:
     """Weights, optimiser, scheduler, RNG (accelerate's layout), loop counters (JSON) and
     extra arrays such as training dynamics (safetensors): copied now, the large files written
-    in the background."""
-    copied = host_state(accelerator)
+    in the background. `best` (this evaluation's new best weights) is written as the best
+    checkpoint in the same write, from the same host copy of the weights."""
+    if best is not None and not (copies_state(accelerator) and writes_models(accelerator)):
+        save_best_weights(run, best)  # apart: this process copies no weights of its own
+        best = None
+    copied, best_tensors = host_state(accelerator, best)
     text = json.dumps(loop_state, default=float)
     kept = {k: np.array(v, copy=True, order="C") for k, v in (arrays or {}).items()}
     flush()  # the staging folder is the previous write's until it is done
@@ -196,11 +227,17 @@ def save_training_state(run: CheckpointFolder, accelerator: Accelerator, loop_st
         accelerator.save_state(str(staged))
     else:
         save_small_state(accelerator, staged)
-    submit(run.checkpoint(LAST), partial(_write_training_state, run, staged, copied, text, kept))
+    best_write = (None if best is None or best_tensors is None
+                  else partial(_write_best, run, best_tensors, best.metadata))
+    submit(run.checkpoint(LAST), partial(_write_training_state, run, staged, copied, text, kept,
+                                         best_write))
 
 
 def _write_training_state(run: CheckpointFolder, staged: Path, copied: HostState | None,
-                          text: str, arrays: dict[str, np.ndarray]) -> None:
+                          text: str, arrays: dict[str, np.ndarray],
+                          best_write: Callable[[], None] | None) -> None:
+    if best_write is not None:  # first: the best checkpoint is what a finished run loads
+        best_write()
     if copied is not None:
         write_host_state(copied, staged)
     (staged / LOOP_STATE).write_text(text, encoding="utf-8")
@@ -231,15 +268,29 @@ def load_training_state(run: CheckpointFolder, accelerator: Accelerator) -> dict
 
 class BestCheckpoint(Callback):
     """Saves the module's weights when an evaluation is the new best (`row["is_best"]`, set
-    by `Selection`). Under DDP only the main process writes."""
+    by `Selection`). Under DDP only the main process writes. When a `ResumeState` saves the
+    same evaluation, it takes the weights over (`take`) and writes them from its own
+    host copy, so the weights are copied once per evaluation, not twice."""
 
     def __init__(self, run: CheckpointFolder, module: Callable[[], nn.Module],
                  is_main: bool = True, fixed: frozenset[str] = frozenset()) -> None:
         self.run, self.module, self.is_main, self.fixed = run, module, is_main, fixed
+        self.handed_over = False
+        self._pending: BestWeights | None = None
 
     def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
-        if row.get("is_best") and self.is_main:
+        if not (row.get("is_best") and self.is_main):
+            return
+        if self.handed_over:
+            self._pending = BestWeights.of(self.module(), self.fixed)
+        else:
             save_best(self.run, self.module(), self.fixed)
+
+    def take(self) -> BestWeights | None:
+        """This evaluation's new best weights, not yet copied (None when it is not a best),
+        for the resume state to write; from now on the caller owns writing them."""
+        pending, self._pending = self._pending, None
+        return pending
 
     def on_train_end(self, state: LoopState) -> None:
         finish()  # the final weights are chosen from this checkpoint next
@@ -251,12 +302,16 @@ class ResumeState(Callback):
     written; it is on disk when training ends."""
 
     def __init__(self, run: CheckpointFolder, accelerator: Accelerator,
-                 arrays: Callable[[], dict[str, np.ndarray] | None] = lambda: None) -> None:
-        self.run, self.accelerator, self.arrays = run, accelerator, arrays
+                 arrays: Callable[[], dict[str, np.ndarray] | None] = lambda: None,
+                 best: BestCheckpoint | None = None) -> None:
+        self.run, self.accelerator, self.arrays, self.best = run, accelerator, arrays, best
+        if best is not None:
+            best.handed_over = True  # its weights are written with the resume state's
 
     def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
         # every process saves (sharded models gather); non-main ones write to scratch
-        save_training_state(self.run, self.accelerator, state.to_json(), self.arrays())
+        best = None if self.best is None else self.best.take()
+        save_training_state(self.run, self.accelerator, state.to_json(), self.arrays(), best)
         self.accelerator.wait_for_everyone()
 
     def on_train_end(self, state: LoopState) -> None:

@@ -82,15 +82,16 @@ class Wiring:
             scorer = (lambda _module: None) if cached else self.evaluate_metric
             parts.append(Averaging(self.averager, self.module, self.metric, scorer,
                                    each_step=not cached))
-        parts.append(BestCheckpoint(context.run, self.module, is_main=main,
-                                    fixed=self.classifier.fixed_parameters()))
+        best = BestCheckpoint(context.run, self.module, is_main=main,
+                              fixed=self.classifier.fixed_parameters())
+        parts.append(best)
         if not cached:
             stopping = context.recipe.train.early_stopping
             if stopping is not None:
                 parts.append(EarlyStopping(self.selector, stopping.patience,
                                            context.reporter.log))
             parts.append(ResumeState(context.run, self.accelerator,
-                                     lambda: _arrays(recorder)))
+                                     lambda: _arrays(recorder), best))
             if recorder is not None:
                 parts.append(Dynamics(recorder))
             parts.append(ProgressBar(context.reporter, context.recipe.train.log_every))

@@ -48,6 +48,8 @@ class BackgroundWriter:
         #: writes in the background when the last copies came from an accelerator.
         self.background: bool | None = None
         self._from_accelerator = False
+        #: Bytes copied to host memory so far (tests and benchmarks count copies with it).
+        self.copied_bytes = 0
 
     def submit(self, target: Path, write: Callable[[], None]) -> None:
         """Wait for the previous write (raising its error), then run `write` in the worker
@@ -114,17 +116,26 @@ class BackgroundWriter:
         Waits for the write in flight first, since it reads the same buffer. One buffer,
         grown to the largest write and reused: fresh host memory costs a page fault per page
         (about as much time as writing the file), and pinned memory (when a tensor is on a
-        GPU) makes the copies from the device several times faster."""
+        GPU) makes the copies from the device several times faster.
+
+        A tensor met twice (the same memory, shape and strides: the model's weights in both
+        the best checkpoint and the resume state) is copied once and shared."""
         self.flush()
         sources: list[torch.Tensor] = []
         _collect(value, sources)
         self._from_accelerator = any(source.device.type != "cpu" for source in sources)
-        copies = self._views(sources, dtype)
-        for buffer, source in zip(copies, sources, strict=True):
+        distinct: dict[tuple[Any, ...], torch.Tensor] = {}
+        for source in sources:
+            distinct.setdefault(_identity(source), source)
+        firsts = list(distinct.values())
+        copies = self._views(firsts, dtype)
+        for buffer, source in zip(copies, firsts, strict=True):
             buffer.copy_(source.detach(), non_blocking=buffer.is_pinned())
-        if any(source.is_cuda for source in sources):
+        if any(source.is_cuda for source in firsts):
             torch.cuda.synchronize()  # the copies are complete when this returns
-        return _rebuild(value, iter(copies))
+        self.copied_bytes += sum(view.numel() * view.element_size() for view in copies)
+        position = {key: index for index, key in enumerate(distinct)}
+        return _rebuild(value, iter([copies[position[_identity(s)]] for s in sources]))
 
     def _views(self, sources: list[torch.Tensor],
                dtype: torch.dtype | None) -> list[torch.Tensor]:
@@ -144,6 +155,12 @@ class BackgroundWriter:
         return [arena[start:start + size].view(kind).view(source.shape)
                 for source, kind, start, size in zip(sources, dtypes, offsets[:-1], sizes,
                                                      strict=True)]
+
+
+def _identity(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """Tensors with equal identities hold the same elements: one host copy serves them."""
+    return (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
+            tensor.stride())
 
 
 def _collect(value: Any, tensors: list[torch.Tensor]) -> None:

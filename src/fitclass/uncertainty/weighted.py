@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from fitclass.count_metrics import from_counts, ratio
+from fitclass.count_metrics import from_counts, macro_average, ratio
 from fitclass.uncertainty.scored import Scored
 
 #: Metrics computed here, by kind (multi-label or not).
@@ -131,7 +131,7 @@ def _multilabel_sums(scored: Scored, weights: np.ndarray) -> dict[str, np.ndarra
     f1 = ratio(2 * tp, 2 * tp + fp + fn)
     support = tp + fn
     micro = ratio(2 * tp.sum(axis=1), (2 * tp + fp + fn).sum(axis=1))
-    return {"micro_f1": micro, "macro_f1": f1.mean(axis=1),
+    return {"micro_f1": micro, "macro_f1": macro_average(f1, support, tp + fp),
             "weighted_f1": ratio((f1 * support).sum(axis=1), support.sum(axis=1)),
             "samples_f1": ratio(f1_sum, total), "subset_accuracy": ratio(subset, total),
             "hamming_loss": ratio(hamming, total), "log_loss": ratio(loss, total, np.nan),
