@@ -208,6 +208,7 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
     stopped = search(study, space, target, deadline, rows, _device(), reporter,
                      trials=trials, on_trial=account, refit=REFITS[preset])
     reporter.log(f"search stopped: {stopped}")
+    await_contributors(study, deadline, refit_reserve(study, REFITS[preset]), reporter)
     board = ranked(study)
     record["workers"] = workers(study)
     if (record.get("final") is None or finished(study) != before
@@ -226,6 +227,21 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
                  f"used {timing.format_seconds(deadline.used())} of "
                  f"{timing.format_seconds(budget_s)}")
     return load_run(target)
+
+
+def await_contributors(study: Any, deadline: timing.Deadline, refit_each_s: float | None,
+                       reporter: Reporter) -> None:
+    """Wait for the trials other workers are running (they started them only when they fit
+    before the finish's reserve) while the finish's reserve still fits, so the finish
+    chooses among them too."""
+    def running() -> int:
+        return sum(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+
+    if running():
+        reporter.log(f"waiting for {running()} trial(s) of other workers")
+    while running() and deadline.remaining() - POLL_S > timing.reserve_seconds(
+            finished(study), refit_each_s, deadline.remaining()):
+        clock.sleep(POLL_S)
 
 
 def workers(study: Any) -> dict[str, int]:
