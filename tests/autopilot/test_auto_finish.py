@@ -141,3 +141,29 @@ def test_a_multilabel_table_gives_a_run_and_doctor_names_its_cardinality(
     predicted = loaded.predict(["pizza and a guitar song", "the football match"])
     assert isinstance(predicted, pd.DataFrame) and len(predicted) == 2
     assert "label_cardinality" in (run.path / "auto.md").read_text()
+
+
+def test_a_neural_trial_reports_every_epochs_validation_score_to_the_pruner(
+        tmp_path: Path, three_classes_csv: Path,
+        recipe_for: Any) -> None:
+    """The search trains no folds: Hyperband prunes on validation scores, one per
+    evaluation (an epoch here), each reported as the trial's intermediate value."""
+    from fitclass.autopilot.budget import Deadline
+    from fitclass.autopilot.search import open_auto_study, search
+    from fitclass.autopilot.space import SearchSpace
+    from fitclass.training.progress import Reporter
+
+    base = recipe_for("tiny_bert", three_classes_csv, name="pruned",
+                      train={"epochs": 3, "select": {"metric": "macro_f1"}})
+    space = SearchSpace(base=base, backbones=[base["model"]["backbone"]], epochs=3)
+    study = open_auto_study(space, f"sqlite:///{tmp_path / 'study.db'}", "pruned", 0,
+                            Reporter(enabled=False))
+    stopped = search(study, space, tmp_path, Deadline(300.0), 120, "cpu",
+                     Reporter(enabled=False), trials=1)
+    assert "finished trials" in stopped
+    trial = study.trials[0]
+    assert trial.state.name == "COMPLETE"
+    assert sorted(trial.intermediate_values) == sorted(
+        int(s) for s in pd.read_csv(tmp_path / "trials" / "trial-0000" / "history.csv")
+        ["step"].dropna())
+    assert len(trial.intermediate_values) == 3  # one per epoch
