@@ -25,6 +25,7 @@ from fitclass.models.ensemble import EnsembleClassifier
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
 from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import RUN, Layout
 from fitclass.runs.members import find_cycle
 from fitclass.runs.run import Run, load_run, predictions_for
 from fitclass.runs.scored_rows import across_members, row_intervals, scored_metrics
@@ -126,8 +127,9 @@ def mark_noise(task: Task, targets: np.ndarray, metric: str, rows: Sequence[dict
 
 def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "auto",
              valid: str | Path | None = None, metric: str | None = None, folds: int = 5,
-             seed: int = 0, overwrite: bool = False) -> Run:
-    """Combine finished runs into an ensemble run at `out`; return it."""
+             seed: int = 0, overwrite: bool = False, within: Layout = RUN) -> Run:
+    """Combine finished runs into an ensemble run at `out`; return it. `within`: the layout
+    of `out` when it keeps entries of its own beside the run (`RunDir.create`)."""
     if method != "auto" and method not in combiners.METHODS:
         raise FitclassError(f"--method {method!r}: choose auto or one of "
                             f"{sorted(combiners.METHODS)}")
@@ -158,7 +160,7 @@ def ensemble(run_dirs: Sequence[str | Path], out: str | Path, *, method: str = "
                [*member_probs, *held_out.values()])
     across = across_members([task.score(targets, p, m.decision.predict(p))
                              for m, p in zip(members, member_probs, strict=True)])
-    run = RunDir.create(out, overwrite=overwrite)  # locked until written
+    run = RunDir.create(out, overwrite=overwrite, within=within)  # locked until written
     try:
         _write(run, members, combiner, task, targets, labels, ids, id_column,
                held_out[chosen], {"method": chosen, "metric": metric, "folds": folds,

@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from fitclass.autopilot.budget import (
+    REFIT_FOLDS,
     finish_seconds,
     members_that_fit,
     parse_time,
+    refit_seconds,
     refuse_if_too_small,
+    reserve_seconds,
 )
 from fitclass.autopilot.space import candidate_backbones, choose_space, trial_keys
 from fitclass.diagnosis import Diagnosis, Finding
@@ -102,9 +105,25 @@ def test_bad_time_is_refused_with_the_formats(text: str) -> None:
 
 
 def test_the_finish_takes_the_members_the_time_left_allows() -> None:
-    assert members_that_fit(finish_seconds(3) + 0.1, 5) == 3
-    assert members_that_fit(finish_seconds(8) * 2, 5) == 5
-    assert members_that_fit(1.0, 5) == 1
+    assert members_that_fit(finish_seconds(3) + 0.1, 5) == (3, False)
+    assert members_that_fit(finish_seconds(8) * 2, 5) == (5, False)
+    assert members_that_fit(1.0, 5) == (1, False)
+
+
+def test_best_keeps_back_each_members_refit_or_skips_the_refit_when_none_fits() -> None:
+    trial_s = 4.0
+    each = refit_seconds(trial_s)
+    assert each >= (REFIT_FOLDS + 1) * trial_s  # K fold runs and the refit
+    assert members_that_fit(finish_seconds(2, each) + 0.1, 8, each) == (2, True)
+    assert members_that_fit(finish_seconds(1, each) + 0.1, 8, each) == (1, True)
+    # not even one refit fits: the members the time allows, without a refit
+    assert members_that_fit(finish_seconds(3) + 0.1, 8, each) == (3, False)
+    plenty = 10 * finish_seconds(1, each)
+    assert reserve_seconds(1, each, plenty) == finish_seconds(1, each)
+    assert reserve_seconds(1, each, plenty) > reserve_seconds(1, None, plenty)
+    assert reserve_seconds(0, each, plenty) == finish_seconds(1)  # the first trial must fit
+    # a refit that no longer fits keeps nothing back for itself: the search goes on
+    assert reserve_seconds(1, each, finish_seconds(1, each) - 1) == finish_seconds(2)
 
 
 def test_a_budget_below_one_cheapest_run_is_refused_naming_what_would_do() -> None:

@@ -36,6 +36,13 @@ NEURAL_FIXED_S = 10.0
 #: tiny TF-IDF members on a shared 2-core machine, and 28 s for three TF-IDF members on TREC
 #: (50 classes, 546 validation rows), so these are deliberately generous.
 FINISH_FIXED_S, ENSEMBLE_FIXED_S, ENSEMBLE_PER_MEMBER_S = 2.0, 8.0, 6.0
+#: `--preset best`'s refit of each member: a REFIT_FOLDS-fold cross-validation and one run
+#: on every labelled row, REFIT_FOLDS + 1 trainings on up to REFIT_ROWS times a trial's
+#: training rows, plus the cross-validation run's record and report; the ensemble is then
+#: fitted on every labelled row's out-of-fold probabilities (about five times the
+#: validation rows), counted as ENSEMBLE_OOF times its cost on validation rows.
+REFIT_FOLDS = 5
+REFIT_ROWS, REFIT_FIXED_S, ENSEMBLE_OOF = 1.25, 5.0, 2.0
 
 def parse_time(text: str) -> float:
     """`"30m"`, `"1h"`, `"90s"`, `"1h30m"` or plain seconds (`"45"`) -> seconds."""
@@ -97,19 +104,48 @@ def measured_seconds(study: Any, backbone: str, only_backbone: bool) -> float | 
     return max(seconds) if seconds else None
 
 
-def finish_seconds(members: int) -> float:
+def refit_seconds(trial_s: float) -> float:
+    """One member's cross-validation and refit, from its trial's cost `trial_s`."""
+    return (REFIT_FOLDS + 1) * REFIT_ROWS * trial_s + REFIT_FIXED_S
+
+
+def finish_seconds(members: int, refit_each_s: float | None = None) -> float:
     """Time kept back for the finish: an ensemble of `members` runs (one: a copy) and
-    auto.md."""
+    auto.md; with `refit_each_s`, each member's refit first and an ensemble fitted on
+    out-of-fold rows."""
+    refits = 0.0 if refit_each_s is None else members * refit_each_s
     if members < 2:
-        return FINISH_FIXED_S
-    return FINISH_FIXED_S + ENSEMBLE_FIXED_S + ENSEMBLE_PER_MEMBER_S * members
+        return FINISH_FIXED_S + refits
+    ensemble = ENSEMBLE_FIXED_S + ENSEMBLE_PER_MEMBER_S * members
+    return FINISH_FIXED_S + refits + ensemble * (1.0 if refit_each_s is None
+                                                 else ENSEMBLE_OOF)
 
 
-def members_that_fit(remaining_s: float, top: int) -> int:
-    """The most members (at most `top`) whose ensemble fits the time left; 1 means copy
-    the best trial."""
+def members_that_fit(remaining_s: float, top: int,
+                     refit_each_s: float | None = None) -> tuple[int, bool]:
+    """The most members (at most `top`) whose finish fits the time left (1 means copy the
+    best trial), and whether they are refit: with `refit_each_s` (the preset refits) as
+    many refitted members as fit, else, when not even one refit fits, no refit."""
+    if refit_each_s is not None and finish_seconds(1, refit_each_s) <= remaining_s:
+        fits = [k for k in range(2, top + 1)
+                if finish_seconds(k, refit_each_s) <= remaining_s]
+        return (max(fits) if fits else 1), True
     fits = [k for k in range(2, top + 1) if finish_seconds(k) <= remaining_s]
-    return max(fits) if fits else 1
+    return (max(fits) if fits else 1), False
+
+
+def reserve_seconds(finished: int, refit_each_s: float | None, remaining_s: float) -> float:
+    """What the search keeps back for the finish: a copy while nothing has finished (the
+    first trial must fit, as the refusal at the start promised), then an ensemble of two
+    or, when the preset refits, one refitted member if that costs more and still fits the
+    `remaining_s` (when it no longer does the finish goes without a refit, and the search
+    spends the time on trials)."""
+    if not finished:
+        return finish_seconds(1)
+    ensemble = finish_seconds(2)
+    if refit_each_s is None or finish_seconds(1, refit_each_s) > remaining_s:
+        return ensemble
+    return max(ensemble, finish_seconds(1, refit_each_s))
 
 
 def refuse_if_too_small(budget_s: float, spent_s: float, cheapest_s: float,

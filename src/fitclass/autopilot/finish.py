@@ -1,18 +1,21 @@
-"""`fitclass auto`'s finish: the best trials become OUT's own run.
+"""`fitclass auto`'s finish: the best trials become OUT's own run, written in place.
 
-With two or more finished trials the best `TOP_MEMBERS[preset]` are ensembled
-(`fitclass.ensemble`: combiners cross-fitted on the shared validation rows, the chosen one
-refitted on all of them, the decision refitted on the ensemble's probabilities as the best
-member's recipe says, e.g. `decision.optimize: macro_f1`); with one, that run is copied. The
-run is written into a hidden staging folder inside OUT and then moved into OUT entry by
-entry, so OUT is a normal run (predict, evaluate, report, export) beside `trials/` and
-`auto.md`. No refit on every labelled row: the members keep their validation rows, which
-the decision and the reported intervals need (docs/architecture.md).
+With two or more chosen trials they are ensembled (`fitclass.ensemble` into OUT itself:
+combiners cross-fitted on the members' shared held-out rows, the chosen one refitted on all
+of them, the decision refitted on the ensemble's probabilities as the best member's recipe
+says, e.g. `decision.optimize: macro_f1`); with one, that run is copied into OUT. OUT keeps
+auto's own entries (`trials/`, `auto.json`, ...) beside the run: the run is created with
+`RunDir.create(..., within=AUTO_DIR)`, which replaces an earlier finish's run entries only.
+Every file is written atomically and `status.json` says `finished` last, so a finish killed
+midway leaves a run that is not finished, and the next call writes it again.
+
+Under `--preset best` the chosen trials are refitted first (`autopilot/refit.py`): OUT is
+then built from their cross-validation runs (so combiners and decision are fitted on
+out-of-fold probabilities of every labelled row) and predicts with their refits.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -20,17 +23,16 @@ from typing import Any
 
 import pandas as pd
 
-from fitclass.atomic import atomic_write_text
+from fitclass.autopilot.folder import AUTO_DIR, OLD_STAGING
+from fitclass.autopilot.refit import RefitPlan, refit_members, swap_in_refits
 from fitclass.ensembling import ensemble
 from fitclass.errors import FitclassError
-from fitclass.models.base import MODEL_INFO
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import LOCK, MODEL, RUN, is_run
+from fitclass.runs.layout import LOCK, REFIT, STATUS, is_run
 from fitclass.runs.readers import has_metrics
 from fitclass.runs.run import Run, load_run
 from fitclass.sweep import leaderboard
-
-STAGING = ".auto-final"
+from fitclass.training.progress import Reporter
 
 
 class NothingFinished(FitclassError):
@@ -60,48 +62,59 @@ def members(board: pd.DataFrame, top: int) -> list[Path]:
     return found
 
 
-def _retarget_members(model_dir: Path, out: Path) -> None:
-    """The ensemble's member paths relative to OUT (where the model ends up), not to the
-    staging folder it was written in, so OUT and its trials can move together."""
-    path = model_dir / MODEL_INFO
-    info = json.loads(path.read_text(encoding="utf-8"))
-    for member in info.get("members", []):
-        member["relative"] = os.path.relpath(member["absolute"], out)
-    atomic_write_text(path, json.dumps(info, indent=2, ensure_ascii=False))
-
-
-def _move_into(staging: Path, out: Path) -> None:
-    """Replace OUT's run entries (an earlier call's finish) with the staged run's."""
-    for entry in out.iterdir():
-        if entry.name in RUN.names and entry.name not in (LOCK, "trials"):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+def copy_run(source: Path, out: Path) -> None:
+    """Copy the finished run `source` into OUT, entry by entry (each to a hidden name, then
+    renamed into place), its status last."""
+    run = RunDir.create(out, overwrite=True, within=AUTO_DIR)
+    try:
+        for entry in source.iterdir():
+            if (entry.name in (LOCK, STATUS) or entry.name.startswith(".")
+                    or not AUTO_DIR.writes(entry.name)):  # a lock, a status, a temporary
+                continue
+            staged = out / f".{entry.name}.copy"
+            if entry.is_dir():
+                shutil.rmtree(staged, ignore_errors=True)
+                shutil.copytree(entry, staged)
             else:
-                entry.unlink()
-    for entry in staging.iterdir():
-        os.replace(entry, out / entry.name)
-    staging.rmdir()
+                shutil.copy2(entry, staged)
+            os.replace(staged, out / entry.name)
+        record = RunDir(source).status_record() or {}
+        run.set_status("finished", **{k: v for k, v in record.items()
+                                      if k not in ("status", "updated", "tool")},
+                       copied_from=str(source))
+    except BaseException as error:
+        run.set_status("failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        run.release()
 
 
-def build_final(board: pd.DataFrame, out: Path, top: int, metric: str) -> dict[str, Any]:
-    """Write OUT's run from the best trials; return what was chosen."""
+def build_final(board: pd.DataFrame, out: Path, top: int, metric: str,
+                refit: RefitPlan | None = None,
+                reporter: Reporter | None = None) -> dict[str, Any]:
+    """Write OUT's run from the best `top` trials (refitted first when `refit` says so);
+    return what was chosen and how."""
     chosen = members(board, top)
     if not chosen:
         raise NothingFinished(f"{out}: no trial finished within the budget, so there is no "
                               f"model; {out / 'auto.md'} lists the trials and their errors; "
                               f"rerun with a larger --time")
-    staging = out / STAGING
-    if staging.exists():  # an earlier call died mid-finish: it is ours to redo
-        shutil.rmtree(staging)
-    if len(chosen) >= 2:
-        ensemble(chosen, staging, metric=metric)
-        _retarget_members(staging / MODEL, out)
-        kind = "ensemble"
+    if (out / OLD_STAGING).is_dir():  # an earlier fitclass staged its finish there: ours
+        shutil.rmtree(out / OLD_STAGING)
+    final: dict[str, Any] = {"kind": "ensemble" if len(chosen) >= 2 else "best trial",
+                             "members": [str(p) for p in chosen], "refit": None}
+    sources = chosen
+    if refit is not None and refit.wanted:
+        final["refit"] = refit_members(chosen, refit, reporter or Reporter())
+        if final["refit"]["done"]:
+            sources = [Path(p) for p in final["refit"]["crossval"]]
+    if len(sources) >= 2:
+        ensemble(sources, out, metric=metric, overwrite=True, within=AUTO_DIR)
+        if sources is not chosen:
+            swap_in_refits(out)
     else:
-        shutil.copytree(chosen[0], staging, ignore=shutil.ignore_patterns(LOCK))
-        kind = "best trial"
-    _move_into(staging, out)
-    return {"kind": kind, "members": [str(p) for p in chosen]}
+        copy_run(sources[0] / REFIT if sources is not chosen else sources[0], out)
+    return final
 
 
 def final_run(out: Path) -> Run:

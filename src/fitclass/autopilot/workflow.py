@@ -1,15 +1,25 @@
 """`fitclass.auto(table, label=..., time="30m")`: diagnose, search, finish, within budget.
 
 OUT holds the run `auto` made (predict/evaluate/report/export work on it) beside its own
-entries: `auto.json` (the command, the search space, the diagnosis and the time each call
-spent), `auto.db` (the Optuna study, unless --storage names another), `trials/` (one normal
-run per trial) and `auto.md`. Rerunning the same command continues: the study keeps its
-finished trials, and the budget counts the time earlier calls spent.
+entries (`autopilot/folder.py`): `auto.json` (the command, the search space, the diagnosis
+and the time each call spent), `auto.db` (the Optuna study, unless --storage names
+another), `trials/` (one normal run per trial) and `auto.md`. Rerunning the same command
+continues: the study keeps its finished trials, and the budget counts the time earlier
+calls spent.
+
+Several workers on one OUT (the same command started twice, or on several machines sharing
+OUT and a --storage): the first to take `OUT/auto.lock` is the finisher; it diagnoses,
+writes `auto.json`, searches, and writes the run and `auto.md`. Every other worker is a
+contributor: it waits for `auto.json`, runs trials of the same study into `trials/` (trial
+numbers come from the study, so no trial is run twice and no folder is written by two
+workers) under the same deadline, writes nothing else, then waits for the finisher's run
+and returns it. A finisher that died leaves its lock to the next call, which finishes.
 """
 
 from __future__ import annotations
 
 import json
+import time as clock
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +27,33 @@ import pandas as pd
 
 from fitclass.atomic import atomic_write_text
 from fitclass.autopilot import budget as timing
-from fitclass.autopilot.finish import STAGING, NothingFinished, build_final, ranked
-from fitclass.autopilot.notes import NOTES, write_notes
-from fitclass.autopilot.search import TRIALS, finished, open_auto_study, search
+from fitclass.autopilot.finish import NothingFinished, build_final, ranked
+from fitclass.autopilot.folder import AUTO_DIR, FINISHER_LOCK, NOTES, RECORD, STUDY, TABLE
+from fitclass.autopilot.notes import write_notes
+from fitclass.autopilot.refit import RefitPlan
+from fitclass.autopilot.search import finished, open_auto_study, refit_reserve, search
 from fitclass.autopilot.space import (
     EPOCHS,
     PRESETS,
+    REFITS,
     TOP_MEMBERS,
     SearchSpace,
     candidate_backbones,
     choose_space,
 )
 from fitclass.diagnosis import doctor
-from fitclass.errors import FitclassError
-from fitclass.runs.layout import RUN, Layout, claim_folder, is_run, now
+from fitclass.errors import FitclassError, RunError
+from fitclass.runs.folder import RunDir
+from fitclass.runs.layout import claim_folder, now
+from fitclass.runs.lock import RunLock
 from fitclass.runs.run import Run, load_run
 from fitclass.sweep_storage import hide_password
 from fitclass.training.progress import Reporter
 
-RECORD = "auto.json"
 #: A backbone other than TF-IDF is searched when this many of its trials fit the budget.
 AFFORDABLE_TRIALS = 3
-TABLE = "table.csv"  # a DataFrame given to fitclass.auto, saved so trials can read it
-#: What `fitclass auto` writes into OUT: a run's entries and its own.
-AUTO_DIR = Layout("auto", RUN.names | frozenset({
-    RECORD, NOTES, TRIALS, TABLE, STAGING, "auto.db", "auto.db-journal", "auto.db-wal",
-    "auto.db-shm"}), patterns=RUN.patterns)
+#: How often a contributing worker looks for the finisher's auto.json and run.
+POLL_S = 0.5
 
 
 def _device() -> str:
@@ -109,8 +120,10 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
          valid: str | Path | None = None, backbones: list[str] | None = None,
          trials: int | None = None, reporter: Reporter | None = None) -> Run:
     """Diagnose `table`, search the remedies its findings call for within `time` ("30m",
-    "1h", "90s" or seconds), ensemble the best trials into the run at `out` and return it.
-    `trials` caps the study's finished trials (a resumed call counts earlier ones)."""
+    "1h", "90s" or seconds), ensemble the best trials (refit first under `best`) into the
+    run at `out` and return it. `trials` caps the study's finished trials (a resumed call
+    counts earlier ones). A second call on the same `out` while one runs contributes trials
+    to its study and returns its run."""
     budget_s = float(time) if isinstance(time, int | float) else timing.parse_time(time)
     if preset not in PRESETS:
         raise FitclassError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -120,51 +133,89 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
     target = claim_folder(Path(out or Path("runs") / f"auto-{stem}").resolve(), AUTO_DIR)
     data = _table_path(table, target)
     command = _command(data, label, text, preset, named, valid)
+    storage = storage or f"sqlite:///{target / STUDY}"
+    finisher = RunLock(target, FINISHER_LOCK)
+    try:
+        finisher.acquire()
+    except RunError:
+        return contribute(target, command, budget_s, storage, trials, reporter)
+    try:
+        return _finish_call(target, command, budget_s, storage, trials, reporter)
+    finally:
+        finisher.release()
+
+
+def _diagnose(command: dict[str, Any], deadline: timing.Deadline,
+              reporter: Reporter) -> dict[str, Any]:
+    """The first call's record: doctor's diagnosis and the search space it calls for."""
+    budget_s = deadline.budget_s
+    # before reading anything: a budget below a TF-IDF run's fixed cost never fits
+    timing.refuse_if_too_small(budget_s, 0.0, timing.TFIDF_FIXED_S, None)
+    preset = command["preset"]
+    diagnosis = doctor(command["data"], label=command["label"], text=command["text"],
+                       valid=command["valid"])
+    backbones = affordable(candidate_backbones(diagnosis, command["backbones"], preset),
+                           diagnosis.rows, budget_s, preset)
+    space = choose_space(diagnosis, backbones, preset)
+    record = {"tool": "fitclass auto", "command": command, "budget_seconds": budget_s,
+              "spent_seconds": 0.0, "doctor_seconds": deadline.this_call(),
+              "calls": [], "space": space.to_dict(), "diagnosis": diagnosis.to_dict()}
+    cheapest = timing.estimate_seconds(timing.CHEAPEST, diagnosis.rows, space.epochs, "cpu")
+    timing.refuse_if_too_small(budget_s, deadline.used(), cheapest, diagnosis.rows)
+    reporter.log(f"doctor: {', '.join(diagnosis.regimes) or 'no regime'}; searching "
+                 f"{', '.join(space.backbones)} with "
+                 f"{', '.join(space.remedies()) or 'no remedies'} in mind")
+    return record
+
+
+def _refit_plan(preset: str, study: Any, remaining_s: float) -> tuple[int, RefitPlan]:
+    """How many members the finish takes, and whether they are refit (the preset asks and
+    at least one refit fits the time left)."""
+    each = refit_reserve(study, REFITS[preset])
+    top, refit = timing.members_that_fit(remaining_s, TOP_MEMBERS[preset], each)
+    if not REFITS[preset] or refit:
+        return top, RefitPlan(REFITS[preset])
+    need = "nothing finished to price it" if each is None else (
+        f"one member's cross-validation and refit takes about {timing.format_seconds(each)}")
+    return top, RefitPlan(True, f"the {timing.format_seconds(max(0.0, remaining_s))} left "
+                                f"could not fit it ({need}); give a larger --time")
+
+
+def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage: str,
+                 trials: int | None, reporter: Reporter) -> Run:
+    """The finisher's call: diagnose (first call), search, write the run and auto.md."""
     record = _read_record(target, command)
-    spent = float(record["spent_seconds"]) if record else 0.0
-    deadline = timing.Deadline(budget_s, spent)
+    deadline = timing.Deadline(budget_s, float(record["spent_seconds"]) if record else 0.0)
     if record is None:
-        # before reading anything: a budget below a TF-IDF run's fixed cost never fits
-        timing.refuse_if_too_small(budget_s, 0.0, timing.TFIDF_FIXED_S, None)
-        diagnosis = doctor(data, label=label, text=text, valid=valid)
-        space = choose_space(diagnosis, affordable(candidate_backbones(diagnosis, named,
-                                                                       preset),
-                                                   diagnosis.rows, budget_s, preset),
-                             preset)
-        record = {"tool": "fitclass auto", "command": command, "budget_seconds": budget_s,
-                  "spent_seconds": 0.0, "doctor_seconds": deadline.this_call(),
-                  "calls": [], "space": space.to_dict(), "diagnosis": diagnosis.to_dict()}
-        cheapest = timing.estimate_seconds(timing.CHEAPEST, diagnosis.rows, space.epochs,
-                                           "cpu")
-        timing.refuse_if_too_small(budget_s, deadline.used(), cheapest, diagnosis.rows)
-        reporter.log(f"doctor: {', '.join(diagnosis.regimes) or 'no regime'}; searching "
-                     f"{', '.join(space.backbones)} with "
-                     f"{', '.join(space.remedies()) or 'no remedies'} in mind")
+        record = _diagnose(command, deadline, reporter)
     space = SearchSpace.from_dict(record["space"])
     record["budget_seconds"] = budget_s
     record["calls"].append({"started": now(), "seconds": 0.0})
-    rows = int(record["diagnosis"]["rows"])
+    rows, preset = int(record["diagnosis"]["rows"]), command["preset"]
 
     def account() -> None:
         record["calls"][-1]["seconds"] = round(deadline.this_call(), 2)
         record["spent_seconds"] = round(deadline.used(), 2)
         _save(target, record)
 
-    account()
-    storage = storage or f"sqlite:///{target / 'auto.db'}"
+    # the study (and its first trial) before auto.json: a contributor waits for auto.json
     study = open_auto_study(space, storage, space.base["name"], 0, reporter)
+    account()
     before = finished(study)
     reporter.log(f"study in {hide_password(storage)}: {before} trials done; budget "
                  f"{timing.format_seconds(budget_s)}, "
                  f"{timing.format_seconds(max(0.0, deadline.remaining()))} left")
     stopped = search(study, space, target, deadline, rows, _device(), reporter,
-                     trials=trials, on_trial=account)
+                     trials=trials, on_trial=account, refit=REFITS[preset])
     reporter.log(f"search stopped: {stopped}")
+    await_contributors(study, deadline, refit_reserve(study, REFITS[preset]), reporter)
     board = ranked(study)
-    if record.get("final") is None or finished(study) != before or not is_run(target):
-        top = timing.members_that_fit(deadline.remaining(), TOP_MEMBERS[preset])
+    record["workers"] = workers(study)
+    if (record.get("final") is None or finished(study) != before
+            or RunDir(target).status() != "finished"):
+        top, plan = _refit_plan(preset, study, deadline.remaining())
         try:
-            record["final"] = build_final(board, target, top, space.metric)
+            record["final"] = build_final(board, target, top, space.metric, plan, reporter)
         except NothingFinished:
             account()
             write_notes(target, record["diagnosis"], space, board, None, record, stopped)
@@ -177,3 +228,71 @@ def auto(table: str | Path | pd.DataFrame, *, label: str | list[str] | None = No
                  f"{timing.format_seconds(budget_s)}")
     return load_run(target)
 
+
+def await_contributors(study: Any, deadline: timing.Deadline, refit_each_s: float | None,
+                       reporter: Reporter) -> None:
+    """Wait for the trials other workers are running (they started them only when they fit
+    before the finish's reserve) while the finish's reserve still fits, so the finish
+    chooses among them too."""
+    def running() -> int:
+        return sum(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+
+    if running():
+        reporter.log(f"waiting for {running()} trial(s) of other workers")
+    while running() and deadline.remaining() - POLL_S > timing.reserve_seconds(
+            finished(study), refit_each_s, deadline.remaining()):
+        clock.sleep(POLL_S)
+
+
+def workers(study: Any) -> dict[str, int]:
+    """Finished trials per worker ("host:pid"), for auto.md."""
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        if trial.state.name in ("COMPLETE", "PRUNED"):
+            name = str(trial.user_attrs.get("worker", "unknown"))
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _finisher(target: Path) -> str | None:
+    """Who holds OUT's finisher lock (alive), or None."""
+    from fitclass.runs.lock import LockInfo
+
+    holder = LockInfo.read(target / FINISHER_LOCK)
+    return holder.describe() if holder is not None and holder.alive() else None
+
+
+def contribute(target: Path, command: dict[str, Any], budget_s: float, storage: str,
+               trials: int | None, reporter: Reporter) -> Run:
+    """A worker that found OUT's finisher at work: run trials of its study under the same
+    deadline, then wait for the finisher's run and return it."""
+    import os
+
+    started = clock.monotonic()
+    limit = budget_s * 1.1
+    record = _read_record(target, command)
+    while record is None:  # the finisher is diagnosing
+        if clock.monotonic() - started > limit or _finisher(target) is None:
+            raise FitclassError(f"{target}: another worker holds {FINISHER_LOCK} but wrote "
+                                f"no {RECORD}; rerun the command once it has ended")
+        clock.sleep(POLL_S)
+        record = _read_record(target, command)
+    written = (target / RECORD).stat().st_mtime
+    # the finisher's spent time when it last wrote auto.json, and since
+    deadline = timing.Deadline(budget_s, float(record["spent_seconds"])
+                               + max(0.0, clock.time() - written))
+    space = SearchSpace.from_dict(record["space"])
+    reporter.log(f"auto: {target} is finished by {_finisher(target) or 'another worker'}; "
+                 f"this worker contributes trials to its study")
+    # its own sampler seed: two TPE samplers seeded alike propose the same values
+    study = open_auto_study(space, storage, space.base["name"], os.getpid(), reporter,
+                            first=False)
+    stopped = search(study, space, target, deadline, int(record["diagnosis"]["rows"]),
+                     _device(), reporter, trials=trials, refit=REFITS[command["preset"]])
+    reporter.log(f"search stopped: {stopped}; waiting for the finisher's run")
+    while _finisher(target) is not None and clock.monotonic() - started < limit:
+        clock.sleep(POLL_S)
+    if RunDir(target).status() != "finished":
+        raise FitclassError(f"{target}: this worker contributed trials, but the finisher "
+                            f"left no finished run; rerun the command to finish it")
+    return load_run(target)

@@ -19,9 +19,11 @@ def auto(
     time: str = typer.Option("30m", "--time", help="Budget for the whole command: 90s, "
                                                    "30m, 1h, 1h30m."),
     preset: str = typer.Option("good", help="fast (TF-IDF only, 3 members), good (and the "
-                                            "embedded MiniLM if affordable, 5), best (8)."),
+                                            "embedded MiniLM if affordable, 5), best (8, "
+                                            "each refit on every labelled row)."),
     out: Path | None = typer.Option(None, help="Output run folder (default runs/auto-NAME); "
-                                               "rerun the same command to continue it."),
+                                               "rerun the same command to continue it, or "
+                                               "run it again meanwhile to add a worker."),
     storage: str | None = typer.Option(None, help="Optuna storage URL (default SQLite in "
                                                   "OUT); postgresql://... for many workers."),
     valid: ValidFile = None,

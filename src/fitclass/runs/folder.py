@@ -28,6 +28,7 @@ from fitclass.runs.layout import (
     RUN,
     STATUS,
     TOOL,
+    Layout,
     has_content,
     now,
     refused,
@@ -46,20 +47,26 @@ class RunDir:
         self._lock: RunLock | None = None
 
     @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
+    def create(cls, path: str | Path, *, overwrite: bool = False,
+               within: Layout = RUN) -> RunDir:
         """A new run folder, locked by this process. An existing folder must be a run that
         the overwrite rule lets fitclass replace; then a finished run, or an unfinished one
         with a checkpoint, is replaced only with `overwrite`; an unfinished run without a
-        checkpoint (nothing to continue) is replaced by rerunning the same command."""
+        checkpoint (nothing to continue) is replaced by rerunning the same command.
+
+        `within`: the kind of folder the run is written into when it is not a run folder of
+        its own but one whose layout holds a run's entries beside its own (`fitclass auto`'s
+        OUT keeps `trials/`, `auto.json` and its `.fitclass.json` proof): the overwrite rule
+        is checked against that layout, and replacing deletes the run's entries only."""
         run = cls(path)
         status: str | None = None
         if has_content(run.path):
             holder = lock_holder(run.path)
             if holder is not None:
                 raise held(run.path, holder)
-            problem = replace_refusal(run.path)
+            problem = replace_refusal(run.path, within)
             if problem is not None:
-                raise refused(run.path, problem)
+                raise refused(run.path, problem, within)
             status = run.status()  # before taking the lock: a dead holder's `running` is stale
         elif run.path.exists() and not run.path.is_dir():
             raise refused(run.path, "it is a file, not a folder")
@@ -69,7 +76,9 @@ class RunDir:
             if status is not None:
                 if not overwrite:
                     run._refuse_without_overwrite(status)
-                remove_entries(run.path, RUN, keep=(LOCK,))
+                # the host folder's own proof of ownership stays (a run's is status.json)
+                keep = (LOCK,) if within is RUN else (LOCK, within.proof)
+                remove_entries(run.path, RUN, keep=keep, within=within)
             run.set_status("running")
         except BaseException:
             run.release()

@@ -187,12 +187,16 @@ def refused(path: Path, problem: str, layout: Layout = RUN, fix: str = NEW_OUT) 
 
 
 def remove_entries(path: Path, layout: Layout = RUN, keep: tuple[str, ...] = (),
-                   fix: str = NEW_OUT) -> None:
+                   fix: str = NEW_OUT, within: Layout | None = None) -> None:
     """Delete the entries `layout` writes in `path`, and nothing else; RunError (with the
-    reason) when the overwrite rule forbids touching `path`."""
-    problem = replace_refusal(path, layout)
+    reason) when the overwrite rule forbids touching `path`. `within` is the kind of folder
+    `path` is, when a `layout` record lives in a folder that keeps entries of its own (a
+    `fitclass auto` folder holds its run beside `trials/`): the rule is checked against it,
+    and only `layout`'s entries are deleted."""
+    owner = within or layout
+    problem = replace_refusal(path, owner)
     if problem is not None:
-        raise refused(path, problem, layout, fix)
+        raise refused(path, problem, owner, fix)
     for entry in path.iterdir():
         if entry.name in keep or entry.name in LITTER or not layout.writes(entry.name):
             continue

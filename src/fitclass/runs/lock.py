@@ -105,10 +105,11 @@ class LockInfo:
 
 
 class RunLock:
-    """The lock this process holds on one run folder."""
+    """The lock this process holds on one run folder (`name`: another lock file in it, for
+    a folder with more than one kind of writer, e.g. `fitclass auto`'s finisher)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK
+    def __init__(self, folder: Path, name: str = LOCK) -> None:
+        self.path = folder / name
         self.token = os.urandom(8).hex()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
