@@ -46,11 +46,13 @@ class RunDir:
         self._lock: RunLock | None = None
 
     @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
+    def create(cls, path: str | Path, *, overwrite: bool = False,
+               keep: tuple[str, ...] = ()) -> RunDir:
         """A new run folder, locked by this process. An existing folder must be a run that
         the overwrite rule lets fitclass replace; then a finished run, or an unfinished one
         with a checkpoint, is replaced only with `overwrite`; an unfinished run without a
-        checkpoint (nothing to continue) is replaced by rerunning the same command."""
+        checkpoint (nothing to continue) is replaced by rerunning the same command. `keep`:
+        run entries that survive the replacement (a keyed cache the new run checks)."""
         run = cls(path)
         status: str | None = None
         if has_content(run.path):
@@ -69,7 +71,7 @@ class RunDir:
             if status is not None:
                 if not overwrite:
                     run._refuse_without_overwrite(status)
-                remove_entries(run.path, RUN, keep=(LOCK,))
+                remove_entries(run.path, RUN, keep=(LOCK, *keep))
             run.set_status("running")
         except BaseException:
             run.release()

@@ -1,0 +1,193 @@
+"""`fitclass distil`: an ensemble of TF-IDF runs taught to a tiny BERT student."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fitclass
+from fitclass.distilling import teacher as teacher_module
+from fitclass.errors import DataError, RecipeError, RunError
+from fitclass.export import export_onnx
+from fitclass.runs.layout import TEACHER_PROBS
+
+pytestmark = pytest.mark.usefixtures("no_reports")
+
+
+@pytest.fixture(scope="module")
+def student_settings(tiny_bert_dir: Path) -> list[str]:
+    return ["model.max_length=32", "model.dropout=0.0", "train.epochs=3",
+            "train.batch_size=16", "train.lr=3e-3", "train.eval_batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def unlabelled_csv(tmp_path_factory: pytest.TempPathFactory,
+                   rows_maker: Callable[..., list[dict[str, str]]]) -> Path:
+    rows = [{"text": row["text"]} for row in rows_maker({"sports": 8, "tech": 8, "food": 8},
+                                                        seed=77)]
+    path = tmp_path_factory.mktemp("unlabelled") / "unlabelled.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory,
+            analyzer_runs: dict[str, Path]) -> Path:
+    """An ensemble of two TF-IDF runs (classical members) on one validation split."""
+    out = tmp_path_factory.mktemp("teacher") / "ensemble"
+    return fitclass.ensemble([analyzer_runs["char_wb"], analyzer_runs["word"]], out,
+                             method="mean").path
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory: pytest.TempPathFactory, teacher: Path, tiny_bert_dir: Path,
+            unlabelled_csv: Path, student_settings: list[str]) -> Path:
+    out = tmp_path_factory.mktemp("student") / "run"
+    return fitclass.distil(teacher, student=str(tiny_bert_dir), out=out,
+                           unlabelled=unlabelled_csv, alpha=0.7, temperature=2.0,
+                           overrides=student_settings).path
+
+
+def test_student_is_a_normal_run(student: Path, teacher: Path) -> None:
+    run = fitclass.load_run(student)
+    recipe = run.recipe
+    assert recipe.distil is not None and recipe.distil.teacher == teacher.resolve()
+    assert (recipe.distil.alpha, recipe.distil.temperature) == (0.7, 2.0)
+    assert recipe.model.backbone.endswith("tiny-bert0")
+    taught = fitclass.load_run(teacher)
+    assert run.class_names == taught.class_names
+    frame = run.predict(["football goal for the team today", "pizza with cheese"])
+    assert set(frame["label"]) <= set(run.class_names)
+    valid = pd.read_csv(student / "valid_predictions.csv")
+    teacher_valid = pd.read_csv(teacher / "valid_predictions.csv")
+    assert sorted(valid["id"]) == sorted(teacher_valid["id"])  # the teacher's validation rows
+    assert (student / "decision.json").is_file()
+
+
+def test_metrics_report_agreement_and_gap(student: Path, teacher: Path) -> None:
+    metrics = json.loads((student / "metrics.json").read_text())
+    summary = metrics["distillation"]
+    teacher_metrics = json.loads((teacher / "metrics.json").read_text())
+    assert summary["teacher_metrics"]["accuracy"] == pytest.approx(teacher_metrics["accuracy"])
+    assert summary["gap"]["accuracy"] == pytest.approx(
+        metrics["accuracy"] - teacher_metrics["accuracy"])
+    valid = pd.read_csv(student / "valid_predictions.csv").set_index("id")
+    teacher_valid = pd.read_csv(teacher / "valid_predictions.csv").set_index("id")
+    same = (valid["label"] == teacher_valid.loc[valid.index, "label"]).mean()
+    assert summary["agreement"] == pytest.approx(same)
+    assert summary["unlabelled_rows"] == 24
+    assert list(metrics)[-1] == "warnings"
+
+
+def test_unlabelled_rows_train_on_soft_targets_only(tmp_path: Path, teacher: Path,
+                                                    unlabelled_csv: Path) -> None:
+    """They join the training rows after the labelled ones, flagged unlabelled, with the
+    teacher's calibrated probabilities (what its `predict` reports)."""
+    from fitclass.data.prepare import prepare_data
+    from fitclass.distilling.workflow import student_recipe
+    from fitclass.recipe import load_recipe
+    from fitclass.runs.folder import RunDir
+    from fitclass.training.progress import Reporter
+
+    taught = fitclass.load_run(teacher)
+    recipe = load_recipe(student_recipe(taught, "minilm", unlabelled=unlabelled_csv))
+    prepared = prepare_data(recipe.data)
+    run = RunDir.create(tmp_path / "scratch")
+    try:
+        loaded = teacher_module.load_teacher(run, recipe, prepared, Reporter(enabled=False))
+    finally:
+        run.release()
+    table, targets = loaded.fit_rows(prepared.train)
+    labelled = len(prepared.train)
+    assert len(table) == labelled + 24
+    assert targets.labelled.tolist() == [True] * labelled + [False] * 24
+    assert all(i.startswith("unlabelled:") for i in table.ids[labelled:])
+    texts = pd.read_csv(unlabelled_csv)["text"].tolist()
+    expected = taught.predict_proba(texts)
+    np.testing.assert_allclose(targets.probs[labelled:], expected, atol=1e-5)
+
+
+def test_teacher_probabilities_cached_and_reused(student: Path, teacher: Path,
+                                                 tiny_bert_dir: Path, unlabelled_csv: Path,
+                                                 student_settings: list[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (student / TEACHER_PROBS).is_file()
+    first = json.loads((student / "metrics.json").read_text())["distillation"]
+    assert first["teacher_probabilities"] == "computed"
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the teacher scored rows again")
+
+    monkeypatch.setattr(teacher_module, "score", never)
+    run = fitclass.distil(teacher, student=str(tiny_bert_dir), out=student,
+                          unlabelled=unlabelled_csv, alpha=0.7, temperature=2.0,
+                          overrides=[*student_settings, "train.epochs=1"], overwrite=True)
+    assert run.metrics["distillation"]["teacher_probabilities"] == "cached"
+
+
+def test_export_int8_and_predict_with_onnx(tmp_path: Path, student: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "student"
+    shutil.copytree(student, copy)
+    report = export_onnx(copy, "int8")
+    assert (copy / "onnx" / "model.int8.onnx").is_file() and report["int8"]
+    run = fitclass.load_run(copy)
+    texts = ["football goal for the team today", "pizza with cheese in the kitchen"]
+    frame = run.predict(texts, engine="onnx")
+    probs = frame[[f"prob:{c}" for c in run.class_names]].to_numpy()
+    expected = run.decision.predict(probs)  # the run's decision applied to the int8 graph's
+    assert frame["label"].tolist() == [run.class_names[i] for i in expected]
+
+
+def test_tfidf_is_not_a_student(tmp_path: Path, teacher: Path) -> None:
+    with pytest.raises(RecipeError, match="'tfidf' cannot be a student"):
+        fitclass.distil(teacher, student="tfidf", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_teacher_must_be_a_run(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    with pytest.raises(RunError, match="not a fitclass run folder"):
+        fitclass.distil(folder, student=str(tiny_bert_dir), out=tmp_path / "out")
+
+
+def test_unlabelled_file_needs_the_text_column(tmp_path: Path, teacher: Path,
+                                               tiny_bert_dir: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"sentence": ["a b c"]}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"bad\.csv has no column 'text'.*rename"):
+        fitclass.distil(teacher, student=str(tiny_bert_dir), out=tmp_path / "out",
+                        unlabelled=bad)
+
+
+def test_label_sets_must_match(tmp_path: Path, teacher: Path, tiny_bert_dir: Path,
+                               rows_maker: Callable[..., list[dict[str, str]]]) -> None:
+    two = tmp_path / "two.csv"
+    pd.DataFrame(rows_maker({"sports": 30, "tech": 30})).to_csv(two, index=False)
+    with pytest.raises(DataError, match="predicts the classes"):
+        fitclass.distil(teacher, student=str(tiny_bert_dir), out=tmp_path / "out",
+                        overrides=[f"data.train={two}"])
+
+
+def test_foreign_out_is_refused(tmp_path: Path, teacher: Path, tiny_bert_dir: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(RunError, match="not a fitclass run"):
+        fitclass.distil(teacher, student=str(tiny_bert_dir), out=out)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_refuses_a_tfidf_student(cli_main: Callable[..., tuple[int, str, str]],
+                                     teacher: Path, tmp_path: Path) -> None:
+    code, _, err = cli_main("distil", teacher, "--student", "tfidf", "--out",
+                            tmp_path / "out")
+    assert code == 2 and "cannot be a student" in err
