@@ -45,13 +45,36 @@ def teacher(tmp_path_factory: pytest.TempPathFactory,
                              method="mean").path
 
 
+#: What the training steps' targets held in the `student` fixture's training.
+SEEN: dict[str, list[Any]] = {"widths": [], "unlabelled": []}
+
+
 @pytest.fixture(scope="module")
 def student(tmp_path_factory: pytest.TempPathFactory, teacher: Path, tiny_bert_dir: Path,
             unlabelled_csv: Path, student_settings: list[str]) -> Path:
+    from fitclass.training.distillation import TeacherRows
+
+    packed = TeacherRows.targets
+
+    def recorded(self: TeacherRows, labels: Any, positions: Any) -> Any:
+        targets = packed(self, labels, positions)
+        SEEN["widths"].append(targets.shape[1])
+        SEEN["unlabelled"].append(int((targets[:, -1] == 0).sum()))
+        return targets
+
     out = tmp_path_factory.mktemp("student") / "run"
-    return fitclass.distil(teacher, student=str(tiny_bert_dir), out=out,
-                           unlabelled=unlabelled_csv, alpha=0.7, temperature=2.0,
-                           overrides=student_settings).path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TeacherRows, "targets", recorded)
+        return fitclass.distil(teacher, student=str(tiny_bert_dir), out=out,
+                               unlabelled=unlabelled_csv, alpha=0.7, temperature=2.0,
+                               overrides=student_settings).path
+
+
+def test_training_steps_get_the_teachers_rows(student: Path) -> None:
+    """Every step's targets are packed (3 classes: 2 x 3 + 1 columns); each epoch meets the
+    24 unlabelled rows once (3 epochs)."""
+    assert SEEN["widths"] and set(SEEN["widths"]) == {7}
+    assert sum(SEEN["unlabelled"]) == 24 * 3
 
 
 def test_student_is_a_normal_run(student: Path, teacher: Path) -> None:
@@ -64,25 +87,25 @@ def test_student_is_a_normal_run(student: Path, teacher: Path) -> None:
     assert run.class_names == taught.class_names
     frame = run.predict(["football goal for the team today", "pizza with cheese"])
     assert set(frame["label"]) <= set(run.class_names)
-    valid = pd.read_csv(student / "valid_predictions.csv")
-    teacher_valid = pd.read_csv(teacher / "valid_predictions.csv")
+    valid = pd.read_csv(student / "valid_predictions.csv", dtype=str)
+    teacher_valid = pd.read_csv(teacher / "valid_predictions.csv", dtype=str)
     assert sorted(valid["id"]) == sorted(teacher_valid["id"])  # the teacher's validation rows
     assert (student / "decision.json").is_file()
 
 
 def test_metrics_report_agreement_and_gap(student: Path, teacher: Path) -> None:
+    """The teacher as it predicts (its own decision) on the student's validation rows."""
     metrics = json.loads((student / "metrics.json").read_text())
     summary = metrics["distillation"]
-    teacher_metrics = json.loads((teacher / "metrics.json").read_text())
-    assert summary["teacher_metrics"]["accuracy"] == pytest.approx(teacher_metrics["accuracy"])
-    assert summary["gap"]["accuracy"] == pytest.approx(
-        metrics["accuracy"] - teacher_metrics["accuracy"])
-    valid = pd.read_csv(student / "valid_predictions.csv").set_index("id")
-    teacher_valid = pd.read_csv(teacher / "valid_predictions.csv").set_index("id")
-    same = (valid["label"] == teacher_valid.loc[valid.index, "label"]).mean()
-    assert summary["agreement"] == pytest.approx(same)
+    valid = pd.read_csv(student / "valid_predictions.csv", dtype=str)
+    taught = fitclass.load_run(teacher).predict(valid["text"].tolist())["label"]
+    truth, student_labels = valid["true_label"], valid["label"]
+    teacher_accuracy = float((taught.to_numpy() == truth.to_numpy()).mean())
+    assert summary["teacher_metrics"]["accuracy"] == pytest.approx(teacher_accuracy)
+    assert summary["gap"]["accuracy"] == pytest.approx(metrics["accuracy"] - teacher_accuracy)
+    agreement = float((taught.to_numpy() == student_labels.to_numpy()).mean())
+    assert summary["agreement"] == pytest.approx(agreement)
     assert summary["unlabelled_rows"] == 24
-    assert list(metrics)[-1] == "warnings"
 
 
 def test_unlabelled_rows_train_on_soft_targets_only(tmp_path: Path, teacher: Path,

@@ -39,7 +39,7 @@ def hand_multiclass(logits: torch.Tensor, labels: torch.Tensor, teacher: torch.T
     kl = (p_t * (np.log(p_t) - np.log(q_t))).sum(1).mean()
     log_q = z - np.log(np.exp(z).sum(1, keepdims=True))
     rows = labelled.numpy()
-    ce = -log_q[rows, labels.numpy()[rows]].mean()
+    ce = -log_q[rows, labels.numpy()[rows]].mean() if rows.any() else 0.0
     return (1 - alpha) * ce + alpha * t * t * kl
 
 

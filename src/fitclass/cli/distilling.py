@@ -23,8 +23,8 @@ def distil(
                                                       "alone."),
     alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="Weight of the distillation "
                                                             "(KL) term; 0: labels alone."),
-    temperature: float = typer.Option(2.0, min=0.0, min_open=True,
-                                      help="Softening temperature of both models."),
+    temperature: float = typer.Option(2.0, help="Softening temperature of both models "
+                                                "(> 0)."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override a key of the "
                                                               "student's recipe: "
                                                               "train.epochs=3"),

@@ -186,7 +186,8 @@ def cached_probs(run: RunDir, key: str, sizes: dict[str, int]) -> dict[str, np.n
 def score(teacher: Run, texts: list[Any], batch_size: int, num_labels: int) -> np.ndarray:
     if not texts:
         return np.zeros((0, num_labels), dtype=np.float32)
-    return teacher.model_proba(texts, batch_size)
+    # float32 as cached, so a first run and a rerun from the cache learn the same targets
+    return np.asarray(teacher.model_proba(texts, batch_size), dtype=np.float32)
 
 
 def load_teacher(run: RunDir, recipe: Recipe, prepared: PreparedData,
