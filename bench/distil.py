@@ -49,7 +49,7 @@ def write_pools(data: Path, rows: int, unlabelled_rows: int, seed: int) -> tuple
     return labelled, pool
 
 
-def minilm_settings(args: argparse.Namespace) -> dict[str, Any]:
+def minilm_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"model": {"backbone": "minilm", "max_length": args.max_length},
             "train": {"seed": args.seed, "epochs": args.epochs, "lr": 5e-5, "batch_size": 32}}
 
@@ -126,8 +126,11 @@ def main() -> None:
     tfidf = train_or_reuse({**base, "model": {"backbone": "tfidf", "analyzer": "word",
                                               "ngram_range": [1, 2]},
                             "train": {"seed": args.seed}}, out / "tfidf")
-    seeds = fitclass.train_seeds({**base, **minilm_settings(args)}, args.seeds, out / "minilm")
-    members = [Path(m["path"]) for m in seeds.metrics["ensemble"]["members"]]
+    members = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        settings = minilm_settings(args)
+        settings["train"]["seed"] = seed
+        members.append(train_or_reuse({**base, **settings}, out / f"minilm-seed-{seed}").path)
     teacher = fitclass.ensemble([*members, tfidf.path], out / "teacher", method="auto",
                                 overwrite=True)
     texts = pd.read_csv(test, sep="\t", dtype=str, keep_default_na=False)["sentence"].tolist()
