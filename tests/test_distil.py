@@ -214,3 +214,36 @@ def test_cli_refuses_a_tfidf_student(cli_main: Callable[..., tuple[int, str, str
     code, _, err = cli_main("distil", teacher, "--student", "tfidf", "--out",
                             tmp_path / "out")
     assert code == 2 and "cannot be a student" in err
+
+
+def test_resume_reads_the_cached_teacher(tmp_path: Path, teacher: Path, tiny_bert_dir: Path,
+                                         student_settings: list[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted student resumes from its checkpoint without scoring the teacher's
+    rows again, and finishes with the same distillation record."""
+    from fitclass.training import loop
+
+    real, calls = loop._evaluate, {"n": 0}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    path = tmp_path / "student"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "_evaluate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fitclass.distil(teacher, student=str(tiny_bert_dir), out=path,
+                            overrides=student_settings)
+    assert (path / TEACHER_PROBS).is_file() and not (path / "model").exists()
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the teacher scored rows again")
+
+    monkeypatch.setattr(teacher_module, "score", never)
+    run = fitclass.train({}, resume=path)
+    summary = run.metrics["distillation"]
+    assert summary["teacher_probabilities"] == "cached"
+    assert summary["teacher"] == str(teacher.resolve())
