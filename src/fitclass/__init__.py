@@ -1,6 +1,6 @@
 """fitclass: fine-tune pretrained models into classifiers that hold up on real data.
 
-The public surface is small: `train`, `train_seeds`, `ensemble`, `compare`, `audit`,
+The public surface is small: `train`, `train_seeds`, `ensemble`, `distil`, `compare`, `audit`,
 `doctor`, `auto`, `load_run`, `Run`, `Recipe`, `load_recipe` and the error types. Everything
 else is an implementation detail that may change. Names load on first use, so `fitclass --help`
 does not import torch.
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fitclass.comparing import compare
     from fitclass.crossval.workflow import train
     from fitclass.diagnosis import doctor
+    from fitclass.distilling.workflow import distil
     from fitclass.ensembling import ensemble, train_seeds
     from fitclass.noise.audit import audit
     from fitclass.recipe import Recipe, load_recipe
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _LAZY = {"auto": "fitclass.autopilot", "train": "fitclass.crossval.workflow",
          "ensemble": "fitclass.ensembling", "compare": "fitclass.comparing",
          "audit": "fitclass.noise.audit", "doctor": "fitclass.diagnosis",
+         "distil": "fitclass.distilling.workflow",
          "train_seeds": "fitclass.ensembling", "Recipe": "fitclass.recipe",
          "load_recipe": "fitclass.recipe", "Run": "fitclass.runs.run",
          "load_run": "fitclass.runs.run"}
@@ -42,6 +44,7 @@ __all__ = [
     "audit",
     "auto",
     "compare",
+    "distil",
     "doctor",
     "ensemble",
     "load_recipe",

@@ -19,6 +19,7 @@ from fitclass.data.augment import augment_minority
 from fitclass.data.fingerprint import data_fingerprint
 from fitclass.data.prepare import PreparedData, prepare_data
 from fitclass.decide.decision import Decision
+from fitclass.distilling.teacher import Teacher, load_teacher
 from fitclass.errors import Pruned, RecipeError, RunError
 from fitclass.models.base import Backbone
 from fitclass.models.catalog import get_backbone
@@ -27,7 +28,7 @@ from fitclass.noise.selftrain import self_train
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs import writer
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import not_a_run
+from fitclass.runs.layout import TEACHER_PROBS, not_a_run
 from fitclass.runs.readers import read_metrics, read_refit_info
 from fitclass.runs.resume import resume_recipe, stored_recipe
 from fitclass.runs.run import Run, prediction_frame
@@ -71,9 +72,10 @@ def _record_checks(prepared: PreparedData, backbone: Backbone, recipe: Recipe,
 
 
 def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
-                  result: FitResult) -> dict[str, Any]:
+                  result: FitResult, teacher: Teacher | None = None) -> dict[str, Any]:
     """Write the finished run's record (model, labels, metrics, history, validation
-    predictions) through the one writer; return the metrics."""
+    predictions) through the one writer; return the metrics. A distillation's metrics say
+    how the student agrees with its `teacher` and the gap between their metrics."""
     task = make_task(recipe.task, prepared.class_names)
     probs = result.classifier.predict_proba(prepared.valid.texts, recipe.train.eval_batch_size)
     targets = prepared.valid.targets(prepared.class_names)
@@ -87,6 +89,8 @@ def _save_outputs(run: RunDir, recipe: Recipe, prepared: PreparedData,
     metrics.update(decision.metrics_sections())
     metrics["select"] = {"metric": recipe.train.select.metric,
                          "mode": recipe.train.select.direction, **result.best}
+    if teacher is not None:
+        metrics["distillation"] = teacher.summary(task, targets, scored.predictions, metrics)
     metrics["warnings"] = task.degenerate_reasons(
         targets, probs, scored.predictions, recipe.train.select.metric) + decision.warnings
     metrics["train_seconds"] = result.train_seconds
@@ -197,7 +201,9 @@ def _open_run(recipe_source: Any, overrides: list[str] | None, out: str | Path |
         # Under DDP (`accelerate launch`, `torchrun`) every process trains; only the main
         # process writes the real run directory, the others a private scratch folder.
         path = Path(tempfile.mkdtemp(prefix="fitclass-rank-")) / "run"
-    run = RunDir.create(path, overwrite=overwrite)
+    # a distillation's cached teacher probabilities outlive --overwrite (they are keyed)
+    keep = (TEACHER_PROBS,) if recipe.distil is not None else ()
+    run = RunDir.create(path, overwrite=overwrite, keep=keep)
     try:
         writer.write_recipe(run, recipe)
         if refit_info is not None:
@@ -290,11 +296,15 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
             prepared.report.augmented_rows = added
             reporter.log(f"minority augmentation (AEDA) added training rows: {added}")
         writer.write_data_checks(run, prepared.report.to_dict())
+        teacher, fit_train, teacher_targets = None, prepared.train, None
+        if recipe_obj.distil is not None:  # the teacher's probabilities join the rows
+            teacher = load_teacher(run, recipe_obj, prepared, reporter)
+            fit_train, teacher_targets = teacher.fit_rows(prepared.train)
         context = FitContext(recipe=recipe_obj, task=make_task(recipe_obj.task,
                                                                prepared.class_names),
-                             train=prepared.train, valid=prepared.valid, run=run,
+                             train=fit_train, valid=prepared.valid, run=run,
                              reporter=reporter, resume=resumed, trainer=fit_neural,
-                             callbacks=callbacks)
+                             callbacks=callbacks, teacher=teacher_targets)
         if recipe_obj.self_training is not None:
             result, rounds = self_train(backbone, context, recipe_obj.self_training)
             writer.write_self_training(run, rounds)
@@ -304,7 +314,7 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
         if refit_info is not None:
             _save_refit_outputs(run, recipe_obj, prepared, result, refit_info)
         else:
-            _save_outputs(run, recipe_obj, prepared, result)
+            _save_outputs(run, recipe_obj, prepared, result, teacher)
     except KeyboardInterrupt:
         run.set_status("interrupted")
         _finish_trackers(trackers, "interrupted")

@@ -78,8 +78,23 @@ def print_summary(run: Any) -> None:
     if isinstance(metrics.get("optimize"), dict):
         err.print(optimize_line(metrics["optimize"]), markup=False, soft_wrap=True)
     print_crossval(metrics)
+    if isinstance(metrics.get("distillation"), dict):
+        err.print(distillation_line(metrics["distillation"], select["metric"]), markup=False,
+                  soft_wrap=True)
     for message in metrics.get("warnings") or []:
         err.print(f"[bold red]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
+
+
+def distillation_line(summary: dict[str, Any], metric: str) -> str:
+    """A student's agreement with its teacher and the gap (student - teacher) in the
+    selection metric and accuracy, on the same validation rows."""
+    gaps, teacher = summary.get("gap", {}), summary.get("teacher_metrics", {})
+    parts = [f"{k} {teacher[k]:.4f} (student - teacher {gaps[k]:+.4f})"
+             for k in dict.fromkeys([metric, "accuracy"]) if k in gaps and k in teacher]
+    agreement = summary.get("agreement")
+    agreed = "n/a" if agreement is None else f"{agreement:.4f}"
+    return (f"distilled from {summary.get('teacher')}: agreement with the teacher {agreed}; "
+            f"teacher {', '.join(parts)}; {summary.get('unlabelled_rows', 0)} unlabelled rows")
 
 
 def optimize_line(fitted: dict[str, Any]) -> str:

@@ -41,6 +41,22 @@ class CheckpointFolder(Protocol):
 NeuralTrainer = Callable[[Callable[[], "NeuralClassifier"], "FitContext"], "FitResult"]
 
 
+@dataclass(frozen=True)
+class TeacherTargets:
+    """A distillation teacher's probabilities of every training row (calibrated, one row per
+    training row in table order) and which rows also have a hard label (unlabelled rows the
+    teacher scored learn from its probabilities alone). `training/distillation.py` turns
+    them into the batches' soft targets."""
+
+    probs: np.ndarray
+    labelled: np.ndarray  # bool, one per training row
+
+    def __post_init__(self) -> None:
+        if self.probs.ndim != 2 or len(self.probs) != len(self.labelled):
+            raise ValueError(f"teacher probabilities {self.probs.shape} for "
+                             f"{len(self.labelled)} training rows")
+
+
 @dataclass
 class FitContext:
     """Everything a fit needs: recipe, task, split rows, the run folder and a progress reporter,
@@ -56,6 +72,8 @@ class FitContext:
     trainer: NeuralTrainer | None = None
     #: Hooks every training path calls (`training/callbacks.py`), e.g. a step counter.
     callbacks: list[Callback] = field(default_factory=list)
+    #: The distillation teacher's probabilities of the training rows (`recipe.distil`).
+    teacher: TeacherTargets | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -64,6 +82,13 @@ class FitContext:
     @property
     def train_targets(self) -> np.ndarray:
         return self.train.targets(self.class_names)
+
+    @property
+    def labelled_targets(self) -> np.ndarray:
+        """The targets of the rows with a hard label (all but a distillation's unlabelled
+        rows, whose table labels are the teacher's): what class statistics count."""
+        targets = self.train_targets
+        return targets if self.teacher is None else targets[self.teacher.labelled]
 
     @property
     def valid_targets(self) -> np.ndarray:

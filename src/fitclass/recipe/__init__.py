@@ -17,6 +17,7 @@ from fitclass.errors import RecipeError
 from fitclass.recipe.base import DECISION_METRICS, SELECTABLE_METRICS, TASK_METRICS, Strict
 from fitclass.recipe.batching import batching_problems
 from fitclass.recipe.data import DataConfig, SplitConfig
+from fitclass.recipe.distil import DistilConfig, distil_problems
 from fitclass.recipe.images import AugmentConfig, ImagesConfig, MixConfig
 from fitclass.recipe.model import ModelConfig, PeftConfig
 from fitclass.recipe.remedies import (
@@ -51,6 +52,7 @@ __all__ = [
     "CoteachingConfig",
     "DataConfig",
     "DecisionConfig",
+    "DistilConfig",
     "EarlyStoppingConfig",
     "EmaConfig",
     "EvalEvery",
@@ -89,6 +91,7 @@ class Recipe(Strict):
     imbalance: ImbalanceConfig = Field(default_factory=lambda: ImbalanceConfig())
     noise: NoiseConfig = Field(default_factory=lambda: NoiseConfig())
     self_training: SelfTrainingConfig | None = None
+    distil: DistilConfig | None = None
     decision: DecisionConfig = Field(default_factory=lambda: DecisionConfig())
     averaging: AveragingConfig = Field(default_factory=lambda: AveragingConfig())
     sweep: SweepConfig | None = None
@@ -99,7 +102,8 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
         for problem in (_task_problems(self) + _backbone_problems(self)
-                        + _image_problems(self) + batching_problems(self)):
+                        + _image_problems(self) + batching_problems(self)
+                        + distil_problems(self)):
             raise ValueError(problem)
         return self
 
@@ -114,6 +118,8 @@ class Recipe(Strict):
                 split.pop(key)
         if not split["refit"]:
             split.pop("refit")
+        if self.distil is None:  # only distillation runs name a teacher
+            raw.pop("distil")
         if self.data.images is None:  # image-only keys stay out of text recipes
             raw.pop("augment")
             raw["model"].pop("image_size", None)

@@ -48,7 +48,7 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path, *, overwrite: bool = False,
-               within: Layout = RUN) -> RunDir:
+               within: Layout = RUN, keep: tuple[str, ...] = ()) -> RunDir:
         """A new run folder, locked by this process. An existing folder must be a run that
         the overwrite rule lets fitclass replace; then a finished run, or an unfinished one
         with a checkpoint, is replaced only with `overwrite`; an unfinished run without a
@@ -57,7 +57,8 @@ class RunDir:
         `within`: the kind of folder the run is written into when it is not a run folder of
         its own but one whose layout holds a run's entries beside its own (`fitclass auto`'s
         OUT keeps `trials/`, `auto.json` and its `.fitclass.json` proof): the overwrite rule
-        is checked against that layout, and replacing deletes the run's entries only."""
+        is checked against that layout, and replacing deletes the run's entries only.
+        `keep`: run entries that survive the replacement (a keyed cache the new run checks)."""
         run = cls(path)
         status: str | None = None
         if has_content(run.path):
@@ -77,8 +78,8 @@ class RunDir:
                 if not overwrite:
                     run._refuse_without_overwrite(status)
                 # the host folder's own proof of ownership stays (a run's is status.json)
-                keep = (LOCK,) if within is RUN else (LOCK, within.proof)
-                remove_entries(run.path, RUN, keep=keep, within=within)
+                kept = (LOCK, *keep) if within is RUN else (LOCK, within.proof, *keep)
+                remove_entries(run.path, RUN, keep=kept, within=within)
             run.set_status("running")
         except BaseException:
             run.release()

@@ -52,6 +52,7 @@ OOF_PROBS = "oof_probs.safetensors"  # ... and its out-of-fold probabilities, ra
 CV = "cv.json"  # a cross-validation run's scores over folds
 REFIT = "refit"  # the run `--refit` trains on every labelled row, inside the run it came from
 REFIT_INFO = "refit.json"  # in a refit run: where its schedule, decision and expected score
+TEACHER_PROBS = "teacher_probs.safetensors"  # a distillation's cached teacher probabilities
 FOLD_PATTERN = "fold-*"  # a cross-validation run's fold runs (fold-<k>, fold-<k>-seed-<s>)
 LOCK = "run.lock"  # held by a live run (see lock.py)
 
@@ -93,7 +94,8 @@ class Layout:
 RUN = Layout("run", frozenset({
     RECIPE, LABELS, MODEL, METRICS, HISTORY, VALID_PREDICTIONS, DATA_CHECKS, ENVIRONMENT, STATUS,
     DECISION, DYNAMICS, VALID_PROBS, REPORT, CHECKPOINTS, NOISE_CHANGES, SELF_TRAINING, ENSEMBLE,
-    TENSORBOARD, ONNX, LOCK, OOF, OOF_PROBS, CV, REFIT, REFIT_INFO}), patterns=(FOLD_PATTERN,),
+    TENSORBOARD, ONNX, LOCK, OOF, OOF_PROBS, CV, REFIT, REFIT_INFO, TEACHER_PROBS}),
+    patterns=(FOLD_PATTERN,),
     proof=STATUS)
 
 

@@ -33,6 +33,7 @@ from fitclass.training.accelerator import (
 )
 from fitclass.training.callbacks import CallbackList
 from fitclass.training.compiling import compiled
+from fitclass.training.distillation import teacher_rows
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.evaluation import evaluate, metric_columns
 from fitclass.training.loop import run_loop
@@ -81,6 +82,7 @@ class FineTuneStep:
         self.schedule = EvalSchedule(every_steps=eval_interval(self.config, steps_per_epoch),
                                      check_every=self.config.log_every)
         self.entered: int | None = None  # the stage whose trainable set this process applied
+        self.teacher = teacher_rows(context, accelerator.device)  # `distil`: soft targets
 
     def batches(self, state: LoopState) -> Iterator[Any]:
         self._enter_stage(state.epoch)
@@ -111,9 +113,11 @@ class FineTuneStep:
     def step(self, batch: Any, state: LoopState) -> StepOutput:
         prepared, accelerator = self.prepared, self.accelerator
         labels, positions = batch.pop("labels"), batch.pop("row")
+        # a distillation's teacher probabilities join the rows' targets (by position);
         # augmentation, MixUp/CutMix (soft targets); dynamics keep the given labels
+        targets = labels if self.teacher is None else self.teacher.targets(labels, positions)
         transform = prepared.transform
-        batch, targets = (batch, labels) if transform is None else transform(batch, labels)
+        batch, targets = (batch, targets) if transform is None else transform(batch, targets)
         with accelerator.accumulate(prepared.plain):  # DDP no_sync lives on the plain one
             logits = prepared.module(**batch)["logits"]
             loss = self.loss_fn(logits, targets)
@@ -188,7 +192,7 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     classifier.policy = accelerator_policy(accelerator)  # before its training data's probe
     prepared = prepare(classifier, context, accelerator)
     steps_per_epoch = math.ceil(len(prepared.loader) / config.grad_accumulation)
-    loss_fn = build_loss(context.recipe, context.train_targets, context.class_names)
+    loss_fn = build_loss(context.recipe, context.labelled_targets, context.class_names)
     strategy = FineTuneStep(classifier, context, accelerator, prepared, loss_fn, stages,
                             steps_per_epoch)
     wiring = Wiring.for_context(context, classifier, accelerator, loss_fn)

@@ -7,6 +7,7 @@ import numpy as np
 from fitclass.data.class_weights import class_weights, positive_weights
 from fitclass.recipe import Recipe
 from fitclass.tasks import Task, make_task
+from fitclass.training.distillation import distillation_loss
 from fitclass.training.losses import Loss, LossSpec, make_loss, with_bootstrap
 
 
@@ -32,13 +33,18 @@ def loss_spec(recipe: Recipe, train_targets: np.ndarray, task: Task) -> LossSpec
 
 
 def build_loss(recipe: Recipe, train_targets: np.ndarray, class_names: list[str]) -> Loss:
-    """The recipe's loss for its task; with `noise.bootstrap`, on bootstrapped targets."""
+    """The recipe's loss for its task; with `noise.bootstrap`, on bootstrapped targets; with
+    `distil`, mixed with the KL to the teacher's softened probabilities (on the packed
+    targets `training/distillation.py` builds; the hard loss alone on plain targets)."""
     task = make_task(recipe.task, class_names)
     loss = make_loss(recipe.imbalance.loss, loss_spec(recipe, train_targets, task))
     bootstrap = recipe.noise.bootstrap
-    if bootstrap is None:
-        return loss
-    return with_bootstrap(loss, bootstrap.mode, bootstrap.beta, task)
+    if bootstrap is not None:
+        loss = with_bootstrap(loss, bootstrap.mode, bootstrap.beta, task)
+    distil = recipe.distil
+    if distil is not None:
+        loss = distillation_loss(loss, task, distil.alpha, distil.temperature)
+    return loss
 
 
 def stacked_remedies(recipe: Recipe) -> list[str]:

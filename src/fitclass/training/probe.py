@@ -17,6 +17,7 @@ from fitclass.contracts.fit import FitContext
 from fitclass.contracts.neural import FeatureEncoder
 from fitclass.training.cache import FeatureCache, feature_key
 from fitclass.training.callbacks import CallbackList
+from fitclass.training.distillation import teacher_rows
 from fitclass.training.evaluation import metric_columns, metrics_of_logits
 from fitclass.training.loop import run_loop
 from fitclass.training.losses import Loss
@@ -65,6 +66,7 @@ class CachedHeadStep:
         device = next(encoder.head.parameters()).device  # the prepared module may be on a GPU
         self.train_x, self.valid_x = train_x.to(device), valid_x.to(device)
         self.targets = torch.as_tensor(context.train_targets, device=device)
+        self.teacher = teacher_rows(context, device)
         self.entered: Stage | None = None
         self.epoch_seconds: list[float] = []
 
@@ -91,7 +93,10 @@ class CachedHeadStep:
     def step(self, rows: torch.Tensor, state: LoopState) -> StepOutput:
         with self.encoder.policy.autocast():  # the loop's precision, as on the backbone
             logits = self.encoder.head(self.encoder.head_dropout(self.train_x[rows]))
-        loss = self.loss_fn(logits, self.targets[rows])
+        targets = self.targets[rows]
+        if self.teacher is not None:  # `distil`: the rows' teacher probabilities join
+            targets = self.teacher.targets(targets, rows)
+        loss = self.loss_fn(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
