@@ -119,11 +119,12 @@ class PixelRows:
         return self._open[pack]
 
     def __getitem__(self, row: int) -> np.ndarray:
-        """One image, (side, side, 3) uint8, copied out of the map."""
-        return np.array(self._array(int(self.pack[row]))[int(self.slot[row])])
+        """One image, (side, side, 3) uint8: a read-only view into the map (a batch's
+        `np.stack` makes the one copy)."""
+        return self._array(int(self.pack[row]))[int(self.slot[row])]
 
     def take(self, rows: Sequence[int] | slice) -> np.ndarray:
-        """Several images stacked, (n, side, side, 3) uint8."""
+        """Several images stacked (copied), (n, side, side, 3) uint8."""
         picked = range(len(self))[rows] if isinstance(rows, slice) else rows
         return np.stack([self[row] for row in picked])
 

@@ -126,12 +126,15 @@ class ImageRows(torch.utils.data.Dataset[dict[str, Any]]):
         return len(self.pixels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"pixel_values": torch.from_numpy(self.pixels[index]),
-                "labels": self.targets[index], "row": index}
+        return {"pixel_values": self.pixels[index], "labels": self.targets[index],
+                "row": index}
 
 
 def collate_images(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return {"pixel_values": torch.stack([row["pixel_values"] for row in rows]),
+    """One batch; the pixels stacked by numpy (one memcpy per row), not `torch.stack`,
+    whose parallel copy waits on OpenMP barriers when the cores are busy (0.4 s for 24
+    images on the 2 shared cores, against 3 ms)."""
+    return {"pixel_values": torch.from_numpy(np.stack([row["pixel_values"] for row in rows])),
             "labels": torch.as_tensor(np.asarray([row["labels"] for row in rows])),
             "row": torch.as_tensor([row["row"] for row in rows])}
 
