@@ -5,6 +5,7 @@ image once; image findings that name their files (the hymenoptera placeholder GI
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,16 @@ def test_half_written_packs_are_never_read(tmp_path: Path) -> None:
     fresh = ImageStore(32, tmp_path / "cache")
     assert np.array_equal(fresh.rows(files).take(slice(None)), good)
     assert decode_count() == start and len(fresh.sources) == 1
+
+
+def test_rows_travel_to_workers_as_paths(tmp_path: Path) -> None:
+    """DataLoader workers receive pack paths and slots, and map the packs themselves."""
+    files = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(3)]
+    rows = ImageStore(64, tmp_path / "cache").rows(files)
+    pixels = rows.take(slice(None))  # maps the pack in this process
+    state = pickle.dumps(rows)
+    assert len(state) < pixels.nbytes // 10
+    assert np.array_equal(pickle.loads(state).take([2, 0]), pixels[[2, 0]])
 
 
 def _recipe(root: Path, epochs: int = 2) -> dict[str, Any]:
