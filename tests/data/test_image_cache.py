@@ -6,6 +6,7 @@ image once; image findings that name their files (the hymenoptera placeholder GI
 from __future__ import annotations
 
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,17 @@ def test_half_written_packs_are_never_read(tmp_path: Path) -> None:
     assert decode_count() == start and len(fresh.sources) == 1
 
 
+def test_a_cleared_cache_is_filled_again(tmp_path: Path) -> None:
+    """Deleting the cache between two runs of one process (sweep trials) costs a decode."""
+    files = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(2)]
+    store = ImageStore(32, tmp_path / "cache")
+    pixels = store.rows(files).take(slice(None))
+    shutil.rmtree(tmp_path / "cache")
+    start = decode_count()
+    assert np.array_equal(store.rows(files).take(slice(None)), pixels)
+    assert decode_count() == start + 2 and len(list(store.folder.glob("*.npy"))) == 1
+
+
 def test_rows_travel_to_workers_as_paths(tmp_path: Path) -> None:
     """DataLoader workers receive pack paths and slots, and map the packs themselves."""
     files = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(3)]
@@ -116,6 +128,17 @@ def test_rows_travel_to_workers_as_paths(tmp_path: Path) -> None:
     state = pickle.dumps(rows)
     assert len(state) < pixels.nbytes // 10
     assert np.array_equal(pickle.loads(state).take([2, 0]), pixels[[2, 0]])
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_memory_only(tmp_path: Path) -> None:
+    files = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(2)]
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    store = ImageStore(32, blocked)
+    pixels = store.rows(files).take(slice(None))
+    start = decode_count()
+    assert np.array_equal(store.rows(files).take(slice(None)), pixels)  # kept in memory
+    assert decode_count() == start and blocked.is_file()
 
 
 def _recipe(root: Path, epochs: int = 2) -> dict[str, Any]:

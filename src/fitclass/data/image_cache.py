@@ -147,7 +147,15 @@ class ImageStore:
         self._read: set[str] = set()
 
     def refresh(self) -> None:
-        """Read the indexes written since the last look (by this or another process)."""
+        """Forget packs deleted since the last look (a cleared cache) and read the indexes
+        written since (by this or another process)."""
+        gone = {pack for pack, source in enumerate(self.sources)
+                if isinstance(source, Path) and not source.is_file()}
+        if gone:
+            self.entries = {digest: entry for digest, entry in self.entries.items()
+                            if entry[0] not in gone}
+            self.sources = [None if pack in gone else source
+                            for pack, source in enumerate(self.sources)]
         with contextlib.suppress(OSError):
             for index in sorted(self.folder.glob("*.json")):
                 if index.name not in self._read:
@@ -264,6 +272,7 @@ class ImageStore:
         lacks: stored, or with `write=False` (prediction) held by the rows only."""
         if self.side is None:
             raise ValueError("a checks-only store keeps no pixels")
+        self.refresh()
         missing = [p for p in dict.fromkeys(paths) if self._known(p) is None]
         infos, held = self._scan(missing, threads, write) if missing else ([], [])
         bad = [info for info in infos if info.error is not None]
