@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import fitclass
@@ -139,6 +140,30 @@ def test_a_cache_folder_that_cannot_be_written_costs_memory_only(tmp_path: Path)
     start = decode_count()
     assert np.array_equal(store.rows(files).take(slice(None)), pixels)  # kept in memory
     assert decode_count() == start and blocked.is_file()
+
+
+def test_worker_processes_read_the_packs(tmp_path: Path, cache_dir: Path,
+                                         image_folder_writer: Callable[..., Path]) -> None:
+    """The loader an accelerator gets (persistent workers, prefetch) hands the same uint8
+    rows as the stored pixels, mapped in the worker, never decoded there."""
+    from fitclass.models.catalog import get_backbone
+    from fitclass.recipe import load_recipe
+    from fitclass.training.samplers import training_loader
+
+    root = image_folder_writer(tmp_path / "images", per_class=3)
+    files = sorted(str(p) for p in root.rglob("*.png"))
+    recipe = load_recipe(_recipe(root))
+    classifier = get_backbone(recipe.model).build(["across", "checks", "down"])
+    data = classifier.training_data(files, np.zeros(len(files), dtype=int), recipe)
+    assert data.workers == 0  # on the CPU the main process gathers
+    data.workers = 1
+    order = [[4, 0, 7], [1, 2]]
+    batches = list(training_loader(data, order))
+    stored = ImageStore(stored_side(16), cache_dir / "images").rows(files)
+    assert [b["row"].tolist() for b in batches] == order
+    for batch, rows in zip(batches, order, strict=True):
+        assert batch["pixel_values"].dtype == torch.uint8
+        assert np.array_equal(batch["pixel_values"].numpy(), stored.take(rows))
 
 
 def _recipe(root: Path, epochs: int = 2) -> dict[str, Any]:
