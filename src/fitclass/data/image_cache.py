@@ -277,9 +277,8 @@ class ImageStore:
         infos, held = self._scan(missing, threads, write) if missing else ([], [])
         bad = [info for info in infos if info.error is not None]
         if bad:
-            raise DataError(f"{bad[0].path}: {bad[0].error} (it was readable when the data "
-                            f"was checked); replace the file or rerun with data.on_bad_image: "
-                            f"skip")
+            raise DataError(f"{bad[0].path}: {bad[0].error}; replace or remove the image "
+                            f"(the data checks drop such files under data.on_bad_image: skip)")
         sources: list[Path | np.ndarray] = [
             s if s is not None else np.zeros((0, 1, 1, 3), np.uint8) for s in self.sources]
         local: dict[str, tuple[int, int]] = {}

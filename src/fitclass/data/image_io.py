@@ -32,7 +32,8 @@ SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 SCAN_DRAFT = 64
 #: A JPEG stored at side s is drafted to at least DRAFT_GAP x s, then resampled: PIL's own
 #: `thumbnail` default (`reducing_gap=2`), which halves the difference from a full decode
-#: that drafting straight to s leaves (DCT scaling aliases fine texture).
+#: that drafting straight to s leaves (DCT scaling aliases fine texture). Changing it, or
+#: anything else `decode_bytes` stores, changes cached pixels: bump `image_cache.LAYOUT`.
 DRAFT_GAP = 2.0
 #: Errors PIL raises for unreadable, truncated or hostile files.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
