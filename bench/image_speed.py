@@ -10,8 +10,16 @@ textbook one: uint8 tensors already in memory, `torch.autocast`, channels-last, 
 AdamW. Reported: training images/s (fitclass: its loop's own count, evaluation excluded;
 plain: the timed epochs, first step included on both sides).
 
+`--timm` adds `timm:resnet50` (pretrained: false) twice: through `fitclass.train`, and
+through timm's own loader (`timm.data.create_dataset` + `create_loader` with its CUDA
+prefetcher, `--workers` workers, no augmentation: what timm's `train.py` builds at these
+settings) in the same bf16 channels-last loop as the plain side. timm's `train.py` script is
+not part of the timm package, so its loader stands for it. timm needs torchvision: where it
+does not import (this CPU machine), the timm rows are skipped with the reason.
+
 Usage (from the repo root):
     .venv/bin/python bench/image_speed.py --device cuda --precision bf16   # ResNet-50, 224 px
+    .venv/bin/python bench/image_speed.py --device cuda --precision bf16 --timm  # + timm
     .venv/bin/python bench/image_speed.py --device cpu --tiny --size 32 --images 256  # smoke
 """
 
@@ -40,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="resnet-tiny instead of ResNet-50")
+    parser.add_argument("--timm", action="store_true",
+                        help="also timm:resnet50 through fitclass and through timm's loader")
+    parser.add_argument("--workers", type=int, default=8, help="timm loader workers")
     parser.add_argument("--out", default="bench/out/image_speed")
     return parser.parse_args()
 
@@ -54,7 +65,7 @@ from PIL import Image  # noqa: E402
 from transformers import ResNetConfig, ResNetForImageClassification  # noqa: E402
 
 import fitclass  # noqa: E402
-from fitclass.data.image_io import decode_many  # noqa: E402
+from fitclass.data.image_cache import image_store  # noqa: E402
 from fitclass.models.image import RESNET_TINY, ImageBackbone  # noqa: E402
 from fitclass.recipe import ModelConfig  # noqa: E402
 
@@ -89,14 +100,17 @@ def model_folder(root: Path, tiny: bool, size: int) -> Path:
     return folder
 
 
-def fitclass_side(root: Path, folder: Path) -> dict[str, Any]:
+def fitclass_side(root: Path, backbone: str, system: str = "fitclass") -> dict[str, Any]:
+    model: dict[str, Any] = {"backbone": backbone, "image_size": ARGS.size}
+    if backbone.startswith("timm:"):
+        model["pretrained"] = False
     recipe = {"data": {"train": str(root), "images": True, "on_bad_image": "fail"},
-              "model": {"backbone": str(folder), "image_size": ARGS.size},
+              "model": model,
               "augment": {"crop_scale": None, "flip": False},
               "train": {"epochs": ARGS.epochs, "batch_size": ARGS.batch_size, "lr": 1e-3,
                         "precision": ARGS.precision, "seed": 0, "scheduler": "constant"}}
-    run = fitclass.train(recipe, out=root / "fitclass-run", overwrite=True)
-    return {"system": "fitclass", "images_per_s": run.metrics["train_samples_per_second"],
+    run = fitclass.train(recipe, out=root / f"{system}-run", overwrite=True)
+    return {"system": system, "images_per_s": run.metrics["train_samples_per_second"],
             "train_s": run.metrics["train_seconds"]}
 
 
@@ -108,7 +122,10 @@ def plain_side(rows: list[tuple[str, int]], folder: Path) -> dict[str, Any]:
     module = classifier.module.to(device)
     if device.type == "cuda":
         module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    pixels = torch.from_numpy(decode_many([p for p, _ in rows], classifier.preprocess))
+    # the same stored pixels fitclass trains on, held in memory as uint8 (side x side x 3);
+    # the module brings them to the model's side and normalises them on the device
+    stored = image_store(classifier.stored_side).rows([p for p, _ in rows])
+    pixels = torch.from_numpy(stored.take(slice(None)))
     labels = torch.tensor([label for _, label in rows])
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ARGS.precision)
@@ -120,8 +137,6 @@ def plain_side(rows: list[tuple[str, int]], folder: Path) -> dict[str, Any]:
         for first in range(0, len(rows), ARGS.batch_size):
             batch = order[first:first + ARGS.batch_size]
             x = pixels[batch].to(device, non_blocking=True)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
             y = labels[batch].to(device)
             with torch.autocast(device.type, dtype=dtype or torch.float32,
                                 enabled=dtype is not None):
@@ -137,6 +152,58 @@ def plain_side(rows: list[tuple[str, int]], folder: Path) -> dict[str, Any]:
     return {"system": "plain pytorch", "images_per_s": seen / seconds, "train_s": seconds}
 
 
+def timm_loader_side(root: Path) -> dict[str, Any]:
+    """timm's resnet50 fed by timm's own loader (ImageFolder, workers, CUDA prefetcher that
+    normalises on the device), in the plain side's bf16 channels-last loop."""
+    import timm
+    from timm.data import create_dataset, create_loader
+
+    device = torch.device(ARGS.device)
+    module = timm.create_model("resnet50", pretrained=False, num_classes=ARGS.classes)
+    module = module.to(device)
+    if device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    dataset = create_dataset("", root=str(root / "train"), is_training=True)
+    loader = create_loader(dataset, input_size=(3, ARGS.size, ARGS.size),
+                           batch_size=ARGS.batch_size, is_training=True, no_aug=True,
+                           use_prefetcher=device.type == "cuda", num_workers=ARGS.workers,
+                           pin_memory=True, persistent_workers=True, device=device)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ARGS.precision)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    module.train()
+    seen, start = 0, time.perf_counter()
+    for _ in range(ARGS.epochs):
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype or torch.float32,
+                                enabled=dtype is not None):
+                loss = loss_fn(module(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"system": "timm loader", "images_per_s": seen / seconds, "train_s": seconds}
+
+
+def timm_rows(root: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """timm:resnet50 through fitclass and through timm's loader, where timm imports."""
+    try:
+        import timm  # noqa: F401
+    except Exception as error:  # ImportError, or torchvision's RuntimeError
+        print(f"timm does not import here ({type(error).__name__}: {error}); timm rows "
+              f"skipped", flush=True)
+        return []
+    timm_common = common | {"model": "timm:resnet50"}
+    return [timm_common | fitclass_side(root, "timm:resnet50", "fitclass timm"),
+            timm_common | timm_loader_side(root)]
+
+
 def main() -> None:
     root = scratch_dir(f"image-speed-{ARGS.size}-{ARGS.images}")
     rows = write_images(root, ARGS.images, ARGS.classes, ARGS.size)
@@ -145,7 +212,9 @@ def main() -> None:
               "device": torch.cuda.get_device_name(0) if ARGS.device == "cuda" else "cpu",
               "precision": ARGS.precision, "batch": ARGS.batch_size, "images": ARGS.images,
               "epochs": ARGS.epochs}
-    results = [common | fitclass_side(root, folder), common | plain_side(rows, folder)]
+    results = [common | fitclass_side(root, str(folder)), common | plain_side(rows, folder)]
+    if ARGS.timm:
+        results += timm_rows(root, common)
     for row in results:
         print(json.dumps(row), flush=True)
     out = Path(ARGS.out)

@@ -285,8 +285,9 @@ def _train_locked(run: RunDir, recipe_obj: Recipe, opened: dict[str, Any],
     try:
         writer.write_environment(run, recipe_obj.train.seed, recipe_obj.train.precision)
         refit_info = _refit_info(run, recipe_obj)
-        prepared = prepare_data(recipe_obj.data)
         backbone = get_backbone(recipe_obj.model)
+        images = recipe_obj.data.images is not None  # the checks' scan fills the image cache
+        prepared = prepare_data(recipe_obj.data, backbone.pixel_side() if images else None)
         if recipe_obj.noise.action != "none":
             _apply_noise_action(run, recipe_obj, prepared, reporter)
         _record_checks(prepared, backbone, recipe_obj, reporter)

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from fitclass.data import checks
+from fitclass.data.image_cache import ImageStore
 from fitclass.data.image_checks import check_image_duplicates
-from fitclass.data.image_io import Preprocess, decode, dhash, scan_image
+from fitclass.data.image_io import dhash
 from fitclass.data.image_tables import read_image_table
 from fitclass.data.near_duplicates import near_pairs
 from fitclass.data.prepare import prepare_data, read_inputs
@@ -72,8 +73,12 @@ def test_skip_drops_bad_files_and_counts_the_rest(messy_folder: Path) -> None:
     assert found["bad_image"].level == "warning" and found["bad_image"].count == 2
     assert not any("truncated" in p or "not_an_image" in p for p in map(str, table.texts))
     assert len(table) == 36 + 7  # grey, rgba, palette, rotated, strip, copy, conflict
-    modes = dict(item.split(": ") for item in found["mode_converted"].examples)
-    assert modes == {"L": "1", "RGBA": "1", "P": "1"}
+    converted = found["mode_converted"]
+    assert converted.count == 3 and "by mode: {'L': 1, 'P': 1, 'RGBA': 1}" in converted.message
+    assert sorted(Path(e).name for e in converted.examples) == [
+        "grey.png (L)", "palette.png (P)", "rgba.png (RGBA)"]
+    assert all(name in converted.message for name in ("grey.png", "palette.png", "rgba.png"))
+    assert "rotated.jpg" in found["exif_orientation"].message
     assert found["exif_orientation"].count == 1
     assert found["extreme_size"].count == 1 and "strip.png (200x10" in found["extreme_size"].message
     assert set(table.labels or []) == {"across", "checks", "down"}
@@ -84,14 +89,14 @@ def test_skip_drops_bad_files_and_counts_the_rest(messy_folder: Path) -> None:
     assert "conflict.png" in duplicates["conflicting_duplicate_images"].message
 
 
-def test_exif_rotation_and_rgb_conversion_are_applied(messy_folder: Path) -> None:
-    info = scan_image(str(messy_folder / "across" / "rotated.jpg"))
+def test_exif_rotation_and_rgb_conversion_are_applied(messy_folder: Path, tmp_path: Path) -> None:
+    store = ImageStore(8, tmp_path / "cache")
+    info, = store.scan([str(messy_folder / "across" / "rotated.jpg")])
     assert (info.width, info.height, info.rotated) == (10, 20, True)
-    pre = Preprocess(size=8, mean=(0.5,) * 3, std=(0.5,) * 3)
-    pixels = decode(messy_folder / "across" / "rgba.png", pre)
-    assert pixels.shape == (3, 8, 8) and pixels.dtype == np.uint8
-    grey = decode(messy_folder / "across" / "grey.png", pre)
-    assert np.array_equal(grey[0], grey[1])  # grey replicated into three channels
+    files = [str(messy_folder / "across" / name) for name in ("rgba.png", "grey.png")]
+    rgba, grey = store.rows(files).take(slice(None))
+    assert rgba.shape == (8, 8, 3) and rgba.dtype == np.uint8
+    assert np.array_equal(grey[..., 0], grey[..., 1])  # grey replicated into three channels
 
 
 def test_near_duplicates_by_dhash(tmp_path: Path) -> None:

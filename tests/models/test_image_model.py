@@ -154,26 +154,6 @@ def test_audit_runs_on_image_folders(image_root: Path, tmp_path: Path) -> None:
     assert (tmp_path / "suspects.csv").is_file()
 
 
-def test_large_sets_decode_in_workers(image_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the memory budget nothing is pre-decoded: rows decode on access (in DataLoader
-    workers), and the batches look the same as cached ones."""
-    import fitclass.models.image as image_module
-
-    recipe = load_recipe(image_recipe(image_root))
-    backbone = get_backbone(recipe.model)
-    assert isinstance(backbone, ImageBackbone)
-    built = backbone.build(["across", "checks", "down"])
-    files = [str(p) for p in sorted((image_root / "train").rglob("*.png"))[:4]]
-    cached = built.training_data(files, np.arange(4) % 3, recipe)
-    monkeypatch.setattr(image_module, "CACHE_BYTES", 0)
-    lazy = built.training_data(files, np.arange(4) % 3, recipe)
-    assert cached.workers == 0 and lazy.workers >= 1
-    assert lazy.rows.decoded is None and cached.rows.decoded is not None
-    batch = lazy.collate([lazy.rows[i] for i in range(4)])
-    assert batch["pixel_values"].shape == (4, 3, 16, 16)
-    assert np.array_equal(batch["pixel_values"].numpy(), cached.rows.decoded)
-
-
 @pytest.mark.parametrize("family", ["vit", "convnext"])
 def test_other_hf_image_families(family: str, tmp_path: Path,
                                  image_root: Path) -> None:

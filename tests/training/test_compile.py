@@ -57,6 +57,23 @@ def test_compiled_training_has_no_graph_breaks_and_recompiles_at_most_once(
     assert not hasattr(loaded.classifier.module, "_orig_mod")  # type: ignore[attr-defined]
 
 
+def test_image_models_compile_under_the_same_policy(
+        tmp_path: Path, image_folder_writer: Callable[..., Path], counter: GraphCounter) -> None:
+    """An image run goes through the same loop: its forward (evaluation geometry,
+    normalisation, encoder, head) compiles without graph breaks under `train.compile`."""
+    image_folder_writer(tmp_path / "images" / "train", per_class=6)
+    image_folder_writer(tmp_path / "images" / "valid", per_class=2, seed=1)
+    run = fitclass.train({
+        "data": {"train": str(tmp_path / "images"), "images": True},
+        "model": {"backbone": "resnet-tiny", "pretrained": False, "image_size": 16},
+        "train": {"epochs": 1, "batch_size": 8, "compile": True, "precision": "fp32"}},
+        out=tmp_path / "run")
+    stats = torch._dynamo.utils.counters
+    assert not stats["graph_break"], dict(stats["graph_break"])
+    assert 1 <= counter.graphs <= 2, counter.graphs  # 18 rows: batches of 8, 8 and 2
+    assert run.metrics["n"] == 6
+
+
 def test_compile_setting() -> None:
     base = {"data": {"train": "t.csv"}}
     assert load_recipe(base | {"train": {"compile": True}}).train.compile == "on"

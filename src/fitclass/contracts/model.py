@@ -127,3 +127,8 @@ class Backbone(ABC):
     def max_length(self) -> int | None:
         """Inputs longer than this many tokens are truncated; None when nothing truncates."""
         return None
+
+    def pixel_side(self) -> int | None:
+        """The side of the squares the decoded-image cache stores for this backbone, so the
+        data checks' scan fills it (`data/image_cache.py`); None for kinds without images."""
+        return None

@@ -14,13 +14,9 @@ import math
 import torch
 from torch import nn
 
+from fitclass.data.image_view import centre_view, unit_nchw
 from fitclass.errors import RecipeError
 from fitclass.recipe import AugmentConfig
-
-
-def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels to float in [0, 1]; float input is taken as already in [0, 1]."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
 def dense_targets(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -62,10 +58,14 @@ def cutmix(images: torch.Tensor, targets: torch.Tensor, box: tuple[int, int, int
 
 
 class BatchAugmenter:
-    """(inputs, labels) -> (augmented inputs in [0, 1], targets): the loop's batch transform.
-    Targets stay as given unless MixUp or CutMix ran on the batch."""
+    """(inputs, labels) -> (augmented inputs in [0, 1] at size x size, targets): the loop's
+    batch transform, on the device. Inputs are the cache's stored pixels (uint8 NHWC,
+    larger than `size`): RandomResizedCrop takes its crops from them, or without cropping
+    the evaluation geometry (`image_view.centre_view`) brings them to `size`. Targets stay
+    as given unless MixUp or CutMix ran on the batch."""
 
-    def __init__(self, config: AugmentConfig, size: int, num_classes: int, seed: int) -> None:
+    def __init__(self, config: AugmentConfig, size: int, num_classes: int, seed: int,
+                 crop_pct: float = 1.0) -> None:
         try:
             import kornia.augmentation as K
         except ImportError:
@@ -85,17 +85,21 @@ class BatchAugmenter:
 
             ops.append(RandAugment(n=config.randaugment.n, m=config.randaugment.m))
         self.ops = nn.Sequential(*ops)
-        self.config = config
+        self.config, self.size, self.crop_pct = config, size, crop_pct
         self.num_classes = num_classes
         # Mixing decisions have their own stream, so they do not shift kornia's draws.
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch: dict[str, torch.Tensor],
                  labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        images = to_unit_float(batch["pixel_values"])
+        images = unit_nchw(batch["pixel_values"])
+        if self.config.crop_scale is None:
+            images = centre_view(images, self.size, self.crop_pct)
         if len(self.ops):
             images = self.ops(images).clamp_(0.0, 1.0)
         images, targets = self.mix(images, labels)
+        if images.is_cuda:  # convolutions run channels-last (the module is converted too)
+            images = images.contiguous(memory_format=torch.channels_last)
         return {**batch, "pixel_values": images}, targets
 
     def mix(self, images: torch.Tensor,

@@ -2,7 +2,7 @@
 
 Bad files (missing, unreadable, truncated) are errors under `data.on_bad_image: fail` and
 warnings under `skip` (the rows dropped from training; kept without a prediction when a
-finished run scores them). Mode conversions and EXIF rotations are counted;
+finished run scores them). Mode conversions and EXIF rotations are counted and listed;
 extreme sizes, exact duplicates (SHA-256 of the bytes) and near duplicates (dHash Hamming
 distance) inside train, and either kind across train and validation (leakage), are warnings.
 """
@@ -47,15 +47,17 @@ def check_bad_images(infos: list[ImageInfo], source: str, on_bad: Literal["fail"
 
 
 def check_modes(infos: list[ImageInfo], source: str) -> Finding | None:
-    """Images not stored as RGB (greyscale, RGBA, palette...) are converted; counted by mode."""
-    modes = Counter(info.mode for info in infos if info.error is None and info.mode != "RGB")
-    if not modes:
+    """Images not stored as RGB (greyscale, RGBA, palette...) are converted; counted by mode
+    and listed by file (a palette GIF among photos is often a placeholder, not a photo)."""
+    rows = [i for i, info in enumerate(infos) if info.error is None and info.mode != "RGB"]
+    if not rows:
         return None
-    total = sum(modes.values())
+    modes = Counter(infos[i].mode for i in rows)
+    listed = [f"{infos[i].path} ({infos[i].mode})" for i in rows]
     return Finding("info", "mode_converted",
-                   f"{source}: {total} images converted to RGB (by mode: {dict(modes)}; "
-                   f"transparency composited on white)", count=total,
-                   examples=[f"{mode}: {n}" for mode, n in modes.most_common()])
+                   f"{source}: {len(rows)} images converted to RGB (by mode: {dict(modes)}; "
+                   f"transparency composited on white): {_listed(listed)}", count=len(rows),
+                   examples=listed[:100])
 
 
 def check_orientation(infos: list[ImageInfo], source: str) -> Finding | None:
@@ -63,10 +65,11 @@ def check_orientation(infos: list[ImageInfo], source: str) -> Finding | None:
     rotated = [i for i, info in enumerate(infos) if info.rotated]
     if not rotated:
         return None
+    listed = [infos[i].path for i in rotated]
     return Finding("info", "exif_orientation",
-                   f"{source}: {len(rotated)} images rotated upright by their EXIF orientation",
-                   count=len(rotated), rows=rotated[:100],
-                   examples=[infos[i].path for i in rotated[:MAX_LISTED]])
+                   f"{source}: {len(rotated)} images rotated upright by their EXIF "
+                   f"orientation: {_listed(listed)}",
+                   count=len(rotated), rows=rotated[:100], examples=listed[:100])
 
 
 def check_sizes(infos: list[ImageInfo], source: str, config: ImagesConfig) -> Finding | None:

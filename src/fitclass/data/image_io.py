@@ -1,8 +1,10 @@
-"""Reading image files: decode once for the checks (modes, orientation, sizes, hashes) and
-decode + resize for the model, with the backbone's own preprocessing settings.
+"""Reading image files: one decode gives what the checks learn (modes, orientation, sizes,
+hashes) and the pixels the decoded-image cache stores (`data/image_cache.py`).
 
 Every image is opened with EXIF orientation applied and converted to RGB (transparent
 pixels composited on white), so the checks, training and prediction see the same pixels.
+The backbone's preprocessing (`Preprocess`: side, crop share, mean, std) is applied on the
+device (`data/image_view.py`, `models/image.py`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,15 @@ from fitclass.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: The EXIF tag holding the camera orientation.
 ORIENTATION_TAG = 0x0112
+#: EXIF orientations that turn the image a quarter (width and height swap).
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+#: Smallest side a checks-only decode keeps (JPEG draft): plenty for the 9x8 dHash.
+SCAN_DRAFT = 64
+#: A JPEG stored at side s is drafted to at least DRAFT_GAP x s, then resampled: PIL's own
+#: `thumbnail` default (`reducing_gap=2`), which halves the difference from a full decode
+#: that drafting straight to s leaves (DCT scaling aliases fine texture). Changing it, or
+#: anything else `decode_bytes` stores, changes cached pixels: bump `image_cache.LAYOUT`.
+DRAFT_GAP = 2.0
 #: Errors PIL raises for unreadable, truncated or hostile files.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
@@ -100,37 +110,8 @@ def open_rgb(path: str | Path) -> Image.Image:
                         f"or set data.on_bad_image: skip") from None
 
 
-def resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
-    """Shorter side to size / crop_pct, centre crop to size x size; uint8 (3, size, size)."""
-    size = preprocess.size
-    short = max(size, round(size / preprocess.crop_pct))
-    width, height = image.size
-    scale = short / min(width, height)
-    resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
-                           Image.Resampling.BILINEAR)
-    left, top = (resized.width - size) // 2, (resized.height - size) // 2
-    cropped = resized.crop((left, top, left + size, top + size))
-    return np.ascontiguousarray(np.asarray(cropped, dtype=np.uint8).transpose(2, 0, 1))
-
-
-def decode(path: str | Path, preprocess: Preprocess) -> np.ndarray:
-    """One image as the model sees it before normalisation: uint8 (3, size, size)."""
-    return resize_crop(open_rgb(path), preprocess)
-
-
 def default_threads(threads: int = 0) -> int:
     return threads or min(8, os.cpu_count() or 1)
-
-
-def decode_many(paths: Sequence[str], preprocess: Preprocess, threads: int = 0) -> np.ndarray:
-    """Decode and resize many images in a thread pool (PIL releases the GIL); (N, 3, S, S)."""
-    out = np.zeros((len(paths), 3, preprocess.size, preprocess.size), dtype=np.uint8)
-    if not paths:
-        return out
-    with ThreadPoolExecutor(default_threads(threads)) as pool:
-        for index, array in enumerate(pool.map(lambda p: decode(p, preprocess), paths)):
-            out[index] = array
-    return out
 
 
 @dataclass
@@ -155,34 +136,74 @@ def dhash(image: Image.Image) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
-def scan_image(path: str) -> ImageInfo:
-    """Read and fully decode one file; never raises (problems go into `error`)."""
+def square(image: Image.Image, side: int) -> np.ndarray:
+    """The centre square of `image` resized to side x side in one resampling (PIL's
+    antialiasing bilinear over the crop box); uint8 (side, side, 3)."""
+    width, height = image.size
+    short = min(width, height)
+    left, top = (width - short) / 2, (height - short) / 2
+    resized = image.resize((side, side), Image.Resampling.BILINEAR,
+                           box=(left, top, left + short, top + short))
+    return np.asarray(resized, dtype=np.uint8)
+
+
+_DECODES_LOCK = threading.Lock()
+_decoded = 0
+
+
+def decode_count() -> int:
+    """Images decoded by this process so far (`decode_bytes` calls that reached the decoder):
+    how tests and benchmarks prove the cache decodes each image once."""
+    return _decoded
+
+
+def _count_decode() -> None:
+    global _decoded
+    with _DECODES_LOCK:
+        _decoded += 1
+
+
+def read_bytes(path: str) -> bytes | ImageInfo:
+    """The file's bytes, or an `ImageInfo` saying why they cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         return ImageInfo(path, error="file not found")
     except OSError as error:
         return ImageInfo(path, error=f"cannot read the file ({error.strerror or error})")
-    info = ImageInfo(path, sha256=hashlib.sha256(data).hexdigest())
+
+
+def decode_bytes(data: bytes, path: str, side: int | None,
+                 digest: str = "") -> tuple[ImageInfo, np.ndarray | None]:
+    """Decode one file's bytes once: what the checks learn (`ImageInfo`, `sha256` of the
+    bytes) and, when `side` is given, the stored pixels (`square` at `side`). Never raises.
+
+    A JPEG is decoded by DCT scaling (`draft`) to the smallest of 1/1, 1/2, 1/4, 1/8 that
+    keeps both sides at least `DRAFT_GAP` x `side` (`SCAN_DRAFT` when only checking), which
+    is several times faster than a full decode of a large photo; the whole stream is still
+    read, so truncation is caught. EXIF orientation and RGB conversion (transparency on
+    white) follow; the dHash is taken from this decode. Mode and size are the file's own,
+    before any of it.
+    `digest`: the bytes' SHA-256 when the caller has it already."""
+    info = ImageInfo(path, sha256=digest or hashlib.sha256(data).hexdigest())
     if not data:
         info.error = "empty file"
-        return info
+        return info, None
+    _count_decode()
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.load()  # raises on truncated data
             info.mode = image.mode
-            info.rotated = image.getexif().get(ORIENTATION_TAG, 1) not in (0, 1)
-            upright = ImageOps.exif_transpose(image)
-            info.width, info.height = upright.size
-            info.dhash = dhash(to_rgb(upright))
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+            info.rotated = orientation not in (0, 1)
+            info.width, info.height = image.size
+            if orientation in SWAPPING_ORIENTATIONS:
+                info.width, info.height = info.height, info.width
+            draft = round(side * DRAFT_GAP) if side else SCAN_DRAFT
+            image.draft("RGB", (draft, draft))
+            image.load()  # raises on truncated data
+            upright = to_rgb(ImageOps.exif_transpose(image))
+            info.dhash = dhash(upright)
+            return info, None if side is None else square(upright, side)
     except DECODE_ERRORS as error:
         info.error = f"cannot decode ({type(error).__name__}: {error})"
-    return info
-
-
-def scan_images(paths: Sequence[str], threads: int = 0) -> list[ImageInfo]:
-    """`scan_image` over many files in a thread pool, results in input order."""
-    if not paths:
-        return []
-    with ThreadPoolExecutor(default_threads(threads)) as pool:
-        return list(pool.map(scan_image, paths))
+        return info, None

@@ -3,8 +3,10 @@
 Two layouts: a folder of class folders (`<folder>/<class>/*.png`, ImageFolder style; a root
 holding `train/` and `valid/` stands for both), or a table whose `data.images.column` holds
 paths relative to the table file, with the recipe's label column(s) (multi-class or
-multi-label). Every file is decoded once here; the scan results (hashes, size, mode) ride
-along in the frame so the duplicate and leakage checks survive the train/valid split.
+multi-label). Every file is decoded once here, into the decoded-image cache
+(`data/image_cache.py`; a file it holds is not decoded at all); the scan results (hashes,
+size, mode) ride along in the frame so the duplicate and leakage checks survive the
+train/valid split.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from fitclass.data import checks, image_checks
-from fitclass.data.image_io import IMAGE_SUFFIXES, ImageInfo, scan_images
+from fitclass.data.image_cache import image_store
+from fitclass.data.image_io import IMAGE_SUFFIXES, ImageInfo
 from fitclass.data.readers import read_data_table
 from fitclass.data.table import TextTable, read_labels
 from fitclass.errors import DataError
@@ -116,10 +119,11 @@ def _sample(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckReport, *,
                      need_labels: bool, limit: int | None = None,
-                     keep_bad: bool = False) -> TextTable:
-    """Read a folder or table of images, decode every file once, record the image checks
-    in `report` and raise on errors; bad files are dropped under `on_bad_image: skip`, or,
-    with `keep_bad` (scoring), kept with their reason in column `ERROR_COLUMN`."""
+                     keep_bad: bool = False, pixel_side: int | None = None) -> TextTable:
+    """Read a folder or table of images, decode every file once (into the decoded-image
+    cache at `pixel_side`; checks only without it), record the image checks in `report`
+    and raise on errors; bad files are dropped under `on_bad_image: skip`, or, with
+    `keep_bad` (scoring), kept with their reason in column `ERROR_COLUMN`."""
     path, images = Path(path), config.images or ImagesConfig()
     if not path.exists():
         raise DataError(f"{path}: not found; data.train / data.valid must name an image "
@@ -135,7 +139,7 @@ def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckR
                                        keep_bad)
         column, base = images.column, path.parent
     report.raise_errors()
-    table = _scanned(frame, column, base, str(path), config, report, keep_bad)
+    table = _scanned(frame, column, base, str(path), config, report, keep_bad, pixel_side)
     if labelled:
         table.labels = (list(map(str, table.frame[FOLDER_LABEL])) if path.is_dir()
                         else read_labels(table.frame, config))
@@ -156,14 +160,16 @@ def image_list_table(paths: list[str], config: DataConfig,
 
 
 def _scanned(frame: pd.DataFrame, column: str, base: Path, source: str, config: DataConfig,
-             report: checks.CheckReport, keep_bad: bool) -> TextTable:
-    """Decode every file of `frame[column]` once and keep the readable rows (or, with
-    `keep_bad`, every row, the unreadable ones with their reason in `ERROR_COLUMN`)."""
+             report: checks.CheckReport, keep_bad: bool,
+             pixel_side: int | None = None) -> TextTable:
+    """Decode every file of `frame[column]` once, or find it in the decoded-image cache,
+    and keep the readable rows (or, with `keep_bad`, every row, the unreadable ones with
+    their reason in `ERROR_COLUMN`)."""
     images = config.images or ImagesConfig()
     cells = [_path_text(v) for v in frame[column]]
     files = [str(p if p.is_absolute() else (base / p).resolve()) if cell else ""
              for cell, p in ((c, Path(c)) for c in cells)]
-    scanned = iter(scan_images([f for f in files if f], images.threads))
+    scanned = iter(image_store(pixel_side).scan([f for f in files if f], images.threads))
     infos = [next(scanned) if f else ImageInfo("", error=f"no image path in column {column!r}")
              for f in files]
     report.ran("bad_image", "extreme_size")

@@ -40,12 +40,13 @@ def scoring_config(columns: list[str], config: DataConfig) -> DataConfig:
 
 
 def _checked_table(path: Path, config: DataConfig, report: checks.CheckReport, *,
-                   need_labels: bool, limit: int | None, optional_id: bool = False
-                   ) -> TextTable:
+                   need_labels: bool, limit: int | None, optional_id: bool = False,
+                   pixel_side: int | None = None) -> TextTable:
     if config.images is not None:
         from fitclass.data.image_tables import read_image_table
 
-        return read_image_table(path, config, report, need_labels=need_labels, limit=limit)
+        return read_image_table(path, config, report, need_labels=need_labels, limit=limit,
+                                pixel_side=pixel_side)
     frame = read_data_table(path, config, limit=limit)
     if optional_id:
         config = scoring_config(list(frame.columns), config)
@@ -88,15 +89,18 @@ def class_names_of(train: TextTable, config: DataConfig) -> list[str]:
     return sort_class_names(train.labels or [])
 
 
-def prepare_data(config: DataConfig) -> PreparedData:
-    """Read train (and valid), run every check, split when needed; raise on any error."""
+def prepare_data(config: DataConfig, pixel_side: int | None = None) -> PreparedData:
+    """Read train (and valid), run every check, split when needed; raise on any error.
+    `pixel_side`: the side the decoded-image cache stores for the backbone, so the image
+    checks' scan fills it (`Backbone.pixel_side`)."""
     report = checks.CheckReport()
     if config.images is not None:
         from fitclass.data import image_checks
         from fitclass.data.image_tables import resolve_layout
 
         config = resolve_layout(config)
-    train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit)
+    train = _checked_table(config.train, config, report, need_labels=True, limit=config.limit,
+                           pixel_side=pixel_side)
     assert train.labels is not None  # need_labels=True guarantees them
     report.add(checks.check_label_positives(train.labels, config.train, config)
                if config.multilabel else
@@ -112,7 +116,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
     for finding in duplicates:
         report.add(finding)
     if config.split.all_labelled:
-        return _prepare_all_labelled(config, train, report)
+        return _prepare_all_labelled(config, train, report, pixel_side)
     if config.valid is None:
         if not config.multilabel:  # iterative stratification copes with rare labels
             report.add(checks.check_min_class_rows(train.labels, config.train))
@@ -126,7 +130,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
         near_leakage = _near_leakage(near, whole.texts, whole.positions,
                                      _mask(valid_rows, len(whole)), valid.source, config)
     else:
-        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
+        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None,
+                               pixel_side=pixel_side)
         class_names = class_names_of(train, config)
         near = _near_duplicates(train, valid, config, report)
         near_leakage = _near_leakage(near, train.texts + valid.texts,
@@ -163,22 +168,23 @@ def _finish(config: DataConfig, train: TextTable, valid: TextTable, class_names:
     return PreparedData(train=train, valid=valid, class_names=class_names, report=report)
 
 
-def all_labelled_rows(config: DataConfig, train: TextTable,
-                      report: checks.CheckReport) -> tuple[TextTable, list[str]]:
+def all_labelled_rows(config: DataConfig, train: TextTable, report: checks.CheckReport,
+                      pixel_side: int | None = None) -> tuple[TextTable, list[str]]:
     """Every labelled row, the training file's then the validation file's, and the class
     names: what cross-validation folds and a refit train on."""
     if config.valid is not None:
-        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None)
+        valid = _checked_table(config.valid, config, report, need_labels=True, limit=None,
+                               pixel_side=pixel_side)
         train = joined(train, valid)
     report.raise_errors()
     return train, class_names_of(train, config)
 
 
-def _prepare_all_labelled(config: DataConfig, train: TextTable,
-                          report: checks.CheckReport) -> PreparedData:
+def _prepare_all_labelled(config: DataConfig, train: TextTable, report: checks.CheckReport,
+                          pixel_side: int | None) -> PreparedData:
     """A fold run (validation = fold `split.fold` of every labelled row) or a refit (every
     labelled row trains, none validates)."""
-    rows, class_names = all_labelled_rows(config, train, report)
+    rows, class_names = all_labelled_rows(config, train, report, pixel_side)
     split = config.split
     if split.refit:
         none = rows.subset(np.array([], dtype=int))

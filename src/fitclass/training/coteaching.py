@@ -36,7 +36,7 @@ from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_optimizer, build_scheduler
 from fitclass.training.progress import format_metrics
-from fitclass.training.samplers import batch_sampler, describe_batching
+from fitclass.training.samplers import batch_sampler, describe_batching, training_loader
 from fitclass.training.selection import Selector
 from fitclass.training.state import LoopState
 from fitclass.training.strategy import EvalSchedule, StepOutput
@@ -170,8 +170,7 @@ def fit_coteaching(first: NeuralClassifier, second: NeuralClassifier,
     first.policy = accelerator_policy(accelerator)  # its training data's probe runs in it
     data = first.training_data(context.train.texts, targets, context.recipe)
     sampler = batch_sampler(context.recipe, data, targets, context.task.kind)
-    loader: Any = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
-                                              collate_fn=data.collate)
+    loader: Any = training_loader(data, sampler)
     pair = torch.nn.ModuleList([first.module, second.module])
     total_steps = math.ceil(len(loader) / train_config.grad_accumulation) * train_config.epochs
     optimizer = build_optimizer(pair, train_config)

@@ -41,7 +41,7 @@ from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
 from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
 from fitclass.training.probe import run_cached_head_stages
-from fitclass.training.samplers import batch_sampler, describe_batching
+from fitclass.training.samplers import batch_sampler, describe_batching, training_loader
 from fitclass.training.selection import Selector
 from fitclass.training.stages import Stage, resolve_stages, set_trainable, stage_at
 from fitclass.training.state import LoopState
@@ -158,10 +158,7 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
     if accelerator.num_processes > 1 and isinstance(sampler, LengthGroupedBatchSampler):
         sampler.short_batch_last = True
         sampler.round_size = accelerator.num_processes  # a step's batches: one length group
-    loader = torch.utils.data.DataLoader(data.rows, batch_sampler=sampler,
-                                         collate_fn=data.collate, num_workers=data.workers,
-                                         pin_memory=data.pin_memory,
-                                         persistent_workers=data.workers > 0)
+    loader = training_loader(data, sampler)
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
     optimizer = build_stage_optimizer(classifier.module, config,
                                       classifier.fixed_parameters())

@@ -7,7 +7,8 @@
   each drawn class (multi-label: a row carrying that label).
 
 The kind's arithmetic (`TargetKind.row_weights`, `rows_by_class`) is asked of the task's
-target kind, which the loop passes in.
+target kind, which the loop passes in. `training_loader` puts the sampler under the
+DataLoader every step strategy iterates.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def make_sampler(name: str, lengths: np.ndarray, targets: np.ndarray, batch_size
     """The registered sampler `name` over rows with these token lengths and targets (of
     the task's target `kind`)."""
     return SAMPLERS.get(name)(lengths, targets, kind, batch_size, seed)
+
+
+#: Batches each DataLoader worker prepares ahead (only with workers).
+PREFETCH_BATCHES = 4
+
+
+def training_loader(data: TrainingData, sampler: Any) -> torch.utils.data.DataLoader[Any]:
+    """The loader of the training rows: the kind's workers kept alive across epochs, each
+    preparing `PREFETCH_BATCHES` ahead into pinned memory where the kind asks (images on a
+    GPU), so the device never waits on a batch it could have had."""
+    workers = data.workers
+    return torch.utils.data.DataLoader(
+        data.rows, batch_sampler=sampler, collate_fn=data.collate, num_workers=workers,
+        pin_memory=data.pin_memory, persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None)
 
 
 def batch_sampler(recipe: Recipe, data: TrainingData, targets: np.ndarray,
