@@ -106,7 +106,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="/work/shared/data")
+    parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", default="bench/out/distil")
     parser.add_argument("--rows", type=int, default=2000, help="labelled rows of train.tsv")
     parser.add_argument("--unlabelled-rows", type=int, default=10_000,
