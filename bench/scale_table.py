@@ -112,6 +112,7 @@ def worker(spec_path: Path) -> None:
     """Run the phases with the fitclass that PYTHONPATH names; print one result line."""
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     # Imported here: the parent binds no fitclass; each worker imports its PYTHONPATH's.
+    import inspect
     import tracemalloc
 
     import fitclass
@@ -150,7 +151,13 @@ def worker(spec_path: Path) -> None:
     def split() -> None:
         table, report = state.pop("table"), state["report"]
         names = class_names_of(table, config)
-        train_rows, valid_rows = split_rows(table.targets(names), table.groups, config.split)
+        targets = table.targets(names)
+        if "kind" in inspect.signature(split_rows).parameters:  # after issue 16: targets' kind
+            from fitclass.target_kinds import kind_for
+            found = split_rows(targets, kind_for(config.multilabel), table.groups, config.split)
+        else:
+            found = split_rows(targets, table.groups, config.split)
+        train_rows, valid_rows = found
         train, valid = table.subset(train_rows), table.subset(valid_rows)
         del table
         report.add(checks.check_unseen_labels(train.labels, valid.labels, valid.source))
