@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from fitclass.contracts.fit import TeacherTargets
 from fitclass.data.fingerprint import texts_digest
@@ -89,14 +88,8 @@ def with_unlabelled(train: TextTable, unlabelled: TextTable,
                     labels: list[Label]) -> TextTable:
     """The training rows, then the unlabelled ones labelled `labels` (the teacher's
     predictions, which only class statistics and dynamics read: the loss gives these rows
-    the distillation term alone)."""
-    frame = pd.concat([train.frame, unlabelled.frame], ignore_index=True)
-    return TextTable(source=f"{train.source} + {unlabelled.source}", frame=frame,
-                     texts=train.texts + unlabelled.texts,
-                     labels=(train.labels or []) + labels,
-                     ids=train.ids + [f"unlabelled:{i}" for i in unlabelled.ids],
-                     id_column=train.id_column,
-                     positions=train.positions + unlabelled.positions)
+    the distillation term alone), their ids marked `unlabelled:`."""
+    return train.concat(unlabelled, labels=labels, id_prefix="unlabelled:")
 
 
 @dataclass
