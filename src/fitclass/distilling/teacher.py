@@ -4,7 +4,9 @@ folder), the unlabelled rows it scores, and its agreement with the student.
 
 Probabilities are cached raw (the teacher model's own, before its decision) with a key over
 the teacher run (path, status, labels) and the texts scored, so a resumed or rerun student
-reuses them and any change to either scores again. The student learns from the teacher's
+reuses them and any change to either scores again; the students of one `distil --seeds N`
+call share them in memory (`shared_scores`), so the teacher scores each row set once. The
+student learns from the teacher's
 calibrated probabilities (its decision's temperature and prior correction applied): what
 `fitclass predict` reports as the teacher's probabilities.
 """
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,21 @@ from fitclass.training.progress import Reporter
 
 #: The row sets the teacher scores, as named in the cache file.
 PARTS = ("train", "unlabelled", "valid")
+#: The teacher probabilities scored or read while `shared_scores` is open, by cache key.
+_SHARED: ContextVar[dict[str, dict[str, np.ndarray]] | None] = ContextVar(
+    "fitclass_teacher_scores", default=None)
+
+
+@contextmanager
+def shared_scores() -> Iterator[None]:
+    """While open, a student whose run folder lacks the teacher's probabilities takes them
+    from an earlier student of the same call with the same cache key (the same teacher and
+    texts), instead of scoring again: `distil --seeds N` scores the teacher once."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 def open_teacher(path: Path) -> Run:
@@ -201,12 +221,18 @@ def load_teacher(run: RunDir, recipe: Recipe, prepared: PreparedData,
              "valid": list(prepared.valid.texts)}
     key = cache_key(teacher, texts, prepared.class_names)
     sizes = {part: len(rows) for part, rows in texts.items()}
+    shared = _SHARED.get()
     probs = cached_probs(run, key, sizes)
+    if probs is None and shared is not None and key in shared:
+        probs = shared[key]  # an earlier student of this call scored the same rows
+        run.write_arrays(TEACHER_PROBS, {**probs, "key": _key_array(key)})
     cached = probs is not None
     if probs is None:
         batch, classes = recipe.train.eval_batch_size, len(prepared.class_names)
         probs = {part: score(teacher, rows, batch, classes) for part, rows in texts.items()}
         run.write_arrays(TEACHER_PROBS, {**probs, "key": _key_array(key)})
+    if shared is not None:
+        shared[key] = probs
     reporter.log(f"distil: teacher {teacher.path} ({teacher.recipe.model.backbone}); "
                  f"probabilities of {sizes['train']} train, {sizes['unlabelled']} unlabelled "
                  f"and {sizes['valid']} validation rows "
