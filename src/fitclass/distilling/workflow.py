@@ -18,7 +18,9 @@ from typing import Any
 
 from fitclass.crossval.workflow import train
 from fitclass.distilling.teacher import open_teacher, shared_scores
+from fitclass.errors import RecipeError
 from fitclass.recipe import load_recipe
+from fitclass.runs.layout import is_run
 from fitclass.runs.run import Run
 from fitclass.training.progress import Reporter
 
@@ -61,6 +63,12 @@ def distil(teacher_run: str | Path, *, student: str, out: str | Path | None = No
     (seeds S..S+N-1) into `out/seed-<s>` and returns their ensemble (`out/ensemble`); the
     teacher scores the rows once for all of them.
     """
+    if is_run(Path(student)):
+        raise RecipeError(f"--student {student}: this is a fitclass run folder (a trained "
+                          f"model), not a backbone; a student trains from a backbone: "
+                          f"minilm, a Hugging Face model id or a model folder. To learn from "
+                          f"this run, give it as the teacher (fitclass distil {student} "
+                          f"--student minilm ...)")
     teacher = open_teacher(Path(teacher_run))
     recipe = load_recipe(student_recipe(teacher, student, unlabelled=unlabelled, alpha=alpha,
                                         temperature=temperature), overrides)
