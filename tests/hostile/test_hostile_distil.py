@@ -77,13 +77,14 @@ def test_coteaching_and_self_training(tmp_path: Path, teacher: Path, tiny_bert_d
     assert not out.exists()
 
 
-@pytest.mark.parametrize("override", ["data.split.folds=3", "data.split.refit=true"])
+@pytest.mark.parametrize("overrides", [["data.split.folds=3", "data.split.fold=0"],
+                                       ["data.split.refit=true"]], ids=["fold", "refit"])
 def test_folds_or_refit_in_the_student(tmp_path: Path, teacher: Path, tiny_bert_dir: Path,
-                                       override: str) -> None:
+                                       overrides: list[str]) -> None:
     out = tmp_path / "out"
     refused(RecipeError, "keeps validation rows", "remove data.split.folds/fold/refit",
             call=lambda: fitclass.distil(teacher, student=str(tiny_bert_dir), out=out,
-                                         overrides=[override]))
+                                         overrides=overrides))
     assert not out.exists()
 
 
@@ -108,7 +109,7 @@ def test_a_teacher_that_is_not_a_run(tmp_path: Path, tiny_bert_dir: Path) -> Non
             "give the folder `fitclass train`",
             call=lambda: fitclass.distil(folder, student=str(tiny_bert_dir),
                                          out=tmp_path / "out"))
-    refused(RunError, "distil.teacher", "missing",
+    refused(RunError, "distil.teacher", str(tmp_path / "missing"), "does not exist",
             call=lambda: fitclass.distil(tmp_path / "missing", student=str(tiny_bert_dir),
                                          out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
@@ -118,11 +119,11 @@ def test_an_unlabelled_file_without_the_text_column(tmp_path: Path, teacher: Pat
                                                     tiny_bert_dir: Path) -> None:
     bad = tmp_path / "sentences.csv"
     pd.DataFrame({"sentence": ["a b c", "d e f"]}).to_csv(bad, index=False)
-    refused(DataError, "distil.unlabelled", str(bad), "no column 'text'", "['sentence']",
+    refused(DataError, "distil.unlabelled", bad.name, "no column 'text'", "['sentence']",
             "rename the file's text column to 'text'",
             call=lambda: fitclass.distil(teacher, student=str(tiny_bert_dir),
                                          out=tmp_path / "out", unlabelled=bad))
-    refused(DataError, "distil.unlabelled", str(tmp_path / "absent.csv"), "does not exist",
+    refused(DataError, "distil.unlabelled", "absent.csv", "does not exist",
             call=lambda: fitclass.distil(teacher, student=str(tiny_bert_dir),
                                          out=tmp_path / "out2",
                                          unlabelled=tmp_path / "absent.csv"))
@@ -132,7 +133,7 @@ def test_a_class_set_mismatch(tmp_path: Path, teacher: Path, tiny_bert_dir: Path
                               rows_maker: Callable[..., list[dict[str, str]]]) -> None:
     two = tmp_path / "two.csv"
     pd.DataFrame(rows_maker({"sports": 30, "tech": 30})).to_csv(two, index=False)
-    message = refused(DataError, "distil.teacher", str(teacher), str(two),
+    message = refused(DataError, "distil.teacher", teacher.parent.name, two.name,
                       "drop --set data.* overrides", "train a teacher on this data first",
                       call=lambda: fitclass.distil(teacher, student=str(tiny_bert_dir),
                                                    out=tmp_path / "out",
@@ -145,7 +146,7 @@ def test_a_foreign_out(tmp_path: Path, teacher: Path, tiny_bert_dir: Path) -> No
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    refused(RunError, str(out), "fitclass will not write into this folder", "--out",
+    refused(RunError, out.name, "fitclass will not write into this folder", "--out",
             call=lambda: fitclass.distil(teacher, student=str(tiny_bert_dir), out=out,
                                          overwrite=True))
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

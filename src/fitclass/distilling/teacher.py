@@ -59,6 +59,10 @@ def shared_scores() -> Iterator[None]:
 
 def open_teacher(path: Path) -> Run:
     """The teacher run; a folder that is not a finished run is refused, naming it."""
+    if not path.exists():
+        raise RunError(f"distil.teacher: {path} does not exist; give the folder `fitclass "
+                       f"train`, `fitclass ensemble` or `fitclass train --folds` wrote (the "
+                       f"teacher)")
     if not is_run(path):
         raise RunError(f"distil.teacher: {path} is not a fitclass run folder (no {STATUS}); "
                        f"give the folder `fitclass train`, `fitclass ensemble` or `fitclass "
