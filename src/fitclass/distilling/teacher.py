@@ -6,9 +6,8 @@ Probabilities are cached raw (the teacher model's own, before its decision) with
 the teacher run (path, status, labels) and the texts scored, so a resumed or rerun student
 reuses them and any change to either scores again; the students of one `distil --seeds N`
 call share them in memory (`shared_scores`), so the teacher scores each row set once. The
-student learns from the teacher's
-calibrated probabilities (its decision's temperature and prior correction applied): what
-`fitclass predict` reports as the teacher's probabilities.
+student learns from the teacher's calibrated probabilities (its decision's temperature and
+prior correction applied): what `fitclass predict` reports as the teacher's probabilities.
 """
 
 from __future__ import annotations
