@@ -154,6 +154,38 @@ def test_teacher_probabilities_cached_and_reused(student: Path, teacher: Path,
     assert run.metrics["distillation"]["teacher_probabilities"] == "cached"
 
 
+def test_seeds_score_the_teacher_once(tmp_path: Path, teacher: Path, tiny_bert_dir: Path,
+                                     student_settings: list[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`distil --seeds 2`: two students and their ensemble; the teacher scores the training
+    and validation rows for the first student only, the second reads what it scored."""
+    from safetensors.numpy import load_file
+
+    real, calls = teacher_module.score, []
+
+    def counted(run: Any, texts: list[Any], *args: Any) -> Any:
+        calls.append(len(texts))
+        return real(run, texts, *args)
+
+    monkeypatch.setattr(teacher_module, "score", counted)
+    out = tmp_path / "students"
+    run = fitclass.distil(teacher, student=str(tiny_bert_dir), out=out, seeds=2,
+                          overrides=[*student_settings, "train.epochs=1"])
+    assert len(calls) == len(teacher_module.PARTS)  # one scoring of each row set
+    members = sorted(out.glob("seed-*"))
+    assert len(members) == 2 and run.path == out / "ensemble"
+    how = [json.loads((m / "metrics.json").read_text())["distillation"]
+           ["teacher_probabilities"] for m in members]
+    assert how == ["computed", "cached"]
+    first, second = (load_file(str(m / TEACHER_PROBS)) for m in members)
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert run.metrics["accuracy"] >= 0.0 and set(run.class_names) == {"food", "sports",
+                                                                         "tech"}
+    with pytest.raises(fitclass.FitclassError, match="--seeds needs --out"):
+        fitclass.distil(teacher, student=str(tiny_bert_dir), seeds=2)
+
+
 def test_export_int8_and_predict_with_onnx(tmp_path: Path, student: Path) -> None:
     import shutil
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 from transformers import AutoModel, BertConfig
 
 import fitclass
@@ -20,7 +20,7 @@ from fitclass.errors import RecipeError
 from fitclass.models import adapters
 from fitclass.models.text import TransformerBackbone, TransformerClassifier
 from fitclass.recipe import ModelConfig, PeftConfig, load_recipe
-from fitclass.training import loop
+from fitclass.training import checkpoint, loop
 
 LORA = {"method": "lora", "r": 4, "alpha": 8, "dropout": 0.0}
 
@@ -157,11 +157,71 @@ def test_a_run_with_stages_layer_decay_and_ema_trains_only_adapters_and_head(
                        atol=1e-5)
 
 
-def test_a_peft_run_resumes_to_the_same_numbers(tmp_path: Path, train_csv: Path, recipe_for,
-                                                still_bert: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory, train_csv: Path, recipe_for,
+                  still_bert: Path) -> tuple[dict[str, Any], fitclass.Run]:
+    """A 3-epoch LoRA run trained without a cut, and its recipe."""
     recipe = peft_recipe(recipe_for, train_csv, still_bert, epochs=3)
-    full = fitclass.train(recipe, out=tmp_path / "full")
+    return recipe, fitclass.train(recipe, out=tmp_path_factory.mktemp("peft") / "full")
+
+
+@pytest.mark.parametrize("layout", ["trainable", "every tensor"])
+def test_a_peft_run_resumes_to_the_same_numbers(
+        tmp_path: Path, uninterrupted: tuple[dict[str, Any], fitclass.Run],
+        monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """The resume state holds the adapters and the head (the frozen base is rebuilt from
+    the backbone); one written with every tensor (before it left the base out) resumes too,
+    and both end where the uninterrupted run did."""
+    recipe, full = uninterrupted
+    real, calls = loop._evaluate, {"n": 0}
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_evaluate", evaluate)
+    if layout == "every tensor":
+        monkeypatch.setattr(checkpoint, "without_fixed", lambda state, fixed: state)
+    with pytest.raises(KeyboardInterrupt):
+        fitclass.train(recipe, out=tmp_path / "cut")
+    monkeypatch.undo()
+    best = load_file(str(tmp_path / "cut" / "checkpoints" / "best" / "model.safetensors"))
+    assert best and all("lora_" in k or k.startswith("head.") for k in best)  # no base weights
+    module = full.classifier.module  # type: ignore[attr-defined]
+    last = tmp_path / "cut" / "checkpoints" / "last" / "model.safetensors"
+    saved = load_file(str(last))
+    state_bytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    if layout == "trainable":
+        assert set(saved) == {k for k in module.state_dict() if k not in module.fixed}
+        assert last.stat().st_size < state_bytes / 4  # adapters + head: a fraction
+        optimizer = torch.load(last.parent / "optimizer.bin", weights_only=False)
+        trained = [n for n, _ in module.named_parameters() if n not in module.fixed]
+        assert len(optimizer["state"]) == len(trained)  # moments of these alone
+    else:
+        assert set(saved) == set(module.state_dict())
+    resumed = fitclass.train({}, resume=tmp_path / "cut")
+    lora_b = [p for n, p in module.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the adapters trained
+    columns = ["step", "train_loss", "valid_loss", "accuracy"]
+    rows = pd.read_csv(resumed.path / "history.csv")[columns].to_numpy()
+    assert np.allclose(rows, pd.read_csv(full.path / "history.csv")[columns].to_numpy(),
+                       atol=1e-5)
+    assert resumed.metrics["accuracy"] == pytest.approx(full.metrics["accuracy"])
+    expected = load_file(str(full.path / "model" / "model.safetensors"))
+    weights = load_file(str(resumed.path / "model" / "model.safetensors"))
+    assert weights.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert np.allclose(weights[name], tensor, atol=1e-5), name
+
+
+def test_a_resume_state_without_the_adapters_is_refused(
+        tmp_path: Path, uninterrupted: tuple[dict[str, Any], fitclass.Run],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weights file that lacks tensors the run trains is not this run's: named, not
+    silently resumed from fresh adapters."""
+    recipe, _ = uninterrupted
     real, calls = loop._evaluate, {"n": 0}
 
     def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -174,16 +234,12 @@ def test_a_peft_run_resumes_to_the_same_numbers(tmp_path: Path, train_csv: Path,
     with pytest.raises(KeyboardInterrupt):
         fitclass.train(recipe, out=tmp_path / "cut")
     monkeypatch.undo()
-    best = load_file(str(tmp_path / "cut" / "checkpoints" / "best" / "model.safetensors"))
-    assert best and all("lora_" in k or k.startswith("head.") for k in best)  # no base weights
-    resumed = fitclass.train({}, resume=tmp_path / "cut")
-    lora_b = [p for n, p in full.classifier.module.named_parameters()  # type: ignore[attr-defined]
-              if "lora_B" in n]
-    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the adapters trained
-    columns = ["step", "train_loss", "valid_loss", "accuracy"]
-    rows = pd.read_csv(resumed.path / "history.csv")[columns].to_numpy()
-    assert np.allclose(rows, pd.read_csv(full.path / "history.csv")[columns].to_numpy(),
-                       atol=1e-5)
+    last = tmp_path / "cut" / "checkpoints" / "last" / "model.safetensors"
+    kept = {k: v for k, v in load_file(str(last)).items() if "lora_" not in k}
+    save_file(kept, str(last))
+    with pytest.raises(fitclass.RunError, match=r"model\.safetensors: the training state "
+                                                r"lacks .*lora_.*--overwrite"):
+        fitclass.train({}, resume=tmp_path / "cut")
 
 
 def test_export_merge_writes_a_full_weight_run_that_predicts_the_same(

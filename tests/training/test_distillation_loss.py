@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch.nn import functional as F
 from fitclass.contracts.fit import TeacherTargets
 from fitclass.tasks import make_task
 from fitclass.training.distillation import TeacherRows, distillation_loss, pack
-from fitclass.training.losses import LossSpec, make_loss
+from fitclass.training.losses import Loss, LossSpec, make_loss, with_bootstrap
 
 CLASSES = ["a", "b", "c"]
 
@@ -109,3 +111,99 @@ def test_teacher_rows_follow_the_batch_positions() -> None:
                        task, torch.device("cpu"))
     packed = rows.targets(torch.tensor([1, 0]), torch.tensor([2, 0]))
     assert packed.tolist() == [[0, 1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 1, 1]]
+
+
+def old_distillation_loss(hard_loss: Loss, task: Any, alpha: float,
+                          temperature: float) -> Loss:
+    """The form before the row weights: the labelled rows chosen by a boolean mask (two
+    host syncs a step). The new form must equal it."""
+    from fitclass.training.distillation import kl_multiclass, kl_multilabel
+
+    kl = kl_multilabel if task.multilabel else kl_multiclass
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor, rows: Any = None) -> torch.Tensor:
+        classes = task.num_labels
+        hard, teacher = targets[:, :classes], targets[:, classes:2 * classes]
+        labelled = targets[:, -1] > 0.5
+        soft = kl(logits, teacher, temperature).mean() * temperature ** 2
+        hard_term = (hard_loss(logits[labelled], hard[labelled])
+                     if bool(labelled.any()) else logits.sum() * 0.0)
+        return (1.0 - alpha) * hard_term + alpha * soft
+
+    return loss
+
+
+#: Hard losses of either task kind: class weights, smoothing, focal, logit adjustment,
+#: positive weights and bootstrapping, each as the recipe builds it.
+HARD_LOSSES = {
+    "ce": ("multiclass", "ce", {}),
+    "ce+weights+smoothing": ("multiclass", "ce", {"weights": [0.5, 2.0, 1.3],
+                                                  "label_smoothing": 0.1}),
+    "focal+weights+alpha": ("multiclass", "focal", {"weights": [1.0, 3.0, 0.7],
+                                                    "alpha": [0.2, 0.5, 0.3]}),
+    "logit_adjusted+smoothing": ("multiclass", "logit_adjusted", {"label_smoothing": 0.05}),
+    "ce+bootstrap": ("multiclass", "ce", {"bootstrap": "soft"}),
+    "bce+weights+pos_weight": ("multilabel", "bce", {"weights": [0.5, 2.0, 1.0],
+                                                     "pos_weight": [1.5, 3.0, 0.8],
+                                                     "label_smoothing": 0.1}),
+    "focal per label": ("multilabel", "focal", {"alpha": 0.3}),
+    "ml bootstrap": ("multilabel", "logit_adjusted", {"bootstrap": "hard"}),
+}
+
+
+def _hard_loss(name: str) -> tuple[Any, Loss]:
+    kind, loss_name, settings = HARD_LOSSES[name]
+    task = make_task(kind, CLASSES)
+    settings = dict(settings)
+    bootstrap = settings.pop("bootstrap", None)
+    spec = LossSpec(task=task, priors=np.array([0.2, 0.5, 0.3]),
+                    **{k: np.asarray(v) if isinstance(v, list) and k != "alpha" else v
+                       for k, v in settings.items()})
+    loss = make_loss(loss_name, spec)
+    return task, loss if bootstrap is None else with_bootstrap(loss, bootstrap, 0.3, task)
+
+
+def _packed(task: Any, labelled: list[bool], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    rows = len(labelled)
+    logits = torch.randn(rows, 3, generator=generator) * 2
+    if task.multilabel:
+        hard = (torch.rand(rows, 3, generator=generator) > 0.5).float()
+        teacher = torch.rand(rows, 3, generator=generator)
+    else:
+        hard = task.dense_rows(torch.randint(0, 3, (rows,), generator=generator), 3)
+        teacher = torch.softmax(torch.randn(rows, 3, generator=generator) * 3, dim=1)
+    return logits, pack(hard, teacher, torch.tensor(labelled))
+
+
+@pytest.mark.parametrize("name", list(HARD_LOSSES))
+@pytest.mark.parametrize("labelled", [[True, False, True, True, False, False],
+                                      [False] * 4, [True] * 5],
+                         ids=["some labelled", "none labelled", "all labelled"])
+def test_row_weights_equal_choosing_the_labelled_rows(name: str, labelled: list[bool]) -> None:
+    """Value and gradients: the per-row hard loss weighed by the has-label flag, divided by
+    the clamped count (or summed class weight), is the old boolean-mask form."""
+    task, hard = _hard_loss(name)
+    logits, packed = _packed(task, labelled, seed=len(labelled))
+    for alpha in (0.0, 0.4):
+        got_logits = logits.clone().requires_grad_()
+        old_logits = logits.clone().requires_grad_()
+        got = distillation_loss(hard, task, alpha, 2.0)(got_logits, packed)
+        old = old_distillation_loss(hard, task, alpha, 2.0)(old_logits, packed)
+        got.backward()
+        old.backward()
+        assert torch.allclose(got, old, atol=1e-6), (alpha, float(got), float(old))
+        assert got_logits.grad is not None and old_logits.grad is not None
+        assert torch.allclose(got_logits.grad, old_logits.grad, atol=1e-6), alpha
+        if alpha == 0.0 and not any(labelled):
+            assert float(got) == 0.0  # no labelled row: no hard term at all
+
+
+def test_row_weights_of_a_plain_hard_loss() -> None:
+    """`rows` on a recipe loss: the loss of the marked rows alone; none marked gives 0."""
+    _, hard = _hard_loss("ce+weights+smoothing")
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
+    marked = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    chosen = marked.bool()
+    assert torch.allclose(hard(logits, labels, marked), hard(logits[chosen], labels[chosen]))
+    assert float(hard(logits, labels, torch.zeros(6))) == 0.0

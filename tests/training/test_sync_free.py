@@ -29,17 +29,18 @@ HOST_ONLY = ("torch/utils/data/",)
 
 
 class HostReads(TorchDispatchMode):
-    """Counts host reads by the optimiser step they happen after, while `active`."""
+    """Counts host reads (`ops`) by the optimiser step they happen after, while `active`."""
 
-    def __init__(self) -> None:
+    def __init__(self, ops: frozenset[Any] | set[Any] = HOST_READS) -> None:
         super().__init__()
         self.active = False
+        self.ops = ops
         self.state: LoopState | None = None
         self.reads: Counter[tuple[int, str]] = Counter()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
-        if self.active and func in HOST_READS and not self._host_only():
+        if self.active and func in self.ops and not self._host_only():
             step = -1 if self.state is None else self.state.step
             self.reads[(step, str(func))] += 1
         return func(*args, **(kwargs or {}))
@@ -89,3 +90,42 @@ def test_no_host_reads_between_evaluations(
     steps = sorted({step for step, _ in reads.reads})
     assert steps == [4, 8, 12], reads.reads
     assert all(count == 1 for count in reads.reads.values()), reads.reads
+
+
+#: and a boolean mask's row selection, whose output size is known only after the device ran
+SELECTING = HOST_READS | {torch.ops.aten.nonzero.default}
+
+
+@pytest.mark.parametrize("labelled", [[True, False, True, False], [False] * 4],
+                         ids=["some labelled", "none labelled"])
+def test_the_distillation_loss_never_reads_the_device(labelled: list[bool]) -> None:
+    """The loss and its backward pass, with class weights and smoothing: no host read,
+    where choosing the labelled rows by a boolean mask (the old form) read it."""
+    import numpy as np
+
+    from fitclass.tasks import make_task
+    from fitclass.training.distillation import distillation_loss, pack
+    from fitclass.training.losses import LossSpec, make_loss
+
+    task = make_task("multiclass", ["a", "b", "c"])
+    hard = make_loss("ce", LossSpec(task=task, priors=np.full(3, 1 / 3),
+                                    weights=np.array([1.0, 2.0, 0.5]), label_smoothing=0.1))
+    logits = torch.randn(4, 3, requires_grad=True)
+    packed = pack(task.dense_rows(torch.tensor([0, 1, 2, 1]), 3),
+                  torch.softmax(torch.randn(4, 3), dim=1), torch.tensor(labelled))
+    loss = distillation_loss(hard, task, 0.5, 2.0)
+    reads = HostReads(SELECTING)
+    with reads:
+        reads.active = True
+        loss(logits, packed).backward()
+        reads.active = False
+    assert not reads.reads, reads.reads
+
+    old = HostReads(SELECTING)  # the counter sees the old form's reads
+    with old:
+        old.active = True
+        chosen = packed[:, -1] > 0.5
+        if bool(chosen.any()):
+            hard(logits[chosen], packed[chosen, :3])
+        old.active = False
+    assert sum(old.reads.values()) >= 1

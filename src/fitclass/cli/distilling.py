@@ -30,6 +30,10 @@ def distil(
                                                               "train.epochs=3"),
     overwrite: bool = typer.Option(False, help="Replace a run folder fitclass wrote (it "
                                                "never deletes a folder it did not write)."),
+    seeds: int = typer.Option(1, min=1, help="Train N students (seeds S..S+N-1) into "
+                                             "OUT/seed-<s> and their ensemble into "
+                                             "OUT/ensemble; the teacher scores the rows "
+                                             "once for all of them."),
 ) -> None:
     """Train a student on the teacher's labels and probabilities; prints its run directory
     as the last line (a normal run: predict, evaluate, report and export work)."""
@@ -38,6 +42,6 @@ def distil(
     quiet_libraries()
     run = fitclass.distil(teacher, student=student, out=out, unlabelled=unlabelled,
                           alpha=alpha, temperature=temperature, overrides=set_,
-                          overwrite=overwrite)
+                          overwrite=overwrite, seeds=seeds)
     print_summary(run)
     print(run.path)

@@ -31,7 +31,7 @@ from fitclass.crossval.scores import gather
 from fitclass.data.folds import check_fold_count, fold_method
 from fitclass.data.prepare import labelled_folds
 from fitclass.ensembling import refuse_identical_seeds, train_seeds
-from fitclass.errors import FitclassError, RunError
+from fitclass.errors import FitclassError, RecipeError, RunError
 from fitclass.recipe import Recipe, load_recipe
 from fitclass.runs import writer
 from fitclass.runs.folder import RunDir
@@ -132,6 +132,12 @@ def _check_settings(base: Recipe, folds: int | None, seeds: int, refit: bool) ->
     """Everything refused before any training starts."""
     if folds is not None:
         check_fold_count(folds)
+    if base.distil is not None:
+        raise RecipeError(f"--{'folds' if folds is not None else 'refit'} with a distil "
+                          f"section: a distillation keeps validation rows to measure the "
+                          f"student and its agreement with the teacher, so it takes no "
+                          f"data.split.folds/refit; train the student without --folds and "
+                          f"--refit (a cross-validation run can be the teacher)")
     if process_count() > 1:
         raise FitclassError("--folds and --refit train their runs one after another in one "
                             "process; run them without accelerate launch / torchrun")

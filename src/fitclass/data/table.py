@@ -54,6 +54,28 @@ class TextTable:
             positions=[self.positions[i] for i in picked],
         )
 
+    def concat(self, other: TextTable, *, labels: list[Label] | None = None,
+               id_prefix: str = "") -> TextTable:
+        """This table's rows, then `other`'s. `labels` stands for `other`'s labels (e.g. a
+        teacher's predictions of unlabelled rows), `id_prefix` goes before its ids (so they
+        cannot reuse this table's); labels and groups stay only where both tables have
+        them. The first table's id column and each row's source position are kept."""
+        second = other.labels if labels is None else labels
+        if second is not None and len(second) != len(other):
+            raise ValueError(f"{len(second)} labels for the {len(other)} rows of "
+                             f"{other.source}")
+        return TextTable(
+            source=f"{self.source} + {other.source}",
+            frame=pd.concat([self.frame, other.frame], ignore_index=True),
+            texts=self.texts + other.texts,
+            labels=None if self.labels is None or second is None else self.labels + second,
+            ids=self.ids + [f"{id_prefix}{i}" for i in other.ids],
+            groups=None if self.groups is None or other.groups is None
+            else np.concatenate([self.groups, other.groups]),
+            id_column=self.id_column,
+            positions=self.positions + other.positions,
+        )
+
     @property
     def multilabel(self) -> bool:
         return self.labels is not None and bool(self.labels) and isinstance(self.labels[0],
@@ -86,21 +108,10 @@ def joined(first: TextTable, second: TextTable) -> TextTable:
     if (first.groups is None) != (second.groups is None):
         raise DataError(f"{second.source}: data.group is a column of {first.source} but not "
                         f"of this file (or the other way round); give both files the column")
-    named = first.id_column != "row"
-    ids = (first.ids + second.ids if named
-           else [str(i) for i in range(len(first) + len(second))])
-    return TextTable(
-        source=f"{first.source} + {second.source}",
-        frame=pd.concat([first.frame, second.frame], ignore_index=True),
-        texts=first.texts + second.texts,
-        labels=None if first.labels is None or second.labels is None
-        else first.labels + second.labels,
-        ids=ids,
-        groups=None if first.groups is None or second.groups is None
-        else np.concatenate([first.groups, second.groups]),
-        id_column=first.id_column,
-        positions=first.positions + second.positions,
-    )
+    table = first.concat(second)
+    if first.id_column == "row":
+        table.ids = [str(i) for i in range(len(table))]
+    return table
 
 
 def label_names(labels: list[Label]) -> list[str]:

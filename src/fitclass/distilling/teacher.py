@@ -4,21 +4,24 @@ folder), the unlabelled rows it scores, and its agreement with the student.
 
 Probabilities are cached raw (the teacher model's own, before its decision) with a key over
 the teacher run (path, status, labels) and the texts scored, so a resumed or rerun student
-reuses them and any change to either scores again. The student learns from the teacher's
-calibrated probabilities (its decision's temperature and prior correction applied): what
-`fitclass predict` reports as the teacher's probabilities.
+reuses them and any change to either scores again; the students of one `distil --seeds N`
+call share them in memory (`shared_scores`), so the teacher scores each row set once. The
+student learns from the teacher's calibrated probabilities (its decision's temperature and
+prior correction applied): what `fitclass predict` reports as the teacher's probabilities.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from fitclass.contracts.fit import TeacherTargets
 from fitclass.data.fingerprint import texts_digest
@@ -36,10 +39,29 @@ from fitclass.training.progress import Reporter
 
 #: The row sets the teacher scores, as named in the cache file.
 PARTS = ("train", "unlabelled", "valid")
+#: The teacher probabilities scored or read while `shared_scores` is open, by cache key.
+_SHARED: ContextVar[dict[str, dict[str, np.ndarray]] | None] = ContextVar(
+    "fitclass_teacher_scores", default=None)
+
+
+@contextmanager
+def shared_scores() -> Iterator[None]:
+    """While open, a student whose run folder lacks the teacher's probabilities takes them
+    from an earlier student of the same call with the same cache key (the same teacher and
+    texts), instead of scoring again: `distil --seeds N` scores the teacher once."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 def open_teacher(path: Path) -> Run:
     """The teacher run; a folder that is not a finished run is refused, naming it."""
+    if not path.exists():
+        raise RunError(f"distil.teacher: {path} does not exist; give the folder `fitclass "
+                       f"train`, `fitclass ensemble` or `fitclass train --folds` wrote (the "
+                       f"teacher)")
     if not is_run(path):
         raise RunError(f"distil.teacher: {path} is not a fitclass run folder (no {STATUS}); "
                        f"give the folder `fitclass train`, `fitclass ensemble` or `fitclass "
@@ -89,14 +111,8 @@ def with_unlabelled(train: TextTable, unlabelled: TextTable,
                     labels: list[Label]) -> TextTable:
     """The training rows, then the unlabelled ones labelled `labels` (the teacher's
     predictions, which only class statistics and dynamics read: the loss gives these rows
-    the distillation term alone)."""
-    frame = pd.concat([train.frame, unlabelled.frame], ignore_index=True)
-    return TextTable(source=f"{train.source} + {unlabelled.source}", frame=frame,
-                     texts=train.texts + unlabelled.texts,
-                     labels=(train.labels or []) + labels,
-                     ids=train.ids + [f"unlabelled:{i}" for i in unlabelled.ids],
-                     id_column=train.id_column,
-                     positions=train.positions + unlabelled.positions)
+    the distillation term alone), their ids marked `unlabelled:`."""
+    return train.concat(unlabelled, labels=labels, id_prefix="unlabelled:")
 
 
 @dataclass
@@ -208,12 +224,18 @@ def load_teacher(run: RunDir, recipe: Recipe, prepared: PreparedData,
              "valid": list(prepared.valid.texts)}
     key = cache_key(teacher, texts, prepared.class_names)
     sizes = {part: len(rows) for part, rows in texts.items()}
+    shared = _SHARED.get()
     probs = cached_probs(run, key, sizes)
+    if probs is None and shared is not None and key in shared:
+        probs = shared[key]  # an earlier student of this call scored the same rows
+        run.write_arrays(TEACHER_PROBS, {**probs, "key": _key_array(key)})
     cached = probs is not None
     if probs is None:
         batch, classes = recipe.train.eval_batch_size, len(prepared.class_names)
         probs = {part: score(teacher, rows, batch, classes) for part, rows in texts.items()}
         run.write_arrays(TEACHER_PROBS, {**probs, "key": _key_array(key)})
+    if shared is not None:
+        shared[key] = probs
     reporter.log(f"distil: teacher {teacher.path} ({teacher.recipe.model.backbone}); "
                  f"probabilities of {sizes['train']} train, {sizes['unlabelled']} unlabelled "
                  f"and {sizes['valid']} validation rows "

@@ -6,7 +6,9 @@ teacher validated on and never on rows a single teacher trained on. A cross-vali
 teacher's folds are dropped: its every labelled row was some fold's training row, so its
 validation rows here are rows the teacher saw (its agreement reads optimistic). The
 teacher's task, decision settings and selection metric carry over; the student's
-calibration and decision are fitted on its own validation probabilities.
+calibration and decision are fitted on its own validation probabilities. `seeds=N` trains
+N students as `fitclass.train --seeds` does (OUT/seed-<s>, their ensemble in OUT/ensemble),
+the teacher's probabilities scored once for all of them.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fitclass.api import train
-from fitclass.distilling.teacher import open_teacher
+from fitclass.crossval.workflow import train
+from fitclass.distilling.teacher import open_teacher, shared_scores
+from fitclass.errors import RecipeError
 from fitclass.recipe import load_recipe
+from fitclass.runs.layout import is_run
 from fitclass.runs.run import Run
 from fitclass.training.progress import Reporter
 
@@ -46,7 +50,8 @@ def student_recipe(teacher: Run, student: str, *, unlabelled: str | Path | None 
 def distil(teacher_run: str | Path, *, student: str, out: str | Path | None = None,
            unlabelled: str | Path | None = None, alpha: float = 0.5,
            temperature: float = 2.0, overrides: list[str] | None = None,
-           overwrite: bool = False, reporter: Reporter | None = None) -> Run:
+           overwrite: bool = False, reporter: Reporter | None = None,
+           seeds: int = 1) -> Run:
     """Distil the finished run `teacher_run` (a single model, soup, cross-validation run or
     ensemble) into the trainable backbone `student`; return the student's finished run.
 
@@ -54,9 +59,18 @@ def distil(teacher_run: str | Path, *, student: str, out: str | Path | None = No
     temperature-softened probabilities, plus `unlabelled` rows (a table with the text
     column) by the KL term alone. `overrides` (`--set key=value`) apply to the student's
     recipe (e.g. `train.epochs=3`). Its `metrics.json` `distillation` holds the agreement
-    with the teacher and the metric gap (student - teacher).
+    with the teacher and the metric gap (student - teacher). `seeds=N` trains N students
+    (seeds S..S+N-1) into `out/seed-<s>` and returns their ensemble (`out/ensemble`); the
+    teacher scores the rows once for all of them.
     """
+    if is_run(Path(student)):
+        raise RecipeError(f"--student {student}: this is a fitclass run folder (a trained "
+                          f"model), not a backbone; a student trains from a backbone: "
+                          f"minilm, a Hugging Face model id or a model folder. To learn from "
+                          f"this run, give it as the teacher (fitclass distil {student} "
+                          f"--student minilm ...)")
     teacher = open_teacher(Path(teacher_run))
     recipe = load_recipe(student_recipe(teacher, student, unlabelled=unlabelled, alpha=alpha,
                                         temperature=temperature), overrides)
-    return train(recipe, out=out, overwrite=overwrite, reporter=reporter)
+    with shared_scores():
+        return train(recipe, out=out, overwrite=overwrite, reporter=reporter, seeds=seeds)

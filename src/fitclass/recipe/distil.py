@@ -48,12 +48,20 @@ def distil_problems(recipe: Recipe) -> list[str]:
                         f"no network from soft targets); use a neural backbone, e.g. "
                         f"`--student minilm` or a Hugging Face model id or folder")
     if recipe.data.images is not None:
-        problems.append("distil is text-only for now; remove the distil section for "
-                        "data.images")
-    if recipe.noise.coteaching or recipe.self_training is not None:
-        problems.append("distil does not combine with noise.coteaching or self_training "
-                        "(each trains on its own targets); remove one of them")
+        problems.append("distil: data.images is set, but distillation is text-only for now "
+                        "(the teacher scores texts); remove the distil section to train on "
+                        "the images, or distil a text teacher")
+    if recipe.noise.coteaching:
+        problems.append("distil does not combine with noise.coteaching (its two networks "
+                        "train on the rows they select, not on the teacher's targets); "
+                        "remove noise.coteaching or the distil section")
+    if recipe.self_training is not None:
+        problems.append("distil does not combine with self_training (its rounds train on "
+                        "their own pseudo-labels, not on the teacher's targets); remove "
+                        "self_training (distil.unlabelled gives the student unlabelled rows "
+                        "through the teacher) or the distil section")
     if recipe.data.split.refit or recipe.data.split.folds is not None:
         problems.append("distil keeps validation rows to measure the student and its "
-                        "agreement with the teacher; remove data.split.folds/fold/refit")
+                        "agreement with the teacher; remove data.split.folds/fold/refit "
+                        "(and --folds/--refit) from the student")
     return problems

@@ -3,8 +3,11 @@
 The best checkpoint holds weights only. The training state holds what a resume needs:
 weights, optimiser, scheduler and RNG in `accelerate.save_state`'s layout (read back by
 `accelerate.load_state`), our loop counters and history in `loop_state.json`, and extra
-arrays such as training dynamics. Each is written to a staging folder and swapped in whole, so
-a kill mid-save leaves the previous checkpoint intact.
+arrays such as training dynamics. Under `model.peft` both leave out the `fixed` tensors
+(the frozen base under the adapters, which the optimiser never holds either): a resume
+rebuilds them from the backbone, and a state written with them (before this) still loads.
+Each is written to a staging folder and swapped in whole, so a kill mid-save leaves the
+previous checkpoint intact.
 
 Both are written in the background when training runs on an accelerator (in place on the
 CPU, `training/writer.py`): the tensors are copied to host memory now, the files written
@@ -34,6 +37,7 @@ from accelerate.utils import (
     clean_state_dict_for_safetensors,
 )
 from accelerate.utils import save as accelerate_save
+from safetensors import safe_open
 from safetensors.numpy import load_file
 from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import _remove_duplicate_names, load_model, save_file
@@ -53,6 +57,23 @@ ARRAYS = "arrays.safetensors"
 #: Where the model, optimiser and scheduler states are plain state dicts we can copy; the
 #: sharded kinds (FSDP, DeepSpeed, Megatron) and XLA save through accelerate, synchronously.
 PLAIN = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+#: What wrappers put before a module's own state names (DDP, `torch.compile`).
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def own_name(key: str) -> str:
+    """A prepared model's state name as the unwrapped module names it."""
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def without_fixed(state: dict[str, Any], fixed: frozenset[str]) -> dict[str, Any]:
+    """`state` without the `fixed` tensors (names as a prepared model's state gives them)."""
+    if not fixed:
+        return state
+    return {key: value for key, value in state.items() if own_name(key) not in fixed}
+
 
 def fresh_folder(path: Path) -> Path:
     """An empty staging folder (what a killed save left there is not part of this one)."""
@@ -160,18 +181,21 @@ def writes_models(accelerator: Accelerator) -> bool:
     return accelerator.is_local_main_process if each_node else accelerator.is_main_process
 
 
-def host_state(accelerator: Accelerator, best: BestWeights | None = None
+def host_state(accelerator: Accelerator, best: BestWeights | None = None,
+               fixed: frozenset[str] = frozenset()
                ) -> tuple[HostState | None, dict[str, torch.Tensor] | None]:
     """The prepared objects' states copied to host memory (None where accelerate must save
-    them itself, see `copies_state`), and `best`'s tensors copied with them: they are the
-    model's own, so each is copied once and the two share it."""
+    them itself, see `copies_state`), the models' without their `fixed` tensors, and
+    `best`'s tensors copied with them: they are the model's own, so each is copied once and
+    the two share it."""
     if not copies_state(accelerator):
         return None, None
     each_node = accelerator.project_configuration.save_on_each_node
     if not writes_models(accelerator):
         return HostState([], [], [], each_node), None  # accelerate writes these on one process
-    models = [clean_state_dict_for_safetensors(accelerator.get_state_dict(model, unwrap=False))
-              for model in accelerator._models]
+    models = [clean_state_dict_for_safetensors(
+        without_fixed(accelerator.get_state_dict(model, unwrap=False), fixed))
+        for model in accelerator._models]
 
     optimizers = [optimizer.state_dict() for optimizer in accelerator._optimizers]
     schedulers = [scheduler.state_dict() for scheduler in accelerator._schedulers]
@@ -192,14 +216,18 @@ def save_small_state(accelerator: Accelerator, folder: Path) -> None:
         save_custom_state(obj, str(folder), index, save_on_each_node=save_on_each_node)
 
 
+def weights_name(index: int) -> str:
+    """accelerate's file name of the `index`-th prepared model's weights."""
+    return SAFE_WEIGHTS_NAME if index == 0 else SAFE_WEIGHTS_NAME.replace(".", f"_{index}.")
+
+
 def write_host_state(state: HostState, folder: Path) -> None:
     """The files `accelerate.save_state` writes for the prepared objects, from host copies
     (accelerate's `save` writes on the main process only, as `save_state` does). Runs in
     the worker thread."""
     each_node = state.save_on_each_node
     for index, weights in enumerate(state.models):
-        name = SAFE_WEIGHTS_NAME if index == 0 else SAFE_WEIGHTS_NAME.replace(".", f"_{index}.")
-        accelerate_save(weights, folder / name, save_on_each_node=each_node,
+        accelerate_save(weights, folder / weights_name(index), save_on_each_node=each_node,
                         safe_serialization=True)
     for prefix, states in ((OPTIMIZER_NAME, state.optimizers), (SCHEDULER_NAME, state.schedulers)):
         for index, value in enumerate(states):
@@ -210,15 +238,17 @@ def write_host_state(state: HostState, folder: Path) -> None:
 
 def save_training_state(run: CheckpointFolder, accelerator: Accelerator, loop_state: dict[str, Any],
                         arrays: dict[str, np.ndarray] | None = None,
-                        best: BestWeights | None = None) -> None:
-    """Weights, optimiser, scheduler, RNG (accelerate's layout), loop counters (JSON) and
-    extra arrays such as training dynamics (safetensors): copied now, the large files written
-    in the background. `best` (this evaluation's new best weights) is written as the best
-    checkpoint in the same write, from the same host copy of the weights."""
+                        best: BestWeights | None = None,
+                        fixed: frozenset[str] = frozenset()) -> None:
+    """Weights (but the `fixed` ones), optimiser, scheduler, RNG (accelerate's layout), loop
+    counters (JSON) and extra arrays such as training dynamics (safetensors): copied now,
+    the large files written in the background. `best` (this evaluation's new best weights)
+    is written as the best checkpoint in the same write, from the same host copy of the
+    weights. (Where accelerate saves the prepared objects itself, every weight is saved.)"""
     if best is not None and not (copies_state(accelerator) and writes_models(accelerator)):
         save_best_weights(run, best)  # apart: this process copies no weights of its own
         best = None
-    copied, best_tensors = host_state(accelerator, best)
+    copied, best_tensors = host_state(accelerator, best, fixed)
     text = json.dumps(loop_state, default=float)
     kept = {k: np.array(v, copy=True, order="C") for k, v in (arrays or {}).items()}
     flush()  # the staging folder is the previous write's until it is done
@@ -258,12 +288,41 @@ def has_training_state(run: CheckpointFolder) -> bool:
     return (run.checkpoint(LAST) / LOOP_STATE).is_file()
 
 
-def load_training_state(run: CheckpointFolder, accelerator: Accelerator) -> dict[str, Any]:
+def load_training_state(run: CheckpointFolder, accelerator: Accelerator,
+                        fixed: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The last training state into the prepared objects; its loop state. With `fixed`
+    tensors (a backbone under adapters) the weights file may lack them (they are the base
+    model's, already in the model) but must hold every other tensor."""
     flush()
     folder: Path = run.checkpoint(LAST)
-    accelerator.load_state(str(folder))
+    if fixed:
+        accelerator.load_state(str(folder), strict=False)
+        check_trainable_saved(folder, accelerator, fixed)
+    else:
+        accelerator.load_state(str(folder))
     state: dict[str, Any] = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
     return state
+
+
+def check_trainable_saved(folder: Path, accelerator: Accelerator, fixed: frozenset[str]) -> None:
+    """Every tensor of each prepared model but the `fixed` ones is in its weights file (a
+    tied alias counts as its saved twin); else a RunError naming the file."""
+    for index, model in enumerate(accelerator._models):
+        path = folder / weights_name(index)
+        if not path.is_file():
+            continue  # another layout (sharded): accelerate read it and checked the load
+        with safe_open(str(path), framework="pt") as handle:
+            covered = set(handle.keys())
+        state = model.state_dict()
+        for kept, removed in _remove_duplicate_names(state).items():
+            if covered & {kept, *removed}:
+                covered |= {kept, *removed}
+        missing = sorted(key for key in state
+                         if key not in covered and own_name(key) not in fixed)
+        if missing:
+            raise RunError(f"{path}: the training state lacks {missing[:3]} (tensors this run "
+                           f"trains), so it is not this run's; start the run again with "
+                           f"--overwrite")
 
 
 class BestCheckpoint(Callback):
@@ -303,15 +362,18 @@ class ResumeState(Callback):
 
     def __init__(self, run: CheckpointFolder, accelerator: Accelerator,
                  arrays: Callable[[], dict[str, np.ndarray] | None] = lambda: None,
-                 best: BestCheckpoint | None = None) -> None:
+                 best: BestCheckpoint | None = None,
+                 fixed: frozenset[str] = frozenset()) -> None:
         self.run, self.accelerator, self.arrays, self.best = run, accelerator, arrays, best
+        self.fixed = fixed  # a backbone under adapters: rebuilt from the base on resume
         if best is not None:
             best.handed_over = True  # its weights are written with the resume state's
 
     def on_evaluate(self, state: LoopState, row: dict[str, Any]) -> None:
         # every process saves (sharded models gather); non-main ones write to scratch
         best = None if self.best is None else self.best.take()
-        save_training_state(self.run, self.accelerator, state.to_json(), self.arrays(), best)
+        save_training_state(self.run, self.accelerator, state.to_json(), self.arrays(), best,
+                            self.fixed)
         self.accelerator.wait_for_everyone()
 
     def on_train_end(self, state: LoopState) -> None:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from fitclass.contracts.fit import FitContext, TeacherTargets
 from fitclass.tasks import Task
-from fitclass.training.losses import Loss
+from fitclass.training.losses import Loss, row_mean
 
 #: Probabilities are clipped here before a logarithm (a teacher's exact 0 or 1).
 EPSILON = 1e-7
@@ -93,24 +93,24 @@ def kl_multilabel(logits: torch.Tensor, teacher: torch.Tensor,
 
 def distillation_loss(hard_loss: Loss, task: Task, alpha: float, temperature: float) -> Loss:
     """The recipe's `hard_loss` mixed with the KL term on packed targets (`TeacherRows`);
-    on any other targets, `hard_loss` alone."""
+    on any other targets, `hard_loss` alone. Never reads the device (no host sync)."""
     kl = kl_multilabel if task.multilabel else kl_multiclass
     width = packed_width(task.num_labels)
 
-    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(logits: torch.Tensor, targets: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
         if not (targets.ndim == 2 and targets.is_floating_point()
                 and targets.shape[1] == width):
-            return hard_loss(logits, targets)
+            return hard_loss(logits, targets, rows)
         classes = task.num_labels
         hard, teacher = targets[:, :classes], targets[:, classes:2 * classes]
-        labelled = targets[:, -1] > 0.5
-        soft = kl(logits, teacher, temperature).mean() * temperature ** 2
+        soft = row_mean(kl(logits, teacher, temperature), rows) * temperature ** 2
         if alpha >= 1.0:
             return alpha * soft
-        # rows without a label carry no hard term, a batch of only such rows none at all
-        # (choosing the rows reads the device once per step, as co-teaching's selection)
-        hard_term = (hard_loss(logits[labelled], hard[labelled])
-                     if bool(labelled.any()) else logits.sum() * 0.0)
-        return (1.0 - alpha) * hard_term + alpha * soft
+        # rows without a label carry no hard term, a batch of only such rows none at all:
+        # the hard loss weighs each row by its has-label flag (selecting the rows would read
+        # the device twice a step)
+        labelled = targets[:, -1] if rows is None else targets[:, -1] * rows
+        return (1.0 - alpha) * hard_loss(logits, hard, labelled) + alpha * soft
 
     return loss

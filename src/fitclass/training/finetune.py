@@ -198,7 +198,8 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
     state = LoopState(total_steps=steps_per_epoch * config.total_epochs)
     cached = False
     if context.resume and checkpoint.has_training_state(context.run):
-        state = _resumed(context, accelerator, wiring.selector, recorder, state.total_steps)
+        state = _resumed(context, accelerator, wiring.selector, recorder, state.total_steps,
+                         classifier.fixed_parameters())
     elif (config.cache_features and stages[0].trainable == "head"
           and (encoder := classifier.feature_encoder()) is not None):
         run_cached_head_stages(encoder, context, stages, loss_fn, state, steps_per_epoch,
@@ -212,9 +213,12 @@ def fit_transformer(classifier: NeuralClassifier, context: FitContext) -> FitRes
 
 
 def _resumed(context: FitContext, accelerator: Accelerator, selector: Selector,
-             recorder: DynamicsRecorder | None, total_steps: int) -> LoopState:
-    """The loop state, selector and dynamics of the run's last training checkpoint."""
-    state = LoopState.from_json(checkpoint.load_training_state(context.run, accelerator))
+             recorder: DynamicsRecorder | None, total_steps: int,
+             fixed: frozenset[str]) -> LoopState:
+    """The loop state, selector and dynamics of the run's last training checkpoint (its
+    weights without the `fixed` base under adapters, which the model already holds)."""
+    state = LoopState.from_json(checkpoint.load_training_state(context.run, accelerator,
+                                                               fixed))
     state.total_steps = total_steps
     selector.restore(state.selector or {})
     if recorder is not None:

@@ -5,12 +5,17 @@ form per task kind, registered under the kind's name (`register_loss(name, "mult
 and `make_loss` takes the form of the spec's task. Every form takes class weights and
 composes with label smoothing (the task's `soft_targets`). A factory gets a `LossSpec` with
 the training class statistics, so priors and alphas need no special cases.
+
+Every form also takes `rows`, a 0/1 weight per batch row: the loss of the marked rows alone,
+computed over the whole batch (a distillation's rows without a hard label are left out this
+way: choosing them by a boolean mask would read the device every step).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,7 +27,17 @@ from fitclass.tasks import MulticlassTask, MultilabelTask, Task, is_soft
 
 MULTICLASS, MULTILABEL = MulticlassTask.name, MultilabelTask.name
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: The denominator's floor when `rows` marks rows of zero summed class weight (none).
+TINY = 1e-12
+
+
+class Loss(Protocol):
+    """A training loss: the batch mean over rows (class-weighted where the recipe asks),
+    of the rows `rows` marks with 1 when given (0 when it marks none)."""
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor,
+                 rows: torch.Tensor | None = None) -> torch.Tensor: ...
+
 
 
 @dataclass
@@ -72,48 +87,79 @@ def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
     return None if values is None else torch.as_tensor(values, dtype=torch.float32)
 
 
+def row_mean(values: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """The mean of per-row `values`, over the rows `rows` marks (all rows without it); 0
+    when it marks none. No host sync: the count is clamped, not tested."""
+    if rows is None:
+        return values.mean()
+    rows = rows.to(values.dtype)
+    return (values * rows).sum() / rows.sum().clamp_min(1.0)
+
+
 def _weighted_sum(per_class: torch.Tensor, targets: torch.Tensor,
-                  weights: torch.Tensor | None) -> torch.Tensor:
+                  weights: torch.Tensor | None, rows: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Mean over rows of per-class terms; with weights, torch's weighted-mean convention
-    (divided by the summed weight of the rows' classes; soft rows weigh by their shares)."""
+    (divided by the summed weight of the rows' classes; soft rows weigh by their shares).
+    `rows` keeps the marked rows' terms and weights only."""
     if weights is None:
-        return per_class.sum(1).mean()
+        return row_mean(per_class.sum(1), rows)
     weights = weights.to(per_class.device)
     row_weights = targets.float() @ weights if is_soft(targets) else weights[targets.long()]
-    return (per_class * weights).sum() / row_weights.sum()
+    if rows is None:
+        return (per_class * weights).sum() / row_weights.sum()
+    rows = rows.to(per_class.dtype)
+    kept = ((per_class * weights).sum(1) * rows).sum()
+    return kept / (row_weights * rows).sum().clamp_min(TINY)
 
 
 def _multiclass_ce(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec,
-                   offset: torch.Tensor | None = None) -> torch.Tensor:
+                   offset: torch.Tensor | None = None,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
     """Soft-target cross-entropy, equal to `torch.nn.CrossEntropyLoss(weight, label_smoothing)`:
     each class term is scaled by its weight, the sum divided by the true classes' weights."""
     logits = logits.float() if offset is None else logits.float() + offset.to(logits.device)
     q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
-    return _weighted_sum(-q * F.log_softmax(logits, dim=1), targets, _tensor(spec.weights))
+    return _weighted_sum(-q * F.log_softmax(logits, dim=1), targets, _tensor(spec.weights),
+                         rows)
 
 
 def _multilabel_bce(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec,
-                    offset: torch.Tensor | None = None) -> torch.Tensor:
+                    offset: torch.Tensor | None = None,
+                    rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean over rows and labels of each label's (weighted) binary cross-entropy."""
     logits = logits.float() if offset is None else logits.float() + offset.to(logits.device)
     q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
     pos_weight, weights = _tensor(spec.pos_weight), _tensor(spec.weights)
-    return F.binary_cross_entropy_with_logits(
+    per_label = F.binary_cross_entropy_with_logits(
         logits, q, weight=None if weights is None else weights.to(logits.device),
-        pos_weight=None if pos_weight is None else pos_weight.to(logits.device))
+        pos_weight=None if pos_weight is None else pos_weight.to(logits.device),
+        reduction="none")
+    return per_label.mean() if rows is None else row_mean(per_label.mean(1), rows)
 
 
 @register_loss("ce", MULTICLASS)
 @register_loss("bce", MULTICLASS)
 def cross_entropy(spec: LossSpec) -> Loss:
     """Cross-entropy (`bce` on a multi-class task means the same)."""
-    return lambda logits, targets: _multiclass_ce(logits, targets, spec)
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+        return _multiclass_ce(logits, targets, spec, rows=rows)
+
+    return loss
 
 
 @register_loss("ce", MULTILABEL)
 @register_loss("bce", MULTILABEL)
 def binary_cross_entropy(spec: LossSpec) -> Loss:
     """Binary cross-entropy with logits, per label (`ce` on a multi-label task too)."""
-    return lambda logits, targets: _multilabel_bce(logits, targets, spec)
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+        return _multilabel_bce(logits, targets, spec, rows=rows)
+
+    return loss
 
 
 def _auto_alpha_multiclass(priors: np.ndarray) -> np.ndarray:
@@ -150,13 +196,14 @@ def focal(spec: LossSpec) -> Loss:
     alpha = _tensor(focal_alpha(spec))
     gamma = spec.gamma
 
-    def multiclass(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def multiclass(logits: torch.Tensor, targets: torch.Tensor,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1)
         q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
         per_class = -q * (1.0 - log_p.exp()).pow(gamma) * log_p
         if alpha is not None:
             per_class = per_class * alpha.to(logits.device)
-        return _weighted_sum(per_class, targets, _tensor(spec.weights))
+        return _weighted_sum(per_class, targets, _tensor(spec.weights), rows)
 
     return multiclass
 
@@ -167,7 +214,8 @@ def focal_per_label(spec: LossSpec) -> Loss:
     alpha = _tensor(focal_alpha(spec))
     gamma = spec.gamma
 
-    def multilabel(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def multilabel(logits: torch.Tensor, targets: torch.Tensor,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
         logits = logits.float()
         q = spec.task.soft_targets(targets, logits.shape[1], spec.label_smoothing)
         bce = F.binary_cross_entropy_with_logits(logits, q, reduction="none")
@@ -177,7 +225,7 @@ def focal_per_label(spec: LossSpec) -> Loss:
         if alpha is not None:
             a = alpha.to(logits.device)
             loss = loss * (a * q + (1 - a) * (1 - q))
-        return loss.mean()
+        return loss.mean() if rows is None else row_mean(loss.mean(1), rows)
 
     return multilabel
 
@@ -188,7 +236,12 @@ def logit_adjusted(spec: LossSpec) -> Loss:
     raw logits, which then estimate balanced (not prior-weighted) class scores."""
     priors = np.clip(spec.priors, 1e-12, 1.0)
     offset = torch.as_tensor(spec.tau * np.log(priors), dtype=torch.float32)
-    return lambda logits, targets: _multiclass_ce(logits, targets, spec, offset)
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+        return _multiclass_ce(logits, targets, spec, offset, rows)
+
+    return loss
 
 
 @register_loss("logit_adjusted", MULTILABEL)
@@ -197,17 +250,23 @@ def logit_adjusted_per_label(spec: LossSpec) -> Loss:
     priors = np.clip(spec.priors, 1e-12, 1.0)
     offset = torch.as_tensor(spec.tau * np.log(priors / np.clip(1 - priors, 1e-12, 1)),
                              dtype=torch.float32)
-    return lambda logits, targets: _multilabel_bce(logits, targets, spec, offset)
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+        return _multilabel_bce(logits, targets, spec, offset, rows)
+
+    return loss
 
 
 def with_bootstrap(loss: Loss, mode: str, beta: float, task: Task) -> Loss:
     """Bootstrapping (Reed et al. 2015): train towards (1 - beta) * label + beta * the model's
     own (detached) prediction, `soft` probabilities or the `hard` predicted class."""
 
-    def bootstrapped(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def bootstrapped(logits: torch.Tensor, targets: torch.Tensor,
+                     rows: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
             predicted = task.predicted_rows(logits, hard=mode == "hard")
             given = task.dense_rows(targets, logits.shape[1])
-        return loss(logits, (1.0 - beta) * given + beta * predicted)
+        return loss(logits, (1.0 - beta) * given + beta * predicted, rows)
 
     return bootstrapped

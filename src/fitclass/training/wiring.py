@@ -91,7 +91,8 @@ class Wiring:
                 parts.append(EarlyStopping(self.selector, stopping.patience,
                                            context.reporter.log))
             parts.append(ResumeState(context.run, self.accelerator,
-                                     lambda: _arrays(recorder), best))
+                                     lambda: _arrays(recorder), best,
+                                     fixed=self.classifier.fixed_parameters()))
             if recorder is not None:
                 parts.append(Dynamics(recorder))
             parts.append(ProgressBar(context.reporter, context.recipe.train.log_every))
