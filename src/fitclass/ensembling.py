@@ -3,12 +3,15 @@
 Every combiner (mean, weighted, greedy, stacking) is scored by cross-fitting on the
 validation rows, so the reported numbers never come from rows a combiner was fitted on; the
 chosen combiner is then refitted on all of them. Decisions are refitted on the ensemble's
-probabilities.
+probabilities. `repoint_members` points members of a saved ensemble run at other runs that
+stand in for them (a cross-validation run's refit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +19,20 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from fitclass.atomic import atomic_write_text
 from fitclass.data.table import Label
 from fitclass.decide import combiners
 from fitclass.errors import FitclassError, RecipeError, RunError
 from fitclass.metrics import macro_f1
+from fitclass.models.base import MODEL_INFO
 from fitclass.models.catalog import get_backbone
 from fitclass.models.ensemble import EnsembleClassifier
+from fitclass.models.loading import read_model_info
+from fitclass.models.members import ENSEMBLE_KIND, checked_members, resolve_member
 from fitclass.recipe import SELECTABLE_METRICS, Recipe, load_recipe
 from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
-from fitclass.runs.layout import RUN, Layout
+from fitclass.runs.layout import RUN, Layout, is_run
 from fitclass.runs.members import find_cycle
 from fitclass.runs.run import Run, load_run, predictions_for
 from fitclass.runs.scored_rows import across_members, row_intervals, scored_metrics
@@ -212,9 +219,7 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     metrics["select"] = {"metric": summary["metric"], "held_out": True}
     metrics["warnings"] = task.degenerate_reasons(
         targets, held_out, scored.predictions, summary["metric"]) + decision.warnings
-    members_info = [{"absolute": str(m.path.resolve()),
-                     "relative": str(Path(_relative(m.path.resolve(), run.path.resolve())))}
-                    for m in members]
+    members_info = [member_entry(m.path, run.path) for m in members]
     frame = predictions_for(ids, id_column, labels, held_out, task, decision)
     first_rows = readers.read_valid_predictions(first.dir)
     if "text" in first_rows.columns:
@@ -232,10 +237,74 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     write_report_safely(run.path, Reporter())
 
 
-def _relative(target: Path, start: Path) -> str:
-    import os
+def member_entry(member: Path, run_path: Path) -> dict[str, str]:
+    """How an ensemble run records a member run: relative to the ensemble's run folder (the
+    two can move together, `models/members.py` tries it first) and absolute."""
+    target = member.resolve()
+    return {"absolute": str(target), "relative": os.path.relpath(target, run_path.resolve())}
 
-    return os.path.relpath(target, start)
+
+def repoint_members(ensemble_run: str | Path,
+                    replacements: Mapping[str | Path, str | Path]) -> Run:
+    """Point members of the finished ensemble run `ensemble_run` at other finished runs:
+    each key of `replacements` (a member's run folder) is replaced by its value; the
+    combiner, decision and recorded scores stay as fitted. Sound only when a replacement
+    predicts what the member it replaces did, as the refit of a cross-validation run does
+    (it carries that run's decision; `fitclass auto --preset best`).
+
+    A replacement must be a finished run of the ensemble's task and classes and must not
+    contain the ensemble; a key must be a member (RunError naming the run otherwise).
+    The member list is rewritten atomically (relative and absolute paths, as
+    `fitclass ensemble` writes them) under the run's lock, and `status.json` lists what was
+    replaced under `repointed`. Returns the ensemble run, loaded again."""
+    run = load_run(ensemble_run)
+    info_path = run.dir.model_dir / MODEL_INFO
+    info = read_model_info(run.dir.model_dir)
+    if info["kind"] != ENSEMBLE_KIND:
+        raise RunError(f"{run.path}: not an ensemble run (its model is {info['kind']!r}); "
+                       f"only an ensemble's members can be re-pointed")
+    members = checked_members(info.get("members"), info_path)
+    current = [resolve_member(run.dir.model_dir, m, is_run) for m in members]
+    wanted = {Path(old).resolve(): Path(new) for old, new in replacements.items()}
+    strangers = [str(old) for old in wanted if old not in current]
+    if strangers:
+        raise RunError(f"{run.path}: {', '.join(strangers)} is not a member of this ensemble "
+                       f"(its members: {', '.join(map(str, current))}); name a member's run "
+                       f"folder as it is now")
+    for new in wanted.values():
+        _check_replacement(run, new)
+    entries = [member_entry(wanted[path], run.path) if path in wanted else member
+               for path, member in zip(current, members, strict=True)]
+    folder = RunDir(run.path)
+    folder.acquire()  # no other process rewrites (or deletes) it meanwhile
+    try:
+        atomic_write_text(info_path, json.dumps(info | {"members": entries}, indent=2,
+                                                ensure_ascii=False))
+        earlier = (folder.status_record() or {}).get("repointed", [])
+        folder.set_status("finished", repointed=[*earlier, *(
+            {"from": str(old), "to": str(new.resolve())} for old, new in wanted.items())])
+    finally:
+        folder.release()
+    return load_run(run.path)
+
+
+def _check_replacement(ensemble_run: Run, path: Path) -> None:
+    """A run may stand in for a member only when its probabilities mean the same thing:
+    the ensemble's task and classes, and no ensemble containing this one."""
+    replacement = load_run(path)  # RunError when it is not a finished run
+    if (replacement.recipe.task, replacement.class_names) != (ensemble_run.recipe.task,
+                                                              ensemble_run.class_names):
+        raise RunError(
+            f"{path}: cannot replace a member of the ensemble {ensemble_run.path}: it is a "
+            f"{replacement.recipe.task} run of classes {replacement.class_names}, the "
+            f"ensemble a {ensemble_run.recipe.task} run of {ensemble_run.class_names}; "
+            f"re-point members only to runs trained on the same label set (a member's "
+            f"refit), or build a new ensemble with `fitclass ensemble`")
+    cycle = find_cycle(replacement.path, (ensemble_run.path.resolve(),))
+    if cycle is not None:
+        raise RunError(f"{path} contains the ensemble {ensemble_run.path} "
+                       f"({' -> '.join(map(str, cycle))}); an ensemble cannot be its own "
+                       f"member")
 
 
 def refuse_identical_seeds(recipe: Recipe, seeds: int) -> None:

@@ -227,3 +227,37 @@ def test_findings_name_their_files() -> None:
     converted = {f.check: f for f in report.findings}["mode_converted"]
     assert "ants/imageNotFound.gif (P)" in converted.message
     assert any(e.endswith("imageNotFound.gif (P)") for e in converted.examples)
+
+
+def test_predicting_new_images_decodes_each_once_and_does_not_grow_the_cache(
+        tmp_path: Path, cache_dir: Path, image_folder_writer: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks' scan of the scored folder decodes at the model's side into the scratch
+    store, and the model reads those pixels: one decode per new image, none the next time."""
+    root = tmp_path / "images"
+    image_folder_writer(root / "train", per_class=4)
+    image_folder_writer(root / "valid", per_class=2, seed=1)
+    run = fitclass.train(_recipe(root, epochs=1), out=tmp_path / "run")
+    new = image_folder_writer(tmp_path / "new", per_class=2, seed=7)
+    files = sorted(str(p) for p in new.rglob("*.png"))
+    packs = sorted(cache_dir.rglob("*.npy"))
+    decoded: list[str] = []
+    real = image_cache.decode_bytes
+
+    def counting(data: bytes, path: str, side: int | None, digest: str = "") -> Any:
+        decoded.append(path)
+        return real(data, path, side, digest)
+
+    monkeypatch.setattr(image_cache, "decode_bytes", counting)
+    predicted = run.predict(new)
+    assert sorted(decoded) == files  # each new image decoded once, by the checks' scan
+    assert sorted(cache_dir.rglob("*.npy")) == packs  # nothing cached
+    evaluated = run.evaluate(new)
+    assert sorted(decoded) == files and evaluated["n"] == len(files)  # none decoded again
+    image_cache._STORES.clear()  # a new process: decoded again, the same predictions
+    image_cache._HASHES.clear()
+    again = fitclass.load_run(run.path).predict(new)
+    assert len(decoded) == 2 * len(files)
+    prob_columns = [c for c in predicted.columns if c.startswith("prob:")]
+    np.testing.assert_allclose(again[prob_columns].to_numpy(float),
+                               predicted[prob_columns].to_numpy(float), atol=1e-6)

@@ -69,3 +69,25 @@ def test_the_heartbeat_refreshes_the_lock(tmp_path: Path,
     finally:
         lock.release()
     assert not (tmp_path / LOCK).exists()
+
+
+def test_a_folder_holding_only_a_dead_lock_is_taken_over(tmp_path: Path) -> None:
+    """A run killed between taking its lock and writing its first status: the same
+    command takes the folder over; a foreign file beside the lock still refuses it."""
+    from fitclass.runs.folder import RunDir
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    write_lock(killed, process="another-boot:1")  # this pid, but another (dead) process
+    if process_start(os.getpid()) is None:
+        pytest.skip("no process start times on this system")
+    run = RunDir.create(killed)
+    assert run.status() == "running"
+    run.release()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    write_lock(foreign, process="another-boot:1")
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not a fitclass run folder"):
+        RunDir.create(foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"

@@ -111,7 +111,7 @@ def build_final(board: pd.DataFrame, out: Path, top: int, metric: str,
     if len(sources) >= 2:
         ensemble(sources, out, metric=metric, overwrite=True, within=AUTO_DIR)
         if sources is not chosen:
-            swap_in_refits(out)
+            swap_in_refits(out, final["refit"])
     else:
         copy_run(sources[0] / REFIT if sources is not chosen else sources[0], out)
     return final

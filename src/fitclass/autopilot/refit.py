@@ -7,10 +7,15 @@ OUT is then built from the cross-validation runs, whose held-out rows are the ou
 rows of every labelled row: one member is its refit, copied (its decision fitted on the raw
 out-of-fold probabilities, its expected score the cross-validation's); several are
 ensembled over the cross-validation runs (combiners and the decision fitted on out-of-fold
-probabilities) and the ensemble's members are then swapped for their refits. The swap is
-sound because a refit carries its cross-validation run's decision: a member's calibrated
-probabilities come from the same decision, applied to one model trained on every row
-instead of the mean of K fold models.
+probabilities) and the ensemble's members are then re-pointed to their refits
+(`ensembling.repoint_members`). The swap is sound because a refit carries its
+cross-validation run's decision: a member's calibrated probabilities come from the same
+decision, applied to one model trained on every row instead of the mean of K fold models.
+
+Rerunning the same command after a kill continues: `fitclass.train(folds=K, refit=True)`
+keeps finished fold runs and a finished refit, continues an interrupted one from its
+checkpoint and trains again one with nothing to continue (a folder only ever becomes a
+member when its `status.json` says finished, which is written last).
 
 A refit is skipped, and auto.md says why, when the time left cannot fit it (the workflow
 asks `budget.members_that_fit`) or a chosen recipe cannot be refit (co-teaching and weight
@@ -19,20 +24,16 @@ averaging choose among models on validation rows, which a refit has none of).
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fitclass.atomic import atomic_write_text
 from fitclass.autopilot.budget import REFIT_FOLDS
 from fitclass.autopilot.folder import crossval_dir
 from fitclass.crossval.refit import check_refit
 from fitclass.crossval.workflow import train
+from fitclass.ensembling import repoint_members
 from fitclass.errors import FitclassError
-from fitclass.models.base import MODEL_INFO
-from fitclass.runs.layout import MODEL, REFIT
 from fitclass.runs.run import load_run
 from fitclass.training.progress import Reporter
 
@@ -75,12 +76,6 @@ def refit_members(chosen: list[Path], plan: RefitPlan, reporter: Reporter) -> di
     return done
 
 
-def swap_in_refits(out: Path) -> None:
-    """Point OUT's ensemble members (cross-validation runs) at their refits."""
-    path = out / MODEL / MODEL_INFO
-    info = json.loads(path.read_text(encoding="utf-8"))
-    for member in info.get("members", []):
-        refit = Path(member["absolute"]) / REFIT
-        member["absolute"] = str(refit)
-        member["relative"] = os.path.relpath(refit, out)
-    atomic_write_text(path, json.dumps(info, indent=2, ensure_ascii=False))
+def swap_in_refits(out: Path, done: dict[str, Any]) -> None:
+    """Point OUT's ensemble members (the cross-validation runs) at their refits."""
+    repoint_members(out, dict(zip(done["crossval"], done["refits"], strict=True)))

@@ -95,6 +95,12 @@ class Classifier(ABC):
         """Run on `policy`'s device and precision (`fitclass.precision`); kinds without a
         torch module ignore it."""
 
+    def pixel_side(self) -> int | None:
+        """The side of the squares the decoded-image cache keeps for this model's inputs, so
+        that scoring's image scan decodes the pixels it reads; None for kinds without
+        images (or, like ensembles, without one side of their own)."""
+        return None
+
 
 class Backbone(ABC):
     """A registered kind of model: how it is fitted, and how a saved one is loaded."""

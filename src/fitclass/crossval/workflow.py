@@ -33,7 +33,7 @@ from fitclass.data.prepare import labelled_folds
 from fitclass.ensembling import refuse_identical_seeds, train_seeds
 from fitclass.errors import FitclassError, RecipeError, RunError
 from fitclass.recipe import Recipe, load_recipe
-from fitclass.runs import writer
+from fitclass.runs import readers, writer
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import is_run
 from fitclass.runs.resume import stored_recipe
@@ -221,9 +221,8 @@ def _open(base: Recipe, out: Path, settings: dict[str, Any],
     created (or replaced with --overwrite), or continued when it is this cross-validation."""
     run = RunDir(out)
     if overwrite or not is_run(out):
-        run = RunDir.create(out, overwrite=overwrite)
+        run = RunDir.create(out, overwrite=overwrite, details={"crossval": settings})
         try:
-            run.set_status("running", crossval=settings)
             writer.write_start(run, base)
         except BaseException:
             run.release()
@@ -243,6 +242,8 @@ def _open(base: Recipe, out: Path, settings: dict[str, Any],
     try:
         run.set_status("running", crossval=settings | {"refit": settings["refit"]
                                                        or bool(crossval.get("refit"))})
+        if not readers.has_recipe(run):  # killed between its creation and its recipe
+            writer.write_start(run, base)
     except BaseException:
         run.release()
         raise

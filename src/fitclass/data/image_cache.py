@@ -29,6 +29,18 @@ nothing half-written in use. Packs are immutable; concurrent writers of the same
 each write a pack and readers take either. A folder that cannot be written (a read-only
 home) costs memory only: the pixels stay in the process.
 
+**Damage** (a truncated or deleted pack, an index that is not JSON or does not match its
+pack): a damaged pack is never read; its images are decoded again into a new pack. An index
+is taken only when every entry is well formed and its pack has the shape it promises, and a
+pack whose size changes after it was read (truncated, replaced, deleted) is forgotten at the
+next look. A pack that breaks while rows already point at it is a `DataError` naming it and
+its folder (delete the folder; the next run decodes the images again).
+
+**Prediction** (`write=False`) decodes each new image once and does not grow the cache: the
+pixels go to this process's scratch store, packs in a private temporary folder (removed when
+the process ends, replaced when it outgrows `SCRATCH_BYTES`), where the model's rows find
+them after the checks' scan decoded them.
+
 **Memory**: a fill holds at most `MEMORY_BYTES` of decoded pixels before writing a pack.
 Training reads rows through the memory map: the page cache keeps them in memory when they
 fit, the disk serves them when not, and no image is decoded again, in this epoch or run or
@@ -43,9 +55,13 @@ import json
 import math
 import os
 import secrets
+import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +79,10 @@ GROWTH = 1.15
 MEMORY_BYTES = 1 << 30
 #: What an index keeps of each image's check results.
 META = ("mode", "width", "height", "rotated", "dhash")
+#: Bytes of scratch packs (images predicted, not cached) a process keeps before starting over.
+SCRATCH_BYTES = 4 * MEMORY_BYTES
+#: Where a pack of the store lives, or its pixels when its folder cannot be written.
+Source = Path | np.ndarray
 
 #: (path, size, mtime_ns) -> SHA-256 of the bytes, for files this process has read.
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -103,7 +123,7 @@ class PixelRows:
     """Stored pixels of a list of files, row by row, from packs (memory maps opened lazily
     in each process, so DataLoader workers receive paths, not arrays) or arrays in memory."""
 
-    def __init__(self, sources: list[Path | np.ndarray], pack: np.ndarray,
+    def __init__(self, sources: list[Source], pack: np.ndarray,
                  slot: np.ndarray) -> None:
         self.sources, self.pack, self.slot = sources, pack, slot
         self._open: dict[int, np.ndarray] = {}
@@ -114,8 +134,7 @@ class PixelRows:
     def _array(self, pack: int) -> np.ndarray:
         if pack not in self._open:
             source = self.sources[pack]
-            self._open[pack] = (source if isinstance(source, np.ndarray)
-                                else np.load(source, mmap_mode="r"))
+            self._open[pack] = source if isinstance(source, np.ndarray) else open_pack(source)
         return self._open[pack]
 
     def __getitem__(self, row: int) -> np.ndarray:
@@ -135,6 +154,36 @@ class PixelRows:
         self.__init__(state["sources"], state["pack"], state["slot"])  # type: ignore[misc]
 
 
+def open_pack(path: Path) -> np.ndarray:
+    """A pack's pixels, memory-mapped; one deleted or damaged since its rows were made is a
+    `DataError` naming it and the fix."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: a decoded-image cache pack was deleted or damaged while "
+                        f"fitclass used it ({type(error).__name__}: {error}); rerun, and if "
+                        f"it happens again delete the folder {path.parent} (its images are "
+                        f"decoded again)") from None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _index_entries(record: Any) -> list[dict[str, Any]]:
+    """An index's entries, each with its content hash and check record; ValueError (or
+    KeyError, TypeError) when any is malformed, so a damaged index is never half taken."""
+    entries = record["entries"]
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("sha256"), str) and len(e["sha256"]) == 64
+            for e in entries):
+        raise ValueError("malformed entries")
+    return [{k: e[k] for k in ("sha256", *META)} for e in entries]
+
+
 class ImageStore:
     """One namespace of the cache (a stored side, or checks only): its packs and entries."""
 
@@ -142,15 +191,18 @@ class ImageStore:
         self.side = side
         name = f"v{LAYOUT}-side{side}" if side is not None else f"v{LAYOUT}-checks"
         self.folder = (root or images_root()) / name
-        self.sources: list[Path | np.ndarray | None] = []
+        self.sources: list[Source | None] = []
         self.entries: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        self.sizes: dict[int, int] = {}  # pack -> its file's size when read or written
+        self.stored_bytes = 0
         self._read: set[str] = set()
+        self._scratch: ImageStore | None = None
 
     def refresh(self) -> None:
-        """Forget packs deleted since the last look (a cleared cache) and read the indexes
-        written since (by this or another process)."""
+        """Forget packs deleted or changed since the last look (a cleared cache, a truncated
+        file) and read the indexes written since (by this or another process)."""
         gone = {pack for pack, source in enumerate(self.sources)
-                if isinstance(source, Path) and not source.is_file()}
+                if isinstance(source, Path) and _size(source) != self.sizes.get(pack)}
         if gone:
             self.entries = {digest: entry for digest, entry in self.entries.items()
                             if entry[0] not in gone}
@@ -166,37 +218,69 @@ class ImageStore:
         """Take a pack whose index and pixels agree; skip a damaged or foreign one."""
         try:
             record = json.loads(index.read_text(encoding="utf-8"))
-            entries = record["entries"]
+            entries = _index_entries(record)
             if record["layout"] != LAYOUT or record["side"] != self.side:
                 return
             data: Path | None = None
+            size = None
             if self.side is not None:
                 data = index.with_name(record["data"])
-                shape = np.load(data, mmap_mode="r").shape
+                size = _size(data)
+                shape = np.load(data, mmap_mode="r").shape  # a truncated file: ValueError
                 if shape != (len(entries), self.side, self.side, 3):
                     return
-            self._add(data, [{k: e[k] for k in ("sha256", *META)} for e in entries])
+            self._add(data, entries, size)
         except (OSError, ValueError, KeyError, TypeError):
             return  # damaged: its images are decoded again into a new pack
 
-    def _add(self, source: Path | np.ndarray | None, entries: list[dict[str, Any]]) -> None:
+    def _add(self, source: Source | None, entries: list[dict[str, Any]],
+             size: int | None = None) -> None:
         pack = len(self.sources)
         self.sources.append(source)
+        if size is not None:
+            self.sizes[pack] = size
         for slot, entry in enumerate(entries):
             self.entries.setdefault(entry["sha256"],
                                     (pack, slot, {k: entry[k] for k in META}))
 
-    def _known(self, path: str) -> ImageInfo | None:
+    def _lookup(self, digest: str, scratch_too: bool
+                ) -> tuple[int, int, dict[str, Any]] | None:
+        """Where `digest`'s pixels are and its check record: (pack, slot, record), packs
+        numbered over this store's, then (`scratch_too`: prediction) its scratch store's."""
+        if digest in self.entries:
+            return self.entries[digest]
+        scratch = self._scratch if scratch_too else None
+        if scratch is not None and digest in scratch.entries:
+            pack, slot, meta = scratch.entries[digest]
+            return len(self.sources) + pack, slot, meta
+        return None
+
+    def _known(self, path: str, scratch_too: bool) -> ImageInfo | None:
         """The checks' record of a file this process hashed before, if the store has it."""
         key = _stat_key(path)
         digest = _HASHES.get(key) if key is not None else None
-        if digest is None or digest not in self.entries:
+        found = self._lookup(digest, scratch_too) if digest is not None else None
+        if digest is None or found is None:
             return None
-        return ImageInfo(path, sha256=digest, **self.entries[digest][2])
+        return ImageInfo(path, sha256=digest, **found[2])
 
-    def _one(self, path: str) -> tuple[ImageInfo, np.ndarray | None]:
+    def scratch(self) -> ImageStore:
+        """This process's store for pixels decoded but not cached (prediction): packs in a
+        private temporary folder, removed when the store is dropped or the process ends
+        (no temporary folder: in memory)."""
+        if self._scratch is None:
+            try:
+                root = Path(tempfile.mkdtemp(prefix="fitclass-images-"))
+            except OSError:
+                self._scratch = ImageStore(self.side, Path(os.devnull))  # memory only
+            else:
+                self._scratch = ImageStore(self.side, root)
+                weakref.finalize(self._scratch, shutil.rmtree, root, True)
+        return self._scratch
+
+    def _one(self, path: str, scratch_too: bool) -> tuple[ImageInfo, np.ndarray | None]:
         """A file's check record from the store, else decoded (pixels when storing them)."""
-        known = self._known(path)
+        known = self._known(path, scratch_too)
         if known is not None:
             return known, None
         data = read_bytes(path)
@@ -204,35 +288,37 @@ class ImageStore:
             return data, None
         digest = hashlib.sha256(data).hexdigest()
         _remember(path, digest)
-        if digest in self.entries:
-            return ImageInfo(path, sha256=digest, **self.entries[digest][2]), None
+        found = self._lookup(digest, scratch_too)
+        if found is not None:
+            return ImageInfo(path, sha256=digest, **found[2]), None
         return decode_bytes(data, path, self.side, digest)
 
-    def scan(self, paths: Sequence[str], threads: int = 0) -> list[ImageInfo]:
+    def scan(self, paths: Sequence[str], threads: int = 0,
+             write: bool = True) -> list[ImageInfo]:
         """Every file's check record, in order, decoding only files the store lacks and
-        storing them (pixels when the store has a side, else the record only)."""
-        return self._scan(paths, threads, write=True)[0]
+        storing them (pixels when the store has a side, else the record only); with `write`
+        False (prediction) into the scratch store, where `rows(write=False)` finds them."""
+        if not write and self._scratch is not None and (
+                self._scratch.stored_bytes > SCRATCH_BYTES):
+            self._scratch = None  # a new prediction starts a new one (the old folder goes)
+        return self._scan(paths, threads, write)
 
-    def _scan(self, paths: Sequence[str], threads: int, write: bool
-              ) -> tuple[list[ImageInfo], list[tuple[np.ndarray, list[str]]]]:
-        """Check records in order, and, with `write` False, the new pixels as (array,
-        content hashes) chunks that only the caller holds (nothing stored or kept)."""
+    def _scan(self, paths: Sequence[str], threads: int, write: bool) -> list[ImageInfo]:
+        """Check records in order; new entries stored here, or in the scratch store."""
         self.refresh()
         infos: list[ImageInfo] = []
-        held: list[tuple[np.ndarray, list[str]]] = []
         image_bytes = 3 * (self.side or 1) ** 2
         per_chunk = max(1, MEMORY_BYTES // image_bytes) if self.side else max(1, len(paths))
         with ThreadPoolExecutor(default_threads(threads)) as pool:
             for first in range(0, len(paths), per_chunk):
-                found = list(pool.map(self._one, paths[first:first + per_chunk]))
+                found = list(pool.map(partial(self._one, scratch_too=not write),
+                                      paths[first:first + per_chunk]))
                 infos.extend(info for info, _ in found)
-                fresh = _unique_fresh(found, self.entries, self.side is not None)
-                if fresh and write:
-                    self._store(fresh)
-                elif fresh:
-                    held.append((np.stack([array for _, array in fresh if array is not None]),
-                                 [info.sha256 for info, _ in fresh]))
-        return infos, held
+                fresh = _unique_fresh(found, lambda d: self._lookup(d, not write) is not None,
+                                      self.side is not None)
+                if fresh:
+                    (self if write else self.scratch())._store(fresh)
+        return infos
 
     def _store(self, fresh: list[tuple[ImageInfo, np.ndarray | None]]) -> None:
         """Write new entries as a pack; where the folder cannot be written, keep the
@@ -241,10 +327,11 @@ class ImageStore:
                    for info, _ in fresh]
         array = (np.stack([pixels for _, pixels in fresh if pixels is not None])
                  if self.side is not None else None)
-        source: Path | np.ndarray | None = array
+        source: Source | None = array
         with contextlib.suppress(OSError):
             source = self._write_pack(array, entries)
-        self._add(source, entries)
+        self._add(source, entries, _size(source) if isinstance(source, Path) else None)
+        self.stored_bytes += 0 if array is None else array.nbytes
 
     def _write_pack(self, array: np.ndarray | None, entries: list[dict[str, Any]]) -> Path | None:
         """The pixels, then the index that makes them visible; both atomic."""
@@ -269,26 +356,27 @@ class ImageStore:
 
     def rows(self, paths: Sequence[str], threads: int = 0, write: bool = True) -> PixelRows:
         """The stored pixels of `paths` (a store with a side), decoding the files the store
-        lacks: stored, or with `write=False` (prediction) held by the rows only."""
+        lacks: stored, or with `write=False` (prediction) kept in the scratch store."""
         if self.side is None:
             raise ValueError("a checks-only store keeps no pixels")
         self.refresh()
-        missing = [p for p in dict.fromkeys(paths) if self._known(p) is None]
-        infos, held = self._scan(missing, threads, write) if missing else ([], [])
+        if self._scratch is not None:
+            self._scratch.refresh()
+        missing = [p for p in dict.fromkeys(paths) if self._known(p, not write) is None]
+        infos = self._scan(missing, threads, write) if missing else []
         bad = [info for info in infos if info.error is not None]
         if bad:
             raise DataError(f"{bad[0].path}: {bad[0].error}; replace or remove the image "
                             f"(the data checks drop such files under data.on_bad_image: skip)")
-        sources: list[Path | np.ndarray] = [
-            s if s is not None else np.zeros((0, 1, 1, 3), np.uint8) for s in self.sources]
-        local: dict[str, tuple[int, int]] = {}
-        for array, digests in held:
-            local.update({d: (len(sources), slot) for slot, d in enumerate(digests)})
-            sources.append(array)
-        digests = [_hash_of(path) for path in paths]
-        placed = [local[d] if d in local else self.entries[d][:2] for d in digests]
-        return PixelRows(sources, np.asarray([p for p, _ in placed], dtype=np.int64),
-                         np.asarray([s for _, s in placed], dtype=np.int64))
+        scratch = self._scratch.sources if self._scratch is not None else []
+        sources: list[Source] = [s if s is not None else np.zeros((0, 1, 1, 3), np.uint8)
+                                 for s in [*self.sources, *scratch]]
+        placed = [self._lookup(_hash_of(path), not write) for path in paths]
+        if any(found is None for found in placed):  # only if a pack vanished meanwhile
+            raise DataError(f"{self.folder}: the decoded-image cache changed while fitclass "
+                            f"read it; rerun")
+        return PixelRows(sources, np.asarray([f[0] for f in placed if f], dtype=np.int64),
+                         np.asarray([f[1] for f in placed if f], dtype=np.int64))
 
 
 def _hash_of(path: str) -> str:
@@ -299,12 +387,12 @@ def _hash_of(path: str) -> str:
 
 
 def _unique_fresh(found: list[tuple[ImageInfo, np.ndarray | None]],
-                  entries: dict[str, Any], pixels: bool
+                  known: Callable[[str], bool], pixels: bool
                   ) -> list[tuple[ImageInfo, np.ndarray | None]]:
     """Newly decoded, readable files not in the store, each content once."""
     fresh: dict[str, tuple[ImageInfo, np.ndarray | None]] = {}
     for info, array in found:
-        if (info.error is None and info.dhash and info.sha256 not in entries
+        if (info.error is None and info.dhash and not known(info.sha256)
                 and (array is not None or not pixels)):
             fresh.setdefault(info.sha256, (info, array))
     return list(fresh.values())

@@ -6,7 +6,8 @@ paths relative to the table file, with the recipe's label column(s) (multi-class
 multi-label). Every file is decoded once here, into the decoded-image cache
 (`data/image_cache.py`; a file it holds is not decoded at all); the scan results (hashes,
 size, mode) ride along in the frame so the duplicate and leakage checks survive the
-train/valid split.
+train/valid split. Scoring scans at the model's stored side without caching (`cache=False`):
+the model then reads the pixels that scan decoded, from the cache's scratch store.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ def _sample(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckReport, *,
                      need_labels: bool, limit: int | None = None,
-                     keep_bad: bool = False, pixel_side: int | None = None) -> TextTable:
+                     keep_bad: bool = False, pixel_side: int | None = None,
+                     cache: bool = True) -> TextTable:
     """Read a folder or table of images, decode every file once (into the decoded-image
-    cache at `pixel_side`; checks only without it), record the image checks in `report`
-    and raise on errors; bad files are dropped under `on_bad_image: skip`, or, with
-    `keep_bad` (scoring), kept with their reason in column `ERROR_COLUMN`."""
+    cache at `pixel_side`, or with `cache` False its scratch store; checks only without a
+    side), record the image checks in `report` and raise on errors; bad files are dropped
+    under `on_bad_image: skip`, or, with `keep_bad` (scoring), kept with their reason in
+    column `ERROR_COLUMN`."""
     path, images = Path(path), config.images or ImagesConfig()
     if not path.exists():
         raise DataError(f"{path}: not found; data.train / data.valid must name an image "
@@ -139,7 +142,8 @@ def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckR
                                        keep_bad)
         column, base = images.column, path.parent
     report.raise_errors()
-    table = _scanned(frame, column, base, str(path), config, report, keep_bad, pixel_side)
+    table = _scanned(frame, column, base, str(path), config, report, keep_bad, pixel_side,
+                     cache)
     if labelled:
         table.labels = (list(map(str, table.frame[FOLDER_LABEL])) if path.is_dir()
                         else read_labels(table.frame, config))
@@ -148,20 +152,22 @@ def read_image_table(path: str | Path, config: DataConfig, report: checks.CheckR
     return table
 
 
-def image_list_table(paths: list[str], config: DataConfig,
-                     report: checks.CheckReport) -> TextTable:
+def image_list_table(paths: list[str], config: DataConfig, report: checks.CheckReport,
+                     pixel_side: int | None = None) -> TextTable:
     """Image paths given as a list (Python API, standard input), scanned so that unreadable
     ones are kept with their reason (`on_bad_image: skip` at scoring); rows are identified by
-    their 0-based position."""
+    their 0-based position. `pixel_side`: the scoring model's stored side (its pixels are
+    decoded by this scan, not cached)."""
     frame = pd.DataFrame({FOLDER_PATH: paths})
-    table = _scanned(frame, FOLDER_PATH, Path.cwd(), "inputs", config, report, keep_bad=True)
+    table = _scanned(frame, FOLDER_PATH, Path.cwd(), "inputs", config, report, keep_bad=True,
+                     pixel_side=pixel_side, cache=False)
     table.ids, table.id_column = [str(i) for i in range(len(paths))], "row"
     return table
 
 
 def _scanned(frame: pd.DataFrame, column: str, base: Path, source: str, config: DataConfig,
              report: checks.CheckReport, keep_bad: bool,
-             pixel_side: int | None = None) -> TextTable:
+             pixel_side: int | None = None, cache: bool = True) -> TextTable:
     """Decode every file of `frame[column]` once, or find it in the decoded-image cache,
     and keep the readable rows (or, with `keep_bad`, every row, the unreadable ones with
     their reason in `ERROR_COLUMN`)."""
@@ -169,7 +175,9 @@ def _scanned(frame: pd.DataFrame, column: str, base: Path, source: str, config: 
     cells = [_path_text(v) for v in frame[column]]
     files = [str(p if p.is_absolute() else (base / p).resolve()) if cell else ""
              for cell, p in ((c, Path(c)) for c in cells)]
-    scanned = iter(image_store(pixel_side).scan([f for f in files if f], images.threads))
+    # checks-only records are always kept (small); pixels only when `cache` says so
+    scanned = iter(image_store(pixel_side).scan([f for f in files if f], images.threads,
+                                                write=cache or pixel_side is None))
     infos = [next(scanned) if f else ImageInfo("", error=f"no image path in column {column!r}")
              for f in files]
     report.ran("bad_image", "extreme_size")

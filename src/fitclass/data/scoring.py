@@ -90,10 +90,14 @@ def _check_shapes(config: DataConfig, changes: dict[str, Any]) -> None:
 
 
 def scoring_table(inputs: Sequence[TextInput | None] | pd.DataFrame | str | Path,
-                  config: DataConfig, *, need_labels: bool) -> TextTable:
-    """Every row of a file, DataFrame or list, in order (see the module docstring)."""
+                  config: DataConfig, *, need_labels: bool,
+                  pixel_side: int | None = None) -> TextTable:
+    """Every row of a file, DataFrame or list, in order (see the module docstring).
+    `pixel_side`: an image model's stored side, so that the image checks' scan decodes the
+    pixels the model reads (each new image decoded once, not cached)."""
     if isinstance(inputs, str | Path):
-        return _file_table(Path(inputs), config, need_labels=need_labels)
+        return _file_table(Path(inputs), config, need_labels=need_labels,
+                           pixel_side=pixel_side)
     if isinstance(inputs, pd.DataFrame) and config.images is not None:
         raise DataError("an image run predicts on an image folder, a table file of image "
                         "paths, or a list of image paths; not a DataFrame")
@@ -102,7 +106,8 @@ def scoring_table(inputs: Sequence[TextInput | None] | pd.DataFrame | str | Path
     items = list(inputs)
     if config.images is not None and config.on_bad_image == "skip":
         report = checks.CheckReport()
-        table = image_list_table([_path_item(item) for item in items], config, report)
+        table = image_list_table([_path_item(item) for item in items], config, report,
+                                 pixel_side)
         _warn(report, "bad_image")
         return table
     texts = [_text_item(item, row) for row, item in enumerate(items)]
@@ -151,13 +156,15 @@ def check_line_inputs(config: DataConfig, source: str) -> None:
                         f"columns")
 
 
-def _file_table(path: Path, config: DataConfig, *, need_labels: bool) -> TextTable:
+def _file_table(path: Path, config: DataConfig, *, need_labels: bool,
+                pixel_side: int | None = None) -> TextTable:
     if not path.exists():
         raise DataError(f"{path}: not found; give the file (or image folder) to score")
     if config.images is not None:
         report = checks.CheckReport()
         table = read_image_table(path, config, report, need_labels=need_labels,
-                                 keep_bad=config.on_bad_image == "skip")
+                                 keep_bad=config.on_bad_image == "skip",
+                                 pixel_side=pixel_side, cache=False)
         _warn(report, "bad_image")
         return table
     frame = read_data_table(path, config)

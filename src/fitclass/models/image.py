@@ -156,9 +156,12 @@ class ImageClassifier(NeuralClassifier):
         """The side of the squares the decoded-image cache keeps for this model."""
         return stored_side(self.preprocess.size, self.preprocess.crop_pct)
 
+    def pixel_side(self) -> int:
+        return self.stored_side
+
     def _pixels(self, paths: Sequence[str]) -> np.ndarray:
-        """Stored pixels of `paths`: from the cache, files it lacks decoded without being
-        stored (predicting on new images does not grow the cache)."""
+        """Stored pixels of `paths`: from the cache, or the scratch store where scoring's
+        scan put the files it lacks (predicting on new images does not grow the cache)."""
         return image_store(self.stored_side).rows(paths, write=False).take(slice(None))
 
     def logits(self, inputs: Sequence[TextInput], batch_size: int = 64) -> np.ndarray:

@@ -23,6 +23,7 @@ from fitclass.errors import RunError
 from fitclass.files import DAMAGED, damaged, read_json_file, read_safetensors
 from fitclass.runs.layout import (
     CHECKPOINTS,
+    LITTER,
     MODEL,
     RECIPE,
     RUN,
@@ -35,7 +36,16 @@ from fitclass.runs.layout import (
     remove_entries,
     replace_refusal,
 )
-from fitclass.runs.lock import LOCK, RunLock, held, lock_holder
+from fitclass.runs.lock import LOCK, LockInfo, RunLock, held, lock_holder
+
+
+def killed_before_status(path: Path) -> bool:
+    """Whether `path` holds nothing but a dead process's run lock (a lock record fitclass
+    wrote): a run killed between taking its lock and writing its first status. Rerunning
+    the command takes the folder over instead of refusing it as not a run."""
+    names = {entry.name for entry in path.iterdir()} - LITTER
+    holder = LockInfo.read(path / LOCK) if names == {LOCK} else None
+    return holder is not None and holder.pid >= 0 and not holder.alive()
 
 
 class RunDir:
@@ -48,7 +58,8 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path, *, overwrite: bool = False,
-               within: Layout = RUN, keep: tuple[str, ...] = ()) -> RunDir:
+               within: Layout = RUN, keep: tuple[str, ...] = (),
+               details: dict[str, Any] | None = None) -> RunDir:
         """A new run folder, locked by this process. An existing folder must be a run that
         the overwrite rule lets fitclass replace; then a finished run, or an unfinished one
         with a checkpoint, is replaced only with `overwrite`; an unfinished run without a
@@ -58,14 +69,17 @@ class RunDir:
         its own but one whose layout holds a run's entries beside its own (`fitclass auto`'s
         OUT keeps `trials/`, `auto.json` and its `.fitclass.json` proof): the overwrite rule
         is checked against that layout, and replacing deletes the run's entries only.
-        `keep`: run entries that survive the replacement (a keyed cache the new run checks)."""
+        `keep`: run entries that survive the replacement (a keyed cache the new run checks).
+        `details`: written with the first `running` status (a cross-validation's settings,
+        so that a kill right after `create` still leaves a folder its rerun recognises)."""
         run = cls(path)
         status: str | None = None
         if has_content(run.path):
             holder = lock_holder(run.path)
             if holder is not None:
                 raise held(run.path, holder)
-            problem = replace_refusal(run.path, within)
+            problem = None if killed_before_status(run.path) else replace_refusal(
+                run.path, within)
             if problem is not None:
                 raise refused(run.path, problem, within)
             status = run.status()  # before taking the lock: a dead holder's `running` is stale
@@ -80,7 +94,7 @@ class RunDir:
                 # the host folder's own proof of ownership stays (a run's is status.json)
                 kept = (LOCK, *keep) if within is RUN else (LOCK, within.proof, *keep)
                 remove_entries(run.path, RUN, keep=kept, within=within)
-            run.set_status("running")
+            run.set_status("running", **(details or {}))
         except BaseException:
             run.release()
             raise

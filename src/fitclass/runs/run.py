@@ -108,7 +108,10 @@ class Run:
                data: DataConfig | None = None) -> TextTable:
         """Every input row (empty texts included); rows that cannot be predicted (bad images
         under `on_bad_image: skip`) only with `keep_unusable`."""
-        table = scoring.scoring_table(inputs, data or self.recipe.data, need_labels=need_labels)
+        data = data or self.recipe.data
+        # an image model's side: the checks' scan then decodes the pixels it predicts from
+        side = self.classifier.pixel_side() if data.images is not None else None
+        table = scoring.scoring_table(inputs, data, need_labels=need_labels, pixel_side=side)
         if keep_unusable:
             return table
         return rows_of(table, scoring.usable_rows(table))
