@@ -11,6 +11,9 @@ The clock (`spec["clock"]`):
   that follow them excluded. Used on CPU, where no clock needs a device sync.
 - `callbacks`: `_probes.FitclassClock`, the same span marked from the loop's hooks with a
   CUDA sync at each mark (for recipes that evaluate once, after the last step).
+
+A spec's `compile_mode` (GPU runs) sets `fitclass.training.compiling.MODE`, torch.compile's
+mode for a compiled step (a CUDA-graph mode also builds AdamW capturable); this tree only.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ def main(spec_path: Path) -> None:
     kwargs: dict[str, Any] = {}
     if spec.get("overrides"):
         kwargs["overrides"] = spec["overrides"]
+    if spec.get("compile_mode"):
+        from fitclass.training import compiling
+
+        compiling.MODE = spec["compile_mode"]
     clock = FitclassClock(spec["device"]) if spec["clock"] == "callbacks" else None
     if clock is not None:
         kwargs["callbacks"] = [clock]
@@ -89,6 +96,7 @@ def main(spec_path: Path) -> None:
         **history_fields(run_path, metrics), "environment": environment(run_path),
         "fitclass_file": str(where), "fitclass_version": fitclass.__version__,
         "torch_threads": threads, "torch_threads_end": torch.get_num_threads(), **versions(),
+        "compile_mode": spec.get("compile_mode"),
     }
     if clock is None:
         result["train_s"] = result["own_train_s"]

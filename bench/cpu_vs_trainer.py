@@ -1,9 +1,14 @@
 """fitclass vs Hugging Face Trainer on CPU: one run, seeds interleaved, ratios per seed.
 
-Four systems train the same module on the same rows with the same hyperparameters:
+Five systems train the same module on the same rows with the same hyperparameters:
 - `fitclass`: this working tree's `src/` (uncommitted changes included; the JSON says
   whether there were any), with any `--fitclass-set key=value` overrides (`fitclass train
-  --set` syntax: e.g. `train.packing=on`, `train.batch_tokens=4096` once those keys exist);
+  --set` syntax); padded length-grouped row batches by default;
+- `fitclass_packed`: the same tree and overrides plus `train.packing=on` and
+  `train.batch_tokens` = `--batch-size` x the dataset's mean real tokens per row (at least
+  `--max-length` rounded up to 8; `--packed-batch-tokens` fixes it instead), so an epoch
+  takes about as many optimiser steps as the row batches (same updates, same schedule) and
+  only the batch layout differs; the budget is in the JSON's `inputs`;
 - `fitclass_old`: `src/` of `--old-commit` (default f5a1c89, the loop before issue 14),
   extracted with `git archive` into a temporary folder, no overrides;
 - `trainer`: HF Trainer as configured by default: random batches padded to their longest
@@ -41,8 +46,11 @@ Measured per run:
 - `samples_per_s`: training rows x epochs / `train_s`; `tokens_per_s`: real tokens (ids
   after truncation, special tokens included, no padding) x epochs / `train_s`;
 - `padded_tokens_per_epoch`: ids the word embeddings received in training mode, padding
-  included (counted in the worker, so it is what each system really batched), / epochs;
-  `padding`: padded / real - 1;
+  included (counted in the worker, so it is what each system really batched: for
+  `fitclass_packed` the bins x bin width of every packed batch, the padding at the end of
+  each bin included; its packed-equals-padded probe runs in eval mode and is not counted),
+  / epochs; `padding`: padded / real - 1; `batches_per_epoch`: training forwards / epochs;
+  `batching`: how the run batched (fitclass: its `environment.json` record);
 - `x_grouped`, `x_default`: samples/s over Trainer grouped's and Trainer default's, same
   dataset and seed; `acc_vs_grouped`: accuracy minus Trainer grouped's;
 - `total_s`: the training call (fitclass.train; Trainer: build, tokenize, train); `wall_s`
@@ -54,7 +62,8 @@ Summaries: mean and min-max over seeds per dataset and system. Written to `--out
 Usage (from the repo root, on an otherwise idle machine):
     .venv/bin/python bench/cpu_vs_trainer.py
     (defaults: --datasets sst2 trec --rows 2000 --seeds 13 14 15 --epochs 3 --old-commit f5a1c89)
-    .venv/bin/python bench/cpu_vs_trainer.py --fitclass-set train.packing=on
+    .venv/bin/python bench/cpu_vs_trainer.py --datasets sst2 \
+        --systems fitclass fitclass_packed trainer trainer_grouped --seeds 13 14 15
 Smoke test:
     .venv/bin/python bench/cpu_vs_trainer.py --rows 64 --score-rows 64 --epochs 1 \
         --seeds 13 --max-length 32 --out /tmp/cpu_vs_trainer_smoke.json
@@ -89,9 +98,10 @@ from _runs import (
     write_json,
 )
 
-SYSTEMS = ["fitclass", "fitclass_old", "trainer", "trainer_grouped"]
-WORKERS = {"fitclass": "_fitclass_worker.py", "fitclass_old": "_fitclass_worker.py",
-           "trainer": "_trainer_worker.py", "trainer_grouped": "_trainer_worker.py"}
+SYSTEMS = ["fitclass", "fitclass_packed", "fitclass_old", "trainer", "trainer_grouped"]
+WORKERS = {"fitclass": "_fitclass_worker.py", "fitclass_packed": "_fitclass_worker.py",
+           "fitclass_old": "_fitclass_worker.py", "trainer": "_trainer_worker.py",
+           "trainer_grouped": "_trainer_worker.py"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,8 +130,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--old-commit", default="f5a1c89",
                         help="fitclass_old's commit (default f5a1c89, before issue 14)")
     parser.add_argument("--fitclass-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe override for this tree's fitclass only (repeatable; "
-                             "`fitclass train --set` syntax)")
+                        help="recipe override for this tree's fitclass only (fitclass and "
+                             "fitclass_packed; repeatable; `fitclass train --set` syntax)")
+    parser.add_argument("--packed-batch-tokens", type=int, default=None,
+                        help="fitclass_packed's train.batch_tokens on every dataset (default: "
+                             "--batch-size x the dataset's mean real tokens per row)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "cpu_vs_trainer.json"))
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep the run folders and worker logs (printed at the end)")
@@ -219,9 +232,11 @@ def spec(args: argparse.Namespace, system: str, name: str, data: dict[str, Any],
     common = {"threads": setup["threads"], "out": str(out), "device": "cpu",
               "vocab_size": setup["datasets"][name]["vocab_size"]}
     if system.startswith("fitclass"):
-        overrides = args.fitclass_set if system == "fitclass" else []
-        return {**common, "src": str(srcs[system]), "recipe": recipe(args, name, data, seed),
-                "overrides": overrides, "clock": "own"}
+        overrides = {"fitclass": args.fitclass_set, "fitclass_old": [],
+                     "fitclass_packed": setup["datasets"][name].get("packed_overrides")}
+        src = srcs["fitclass_old" if system == "fitclass_old" else "fitclass"]
+        return {**common, "src": str(src), "recipe": recipe(args, name, data, seed),
+                "overrides": overrides[system], "clock": "own"}
     return {**common, "src": str(srcs["fitclass"]), "data": data, "seed": seed,
             "class_names": data["class_names"], "hyper": hyper(args),
             "model": {"backbone": "minilm", "max_length": args.max_length},
@@ -230,10 +245,15 @@ def spec(args: argparse.Namespace, system: str, name: str, data: dict[str, Any],
 
 def check_inputs(args: argparse.Namespace, inputs: dict[str, dict[str, Any]], src: Path,
                  work: Path) -> dict[str, Any]:
-    """The new recipe with its overrides must load; real tokens, vocabulary, threads."""
+    """The new recipe with its overrides must load; real tokens, vocabulary, threads; the
+    packed system's token budget and overrides per dataset (when it runs)."""
     recipes = {name: recipe(args, name, data, args.seeds[0]) for name, data in inputs.items()}
-    result = run_worker("_inputs_worker.py", {"recipes": recipes, "overrides":
-                        args.fitclass_set}, "inputs", work, worker_env([src], cpu_only=True))
+    request: dict[str, Any] = {"recipes": recipes, "overrides": args.fitclass_set}
+    if "fitclass_packed" in args.systems:
+        request["packed"] = {"batch_rows": args.batch_size,
+                             "batch_tokens": args.packed_batch_tokens}
+    result = run_worker("_inputs_worker.py", request, "inputs", work,
+                        worker_env([src], cpu_only=True))
     result["threads"] = args.threads or result["torch_threads_default"]
     return result
 
@@ -247,7 +267,21 @@ def derived(row: dict[str, Any], data: dict[str, Any], measured: dict[str, Any],
     return {"samples_per_s": data["train_rows"] * epochs / row["train_s"],
             "tokens_per_s": real * epochs / row["train_s"],
             "real_tokens_per_epoch": real, "padded_tokens_per_epoch": padded,
-            "padding": padded / real - 1}
+            "padding": padded / real - 1, "batches_per_epoch": row["train_batches"] / epochs,
+            "batching": batching(row)}
+
+
+def batching(row: dict[str, Any]) -> str:
+    """How a run batched, in a few words: fitclass's `environment.json` record (absent in
+    old versions), or Trainer's sampler."""
+    if row["system"].startswith("trainer"):
+        return "grouped" if row["system"] == "trainer_grouped" else "random"
+    record = row.get("environment", {}).get("batching")
+    if not record:
+        return "grouped (not recorded)"
+    size = (f"{record['batch_tokens']} tokens" if record.get("batch_tokens")
+            else f"{record.get('batch_size')} rows")
+    return f"{record['mode']}, {size}"
 
 
 def run_all(args: argparse.Namespace, inputs: dict[str, dict[str, Any]],
@@ -270,8 +304,8 @@ def run_all(args: argparse.Namespace, inputs: dict[str, dict[str, Any]],
                        "order": " > ".join(order), "position": position, **result}
                 row.update(derived(row, data, setup["datasets"][name], args.epochs))
                 rows.append(row)
-                print({k: row[k] for k in ("accuracy", "samples_per_s", "padding", "train_s",
-                                           "load_1m")}, flush=True)
+                print({k: row[k] for k in ("accuracy", "samples_per_s", "padding", "batching",
+                                           "train_s", "load_1m")}, flush=True)
                 write_json(out, report(args, meta, setup, rows))
     return rows
 
@@ -302,6 +336,10 @@ def main(args: argparse.Namespace) -> None:
         setup = check_inputs(args, inputs, srcs["fitclass"], work)
         print(f"inputs: { {k: v['real_tokens_per_epoch'] for k, v in setup['datasets'].items()} }"
               f" real tokens per epoch; {setup['threads']} torch threads", flush=True)
+        budgets = {k: v["packed_batch_tokens"] for k, v in setup["datasets"].items()
+                   if "packed_batch_tokens" in v}
+        if budgets:
+            print(f"fitclass_packed: train.batch_tokens {budgets}", flush=True)
         started = time.perf_counter()
         rows = run_all(args, inputs, srcs, setup, work, meta, out)
         text = markdown(per_seed(rows), summary(rows))

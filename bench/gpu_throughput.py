@@ -111,11 +111,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predict-batch-size", type=int, default=128)
     parser.add_argument("--fitclass-set", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override for fitclass (repeatable; `--set` syntax)")
+    parser.add_argument("--compile-mode", choices=["reduce-overhead", "max-autotune"],
+                        help="torch.compile mode of fitclass's compiled step (with --fitclass-set "
+                             "train.compile=true; default: inductor's, no CUDA graphs); a "
+                             "CUDA-graph mode also builds AdamW capturable")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "gpu_throughput.json"))
     parser.add_argument("--keep-runs", action="store_true")
     args = parser.parse_args(argv)
     warn_unfair_overrides(args.fitclass_set)
+    if args.compile_mode and not compiles(args.fitclass_set):
+        sys.exit(f"--compile-mode {args.compile_mode}: fitclass compiles nothing without "
+                 f"--fitclass-set train.compile=true; add it")
     return args
+
+
+def compiles(pairs: list[str]) -> bool:
+    """Whether the overrides switch fitclass's `train.compile` on (the last one counts)."""
+    values = [value.strip().lower() for key, _, value in (p.partition("=") for p in pairs)
+              if key.strip() == "train.compile"]
+    return bool(values) and values[-1] in ("true", "on", "yes", "auto")
 
 
 def embedded_tokenizer() -> Path:
@@ -270,7 +284,7 @@ def spec(args: argparse.Namespace, system: str, data: dict[str, Any], folder: Pa
                             "select": {"metric": "accuracy"}},
                   "decision": {"calibration": "none"}}
         return {**common, "recipe": recipe, "overrides": args.fitclass_set,
-                "clock": "callbacks"}
+                "clock": "callbacks", "compile_mode": args.compile_mode}
     return {**common, "data": {"train": data["train"], "valid": data["valid"], "text": "text",
                                "label": "label"},
             "seed": args.seed, "class_names": data["class_names"], "hyper": h, "model": model,

@@ -5,6 +5,7 @@ converges to the same kind of run and the saved module is the plain one."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,23 @@ def test_compiled_training_has_no_graph_breaks_and_recompiles_at_most_once(
     assert run.metrics["accuracy"] is not None
     loaded = fitclass.load_run(run.path)
     assert not hasattr(loaded.classifier.module, "_orig_mod")  # type: ignore[attr-defined]
+
+
+def test_packed_token_budget_batches_compile_without_graph_breaks(
+        tmp_path: Path, train_csv: Path, recipe_for: Callable[..., dict[str, Any]],
+        counter: GraphCounter) -> None:
+    """Packed batches (bins of varying count and width, a block-diagonal mask, per-row
+    pooling by index) trace as one graph and become dynamic at the first other shape: at
+    most one recompile, not one per bin layout."""
+    recipe = recipe_for("tiny_bert", train_csv, train={
+        "epochs": 2, "batch_tokens": 128, "packing": "on", "compile": True,
+        "precision": "fp32"})
+    run = fitclass.train(recipe, out=tmp_path / "run")
+    stats = torch._dynamo.utils.counters
+    assert not stats["graph_break"], dict(stats["graph_break"])
+    assert 1 <= counter.graphs <= 2, counter.graphs
+    environment = json.loads((run.path / "environment.json").read_text())
+    assert environment["batching"]["mode"] == "packed"
 
 
 def test_image_models_compile_under_the_same_policy(

@@ -24,7 +24,7 @@ from fitclass.contracts.fit import FitContext, FitResult
 from fitclass.contracts.neural import BatchTransform, NeuralClassifier
 from fitclass.data.batching import LengthGroupedBatchSampler
 from fitclass.errors import RecipeError
-from fitclass.training import checkpoint
+from fitclass.training import checkpoint, compiling
 from fitclass.training.accelerator import (
     accelerator_policy,
     eval_interval,
@@ -32,14 +32,17 @@ from fitclass.training.accelerator import (
     make_accelerator,
 )
 from fitclass.training.callbacks import CallbackList
-from fitclass.training.compiling import compiled
 from fitclass.training.distillation import teacher_rows
 from fitclass.training.dynamics import DynamicsRecorder
 from fitclass.training.evaluation import evaluate, metric_columns
 from fitclass.training.loop import run_loop
 from fitclass.training.losses import Loss
 from fitclass.training.objective import build_loss
-from fitclass.training.optim import build_stage_optimizer, build_stage_scheduler
+from fitclass.training.optim import (
+    build_stage_optimizer,
+    build_stage_scheduler,
+    capturable_adamw,
+)
 from fitclass.training.probe import run_cached_head_stages
 from fitclass.training.samplers import batch_sampler, describe_batching, training_loader
 from fitclass.training.selection import Selector
@@ -135,7 +138,7 @@ class FineTuneStep:
         row: dict[str, Any] = {
             "step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
             "stage": stage_at(self.stages, state.epoch).index, "train_loss": state.train_loss,
-            "lr": self.prepared.scheduler.get_last_lr()[0],
+            "lr": float(self.prepared.scheduler.get_last_lr()[0]),  # a tensor when capturable
             "train_samples_per_s": state.samples_per_second}
         self.classifier.module = self.accelerator.unwrap_model(self.classifier.module)
         state.metrics, _ = evaluate(self.classifier, self.context, self.loss_fn,
@@ -160,14 +163,17 @@ def prepare(classifier: NeuralClassifier, context: FitContext,
         sampler.round_size = accelerator.num_processes  # a step's batches: one length group
     loader = training_loader(data, sampler)
     schedule_steps = math.ceil(len(loader) / config.grad_accumulation)  # unsharded
+    device = accelerator.device
+    capturable = capturable_adamw(device.type, config.compile, compiling.MODE)
     optimizer = build_stage_optimizer(classifier.module, config,
-                                      classifier.fixed_parameters())
+                                      classifier.fixed_parameters(),
+                                      capturable_on=device if capturable else None)
     scheduler = build_stage_scheduler(optimizer, config, schedule_steps)
     module, optimizer, loader, scheduler = accelerator.prepare(
         classifier.module, optimizer, loader, scheduler)
     # the step runs the compiled module; `classifier.module` stays the plain one (saved,
     # evaluated, averaged) and shares its parameters
-    return Prepared(compiled(module, config.compile, accelerator.device), optimizer, loader,
+    return Prepared(compiling.compiled(module, config.compile, device), optimizer, loader,
                     scheduler, sampler, data.transform, len(data.rows), batching,
                     plain=module)
 
