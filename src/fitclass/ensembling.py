@@ -204,6 +204,7 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     first = members[0]
     raw_recipe = first.recipe.to_dict()
     raw_recipe["model"] = {"backbone": "ensemble"}
+    raw_recipe.pop("distil", None)  # how the members learned; an ensemble learns no network
     raw_recipe["name"] = f"ensemble-{summary['method']}"
     recipe = load_recipe(raw_recipe)
     writer.write_start(run, recipe)

@@ -57,7 +57,8 @@ def device_lr_groups(params: Any, lr: float, device: torch.device) -> list[dict[
     """Parameter groups (or one group of the given parameters) with each group's learning
     rate (its own, else `lr`) as a 0-d float32 tensor on `device`."""
     items = list(params)
-    groups = items if items and isinstance(items[0], dict) else [{"params": items}]
+    groups: list[dict[str, Any]] = (
+        items if items and isinstance(items[0], dict) else [{"params": items}])
     return [{**group, "lr": torch.tensor(float(group.get("lr", lr)), dtype=torch.float32,
                                          device=device)} for group in groups]
 
