@@ -165,14 +165,8 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, train_csv: Path, rec
     return recipe, fitclass.train(recipe, out=tmp_path_factory.mktemp("peft") / "full")
 
 
-@pytest.mark.parametrize("layout", ["trainable", "every tensor"])
-def test_a_peft_run_resumes_to_the_same_numbers(
-        tmp_path: Path, uninterrupted: tuple[dict[str, Any], fitclass.Run],
-        monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
-    """The resume state holds the adapters and the head (the frozen base is rebuilt from
-    the backbone); one written with every tensor (before it left the base out) resumes too,
-    and both end where the uninterrupted run did."""
-    recipe, full = uninterrupted
+def interrupt_at_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training stops as a Ctrl-C at its second evaluation would stop it."""
     real, calls = loop._evaluate, {"n": 0}
 
     def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -182,6 +176,17 @@ def test_a_peft_run_resumes_to_the_same_numbers(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "_evaluate", evaluate)
+
+
+@pytest.mark.parametrize("layout", ["trainable", "every tensor"])
+def test_a_peft_run_resumes_to_the_same_numbers(
+        tmp_path: Path, uninterrupted: tuple[dict[str, Any], fitclass.Run],
+        monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """The resume state holds the adapters and the head (the frozen base is rebuilt from
+    the backbone); one written with every tensor (before it left the base out) resumes too,
+    and both end where the uninterrupted run did."""
+    recipe, full = uninterrupted
+    interrupt_at_second_evaluation(monkeypatch)
     if layout == "every tensor":
         monkeypatch.setattr(checkpoint, "without_fixed", lambda state, fixed: state)
     with pytest.raises(KeyboardInterrupt):
@@ -222,15 +227,7 @@ def test_a_resume_state_without_the_adapters_is_refused(
     """A weights file that lacks tensors the run trains is not this run's: named, not
     silently resumed from fresh adapters."""
     recipe, _ = uninterrupted
-    real, calls = loop._evaluate, {"n": 0}
-
-    def evaluate(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "_evaluate", evaluate)
+    interrupt_at_second_evaluation(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         fitclass.train(recipe, out=tmp_path / "cut")
     monkeypatch.undo()
