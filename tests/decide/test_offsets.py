@@ -170,16 +170,34 @@ def test_few_rows_fall_back_clearly() -> None:
     assert folds == 3 and note is not None
     assert "'rare'" in note and "3 folds instead of 5" in note
     folds, note = fold_count(np.array([0] * 10 + [2] * 1), 5, ["x", "absent", "lone"])
-    assert folds == 1 and note is not None
-    assert "'lone'" in note and "in-sample" in note and "data.split.valid_size" in note
+    assert folds == 5 and note is not None  # plain folds: honest, never in-sample
+    assert "'lone'" in note and "not in-sample" in note and "data.split.valid_size" in note
+    folds, note = fold_count(np.array([0]), 5, ["x"])
+    assert folds == 1 and note is not None and "in-sample" in note
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=11)
     fitted = fit_for_metric(probs, np.array([0] * 10 + [2]), "macro_f1", ["x", "absent", "lone"])
     report = fitted.report
-    assert report["folds"] == 1
+    assert report["folds"] == 5
     assert isinstance(report["warnings"], list) and len(report["warnings"]) == 1
-    assert str(report["warnings"][0]).startswith("decision.optimize: class 'lone'")
+    assert str(report["warnings"][0]).startswith("decision.optimize: 1 class(es) have one")
+
+
+def test_lone_rows_are_scored_by_offsets_fitted_without_them() -> None:
+    """A long tail with one validation row for many classes (TREC fine: 50 classes, 436
+    rows): the reported score must be the cross-fitted one, below the in-sample score that
+    offsets free to memorise those rows reach."""
+    rng = np.random.default_rng(3)
+    classes = 20
+    targets = np.concatenate([np.repeat(np.arange(4), 40), np.arange(4, classes)])
+    probs = rng.dirichlet(np.ones(classes), size=len(targets))  # uninformative model
+    names = [f"c{i}" for i in range(classes)]
+    fitted = fit_for_metric(probs, targets, "macro_f1", names)
+    score = fitted.report["score"]
+    assert isinstance(score, dict)
+    assert fitted.report["folds"] == 5
+    assert score["cross_fitted"] < score["in_sample"] - 0.1
 
 
 def test_report_has_scores_offsets_and_shares() -> None:

@@ -164,8 +164,11 @@ class CrossFit:
 
 
 def fold_count(targets: np.ndarray, folds: int, class_names: list[str]) -> tuple[int, str | None]:
-    """The stratified folds the rows allow (each present class needs a row in every fold),
-    with a note when fewer than `folds`; 1 means too few rows to cross-fit at all."""
+    """The folds the rows allow, with a note when the offsets cannot be cross-fitted as
+    asked: stratified folds need every present class in each, so a class of 2..folds-1 rows
+    lowers the count to its rows; a class of one row cannot be stratified at all, so the rows
+    get `folds` plain folds, and that row is decided by offsets fitted without its class
+    (pessimistic for it, never in-sample). 1 only when there are fewer than 2 rows."""
     counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(class_names))
     present = np.flatnonzero(counts)
     rarest = int(present[np.argmin(counts[present])])
@@ -177,9 +180,17 @@ def fold_count(targets: np.ndarray, folds: int, class_names: list[str]) -> tuple
         return smallest, (f"class {name!r} has only {smallest} validation rows, so the "
                           f"offsets were cross-fitted over {smallest} folds instead of {folds} "
                           f"(decision.optimize_folds)")
-    return 1, (f"class {name!r} has {smallest} validation row, too few to cross-fit: the "
-               f"score after offsets is in-sample (optimistic); add validation rows "
-               f"(data.split.valid_size) or drop decision.optimize")
+    used = min(folds, len(targets))
+    if used < 2:
+        return 1, (f"only {len(targets)} validation row: too few to cross-fit, the score "
+                   f"after offsets is in-sample (optimistic); add validation rows "
+                   f"(data.split.valid_size) or drop decision.optimize")
+    lone = [class_names[i] for i in present if counts[i] == 1]
+    return used, (f"{len(lone)} class(es) have one validation row ({', '.join(map(repr, lone[:5]))}"
+                  f"{', ...' if len(lone) > 5 else ''}): the offsets were cross-fitted over "
+                  f"{used} unstratified folds, so such a row is decided by offsets fitted "
+                  f"without its class (its score is pessimistic, not in-sample); add "
+                  f"validation rows (data.split.valid_size) or cross-validate (--folds 5)")
 
 
 def cross_fitted_predictions(probs: np.ndarray, targets: np.ndarray, metric: str,
