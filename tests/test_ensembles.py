@@ -409,3 +409,23 @@ def test_best_member_is_the_floor_that_averaging_can_fall_below() -> None:
     fitted = combiners.fit_best(members, targets, accuracy, MULTICLASS)
     assert fitted.weights.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert len(fitted.details["member_scores"]) == 4
+
+
+def test_ensemble_recipe_keeps_only_what_members_share() -> None:
+    """How a member learned is its own: the ensemble's recipe keeps the task, data,
+    decision, selection and seed it uses, and none of the member's schedule or remedies."""
+    from fitclass.ensembling import ensemble_recipe
+
+    member = fitclass.load_recipe({
+        "task": "multiclass", "data": {"train": "train.csv", "text": "text", "label": "label"},
+        "model": {"backbone": "tfidf", "analyzer": "word"},
+        "imbalance": {"class_weights": "inverse"},
+        "decision": {"optimize": "macro_f1"},
+        "train": {"epochs": 7, "seed": 5, "select": {"metric": "macro_f1"}}})
+    raw = ensemble_recipe(member, "greedy")
+    assert raw["model"] == {"backbone": "ensemble"} and raw["name"] == "ensemble-greedy"
+    assert set(raw) == {"task", "name", "data", "model", "decision", "train"}
+    assert raw["train"] == {"select": member.to_dict()["train"]["select"], "seed": 5}
+    recipe = fitclass.load_recipe(raw)
+    assert recipe.decision.optimize == "macro_f1"
+    assert recipe.imbalance.class_weights != "inverse" and recipe.train.epochs != 7

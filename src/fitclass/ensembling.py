@@ -202,11 +202,7 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
            id_column: str, held_out: np.ndarray, summary: dict[str, Any],
            fingerprint: str | None, across: dict[str, Any]) -> None:
     first = members[0]
-    raw_recipe = first.recipe.to_dict()
-    raw_recipe["model"] = {"backbone": "ensemble"}
-    raw_recipe.pop("distil", None)  # how the members learned; an ensemble learns no network
-    raw_recipe["name"] = f"ensemble-{summary['method']}"
-    recipe = load_recipe(raw_recipe)
+    recipe = load_recipe(ensemble_recipe(first.recipe, summary["method"]))
     writer.write_start(run, recipe)
     train_counts = np.asarray(readers.read_labels(first.dir).get(
         "train_counts", np.ones(len(first.class_names))), dtype=float)
@@ -236,6 +232,17 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
     from fitclass.training.progress import Reporter
 
     write_report_safely(run.path, Reporter())
+
+
+def ensemble_recipe(first: Recipe, method: str) -> dict[str, Any]:
+    """An ensemble's recipe: what its members share and it uses (task, the data section it
+    reads tables with, the decision settings it fits, the selection metric and seed), taken
+    from the first member. How each member learned (backbone, schedule, remedies, adapters,
+    distillation) stays in that member's own recipe, where members may differ."""
+    member = first.to_dict()
+    return {"task": member["task"], "name": f"ensemble-{method}", "data": member["data"],
+            "model": {"backbone": "ensemble"}, "decision": member["decision"],
+            "train": {"select": member["train"]["select"], "seed": member["train"]["seed"]}}
 
 
 def member_entry(member: Path, run_path: Path) -> dict[str, str]:

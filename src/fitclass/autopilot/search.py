@@ -110,6 +110,30 @@ def plateaued(study: Any, backbone: str) -> bool:
     return max(values) < max(values[:-PLATEAU_TRIALS]) + PLATEAU_GAIN
 
 
+def untried(study: Any, backbones: list[str]) -> list[str]:
+    """The `backbones` no trial of the study has used or is queued to use."""
+    seen = {t.params.get("model.backbone",
+                         t.system_attrs.get("fixed_params", {}).get("model.backbone"))
+            for t in study.trials}
+    return [b for b in backbones if b not in seen]
+
+
+def queue_next(study: Any, space: SearchSpace, affordable: list[str],
+               costs: dict[str, float]) -> None:
+    """Queue what the next trial must be, if anything: first each affordable backbone's
+    default recipe twin (`SearchSpace.defaults`: so auto always holds the default recipe's
+    result for every backbone it searches), then a pin away from plateaued backbones."""
+    if len(space.backbones) < 2:
+        return
+    first = untried(study, affordable)
+    if first:
+        study.enqueue_trial(space.defaults(first[0]))
+        return
+    pinned = next_backbone(study, space, affordable, costs)
+    if pinned is not None:  # the sampler may pick only these now
+        study.enqueue_trial({"model.backbone": pinned})
+
+
 def next_backbone(study: Any, space: SearchSpace, affordable: list[str],
                   costs: dict[str, float]) -> str | None:
     """The backbone to pin the next trial to, or None to let the sampler choose: the cheapest
@@ -151,10 +175,7 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "
                     f"the next trial's predicted {format_seconds(min(costs.values()))}")
-        pinned = next_backbone(study, space, affordable, costs) if len(
-            space.backbones) > 1 else None
-        if pinned is not None:  # the sampler may pick only these now
-            study.enqueue_trial({"model.backbone": pinned})
+        queue_next(study, space, affordable, costs)
         before = ended(study)
         if on_trial is not None:  # a kill mid-trial then loses at most that trial's time
             on_trial()

@@ -58,7 +58,7 @@ class SearchSpace:
 
     def defaults(self, backbone: str) -> dict[str, Any]:
         """The first value of each categorical choice and the recipe default of numeric
-        ones: the enqueued first trial, the default recipe's twin."""
+        ones: each backbone's first trial (queued), the default recipe's twin."""
         first: dict[str, Any] = {} if len(self.backbones) == 1 else {"model.backbone": backbone}
         for choice in self.choices:
             if backbone not in choice.backbones:
