@@ -102,7 +102,7 @@ def ended(study: Any) -> set[int]:
 def plateaued(study: Any, backbone: str) -> bool:
     """Whether `backbone`'s last `PLATEAU_TRIALS` complete trials left its best score where
     the trials before them had it (within `PLATEAU_GAIN`)."""
-    values = [t.value for t in sorted(study.trials, key=lambda t: t.number)
+    values = [t.value for t in study.trials  # in trial-number order
               if t.state.name == "COMPLETE" and t.value is not None
               and t.params.get("model.backbone") == backbone]
     if len(values) <= PLATEAU_TRIALS:
