@@ -88,6 +88,18 @@ def test_a_budget_too_small_for_one_run_is_refused_at_the_start(
     assert not (tmp_path / "auto" / "trials").exists()
 
 
+def test_a_class_of_one_row_is_refused_before_any_trial(tmp_path: Path) -> None:
+    rows = make_rows({"sports": 30, "tech": 30, "food": 1}, seed=2)
+    table = write_table(rows, tmp_path / "lone.csv")
+    result = CliRunner().invoke(app, ["auto", str(table), "--label", "label", "--time", "1m",
+                                      "--out", str(tmp_path / "auto")])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert f"{table}: auto cannot train on this table" in flat
+    assert "fewer than 2 rows (food)" in flat and "drop) the classes under 2 rows" in flat
+    assert not (tmp_path / "auto" / "trials").exists()  # no trial was started
+
+
 def test_an_out_folder_fitclass_did_not_write_is_refused_and_kept(
         tmp_path: Path, long_tail_csv: Path) -> None:
     out = tmp_path / "mine"

@@ -4,7 +4,9 @@ calls of the same command already spent), and what one trial is predicted to cos
 A trial's cost is measured, not guessed, as soon as one of its backbone has finished: the
 slowest finished trial of that backbone in the study (not the median: a word analyzer or a
 weak regularisation makes one TF-IDF trial five times another on TREC, and the deadline must
-hold for the slow ones). Before that, a rough
+hold for the slow ones), per plain trial: a trial whose remedies declare a cost (co-teaching
+trains two networks) counts as that many plain ones, and the next trial's sampled remedies
+are priced the same way (`autopilot/search.py`). Before that, a rough
 estimate from the row count stands in; the first trial is always the cheapest member
 (TF-IDF with its defaults), so the estimate is replaced by a measurement after one trial.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +98,14 @@ def estimate_seconds(backbone: str, rows: int, epochs: int, device: str) -> floa
     return NEURAL_FIXED_S + per_row * rows * epochs
 
 
-def measured_seconds(study: Any, backbone: str, only_backbone: bool) -> float | None:
-    """The longest wall time of `backbone`'s finished (complete) trials, or None."""
+def measured_seconds(study: Any, backbone: str, only_backbone: bool,
+                     cost_factor: Callable[[dict[str, Any]], float] | None = None
+                     ) -> float | None:
+    """The longest wall time of `backbone`'s finished (complete) trials, or None; with
+    `cost_factor`, each divided by what its trial's values cost against a plain trial
+    (the cost of a plain trial, measured also on the costlier ones)."""
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds()
+               / (cost_factor(t.params) if cost_factor is not None else 1.0)
                for t in study.trials
                if t.state.name == "COMPLETE" and t.datetime_start and t.datetime_complete
                and (only_backbone or t.params.get("model.backbone") == backbone)]

@@ -1,5 +1,8 @@
 """`fitclass auto`'s finish: the best trials become OUT's own run, written in place.
 
+The best trial leads unless a default recipe twin is within noise of it
+(`autopilot/preference.py`).
+
 With two or more chosen trials they are ensembled (`fitclass.ensemble` into OUT itself:
 combiners cross-fitted on the members' shared held-out rows, the chosen one refitted on all
 of them, the decision refitted on the ensemble's probabilities as the best member's recipe
@@ -24,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from fitclass.autopilot.folder import AUTO_DIR, OLD_STAGING
+from fitclass.autopilot.preference import Preference
 from fitclass.autopilot.refit import RefitPlan, refit_members, swap_in_refits
 from fitclass.ensembling import ensemble
 from fitclass.errors import FitclassError
@@ -50,10 +54,13 @@ def ranked(study: Any) -> pd.DataFrame:
     return pd.concat([complete, board.drop(complete.index)])
 
 
-def members(board: pd.DataFrame, top: int) -> list[Path]:
-    """The best `top` finished trials whose run folders hold metrics."""
+def members(board: pd.DataFrame, top: int, first: int | None = None) -> list[Path]:
+    """The best `top` finished trials whose run folders hold metrics; trial number `first`
+    (`autopilot/preference.py`) leads when given."""
     found = []
-    for row in board[board["status"] == "complete"].itertuples():
+    complete = board[board["status"] == "complete"]
+    leading = complete["trial"] == first
+    for row in pd.concat([complete[leading], complete[~leading]]).itertuples():
         path = Path(str(row.run_dir)) if isinstance(row.run_dir, str) else None
         if path is not None and is_run(path) and has_metrics(RunDir(path)):
             found.append(path)
@@ -90,11 +97,11 @@ def copy_run(source: Path, out: Path) -> None:
 
 
 def build_final(board: pd.DataFrame, out: Path, top: int, metric: str,
-                refit: RefitPlan | None = None,
-                reporter: Reporter | None = None) -> dict[str, Any]:
-    """Write OUT's run from the best `top` trials (refitted first when `refit` says so);
-    return what was chosen and how."""
-    chosen = members(board, top)
+                refit: RefitPlan | None = None, reporter: Reporter | None = None,
+                preferred: Preference | None = None) -> dict[str, Any]:
+    """Write OUT's run from the best `top` trials, the `preferred` one first (refitted
+    first when `refit` says so); return what was chosen and how."""
+    chosen = members(board, top, None if preferred is None else preferred.trial)
     if not chosen:
         raise NothingFinished(f"{out}: no trial finished within the budget, so there is no "
                               f"model; {out / 'auto.md'} lists the trials and their errors; "
@@ -102,7 +109,9 @@ def build_final(board: pd.DataFrame, out: Path, top: int, metric: str,
     if (out / OLD_STAGING).is_dir():  # an earlier fitclass staged its finish there: ours
         shutil.rmtree(out / OLD_STAGING)
     final: dict[str, Any] = {"kind": "ensemble" if len(chosen) >= 2 else "best trial",
-                             "members": [str(p) for p in chosen], "refit": None}
+                             "members": [str(p) for p in chosen], "refit": None,
+                             "preferred": None if preferred is None else {
+                                 **preferred.to_dict(), "why": preferred.why(metric)}}
     sources = chosen
     if refit is not None and refit.wanted:
         final["refit"] = refit_members(chosen, refit, reporter or Reporter())

@@ -83,8 +83,10 @@ def space_lines(space: SearchSpace) -> list[str]:
              "|---|---|---|---|---|"]
     for choice in space.choices:
         spec = json.dumps(choice.spec, default=str)
+        cost = ("" if choice.cost == 1.0 else f" (a trial with it costs {choice.cost:g} "
+                f"plain ones; sampled only while that fits the time left)")
         lines.append(f"| {choice.key} | `{spec}` | {', '.join(choice.backbones)} | "
-                     f"{choice.finding or '-'} | {choice.why} |")
+                     f"{choice.finding or '-'} | {choice.why}{cost} |")
     return lines
 
 
@@ -92,6 +94,8 @@ def chosen_lines(out: Path, final: dict[str, Any], metric: str) -> list[str]:
     metrics = json.loads((out / METRICS).read_text(encoding="utf-8"))
     lines = [f"OUT is the {final['kind']} of {len(final['members'])} trial(s): "
              + ", ".join(Path(m).name for m in final["members"]) + "."]
+    if final.get("preferred"):
+        lines.append(final["preferred"]["why"] + ".")
     info = metrics.get("ensemble")
     if isinstance(info, dict):
         lines.append(f"The combiner `{info.get('method')}` scored best on the validation rows "

@@ -1,7 +1,8 @@
 """`fitclass auto`'s search: an Optuna study over the chosen space, each trial a normal run
 under OUT/trials/, trained and pruned through `fitclass.sweep` (per-evaluation scores feed a
 Hyperband pruner, so weak neural trials stop after an epoch), until the budget's remaining
-time is below the predicted cost of the next trial.
+time is below the predicted cost of the next trial (a plain one; a costly remedy, such as
+co-teaching's second network, is sampled only when its declared cost still fits).
 
 The study lives in an Optuna storage (SQLite in OUT by default; any RDB URL for several
 workers), so a killed search rerun with the same command keeps its finished trials, and a
@@ -63,15 +64,30 @@ def open_auto_study(space: SearchSpace, storage: str, name: str, seed: int,
 
 def predicted_seconds(study: Any, space: SearchSpace, backbone: str, rows: int,
                       device: str) -> float:
-    """The next `backbone` trial's cost: measured when one has finished, else estimated."""
-    measured = measured_seconds(study, backbone, only_backbone=len(space.backbones) == 1)
+    """A plain `backbone` trial's cost (no costly remedy): measured when one has finished,
+    else estimated."""
+    measured = measured_seconds(study, backbone, only_backbone=len(space.backbones) == 1,
+                                cost_factor=space.cost_factor)
     return measured if measured is not None else estimate_seconds(backbone, rows,
                                                                   space.epochs, device)
 
 
-def objective(space: SearchSpace, out: Path, deadline: Deadline,
-              reporter: Reporter) -> Callable[[Any], float]:
-    """One trial: its backbone, then that backbone's values, then a normal run."""
+def fitting_params(space: SearchSpace, backbone: str, plain_s: float, room_s: float
+                   ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The distributions a `backbone` trial samples when `room_s` is left for it and a plain
+    trial costs `plain_s`: a costly choice that would not fit is left out (the trial keeps
+    its default), so the finish keeps its reserve. Also returns the keys left out."""
+    params = space.params(backbone)
+    left_out = [c.key for c in space.choices
+                if c.key in params and backbone in c.backbones and plain_s * c.cost > room_s]
+    return {k: v for k, v in params.items() if k not in left_out}, left_out
+
+
+def objective(space: SearchSpace, out: Path, deadline: Deadline, reporter: Reporter,
+              plain_cost: Callable[[str], float], room: Callable[[], float]
+              ) -> Callable[[Any], float]:
+    """One trial: its backbone, then that backbone's values (the costly ones only when
+    they fit the `room` left before the finish's reserve), then a normal run."""
 
     def past_deadline(row: dict[str, Any]) -> None:
         if deadline.remaining() <= 0:
@@ -80,7 +96,12 @@ def objective(space: SearchSpace, out: Path, deadline: Deadline,
     def run_trial(trial: Any) -> float:
         backbone = (space.backbones[0] if len(space.backbones) == 1 else
                     trial.suggest_categorical("model.backbone", space.backbones))
-        values = sample(trial, space.params(backbone))
+        params, left_out = fitting_params(space, backbone, plain_cost(backbone), room())
+        values = sample(trial, params)
+        if left_out:
+            trial.set_user_attr("left_out", left_out)
+            reporter.log(f"trial {trial.number}: {', '.join(left_out)} left at the default "
+                         f"(a costlier trial would not fit the time left)")
         reporter.log(f"trial {trial.number}: {backbone} {values}")
         try:
             recipe = build_recipe(trial_keys(space, backbone, values),
@@ -162,15 +183,20 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
     """Run trials one at a time while the next one fits the time left (keeping back the
     finish's share, a refit's under `refit`) and, with `trials`, until the study holds
     that many finished trials. Returns why it stopped."""
-    run_trial = objective(space, out, deadline, reporter)
+    def room() -> float:  # the finish takes as many members as the time left allows
+        return deadline.remaining() - reserve_seconds(
+            finished(study), refit_reserve(study, refit), deadline.remaining())
+
+    def plain_cost(backbone: str) -> float:
+        return predicted_seconds(study, space, backbone, rows, device)
+
+    run_trial = objective(space, out, deadline, reporter, plain_cost, room)
     failures = 0
     while True:
         if trials is not None and finished(study) >= trials:
             return f"the study holds {trials} finished trials (--trials)"
-        costs = {b: predicted_seconds(study, space, b, rows, device) for b in space.backbones}
-        # the finish takes as many members as the time left allows
-        left = deadline.remaining() - reserve_seconds(
-            finished(study), refit_reserve(study, refit), deadline.remaining())
+        costs = {b: plain_cost(b) for b in space.backbones}
+        left = room()
         affordable = [b for b in space.backbones if costs[b] <= left]
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "

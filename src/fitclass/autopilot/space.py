@@ -25,6 +25,9 @@ EMBEDDED = "minilm"
 #: Findings whose regime calls for a stronger prior on a linear model (fewer effective
 #: parameters resist flipped labels and overfit less on a handful of rows per class).
 REGULARISE = ("label_noise", "few_rows")
+#: Co-teaching trains two networks: a MiniLM trial with it took 569 s against 304 s for its
+#: default twin on SST-2 (docs/benchmarks.md, fitclass auto).
+COTEACHING_COST = 2.0
 
 
 @dataclass
@@ -39,6 +42,13 @@ class Choice:
     why: str
     #: The first trial's value (the recipe default); categorical choices start at their first.
     default: Any = None
+    #: A trial costs this many times a plain trial of its backbone when this key takes any
+    #: value but its first (data the remedy declares: co-teaching trains two networks).
+    cost: float = 1.0
+
+    def first(self) -> Any:
+        """The value a plain trial has (the default recipe's)."""
+        return self.spec["categorical"][0] if "categorical" in self.spec else self.default
 
 
 @dataclass
@@ -63,11 +73,18 @@ class SearchSpace:
         for choice in self.choices:
             if backbone not in choice.backbones:
                 continue
-            if "categorical" in choice.spec:
-                first[choice.key] = choice.spec["categorical"][0]
-            elif choice.default is not None:
-                first[choice.key] = choice.default
+            if "categorical" in choice.spec or choice.default is not None:
+                first[choice.key] = choice.first()
         return first
+
+    def cost_factor(self, values: dict[str, Any]) -> float:
+        """How many plain trials of its backbone a trial with these sampled `values` costs
+        (the product of the costs its non-default costly choices declare)."""
+        factor = 1.0
+        for choice in self.choices:
+            if choice.cost != 1.0 and values.get(choice.key, choice.first()) != choice.first():
+                factor *= choice.cost
+        return factor
 
     def remedies(self) -> dict[str, list[str]]:
         """Finding code -> the keys searched because of it."""
@@ -153,7 +170,8 @@ def _remedy_choices(diagnosis: Diagnosis, backbones: list[str], epochs: int
         if len(diagnosis.class_counts) == 2:
             choices.append(Choice("noise.coteaching", {"categorical": [
                 None, {"forget_rate": 0.2}]}, neural, "label_noise",
-                "co-teaching +2.1 to +2.3 on SST-2 with 20% flips (docs/benchmarks.md)"))
+                "co-teaching +2.1 to +2.3 on SST-2 with 20% flips (docs/benchmarks.md)",
+                cost=COTEACHING_COST))
     few = diagnosis.finding("few_rows")
     if few is not None and neural:
         probe = [{"epochs": epochs, "lr": 1.0e-3, "trainable": "head"}]

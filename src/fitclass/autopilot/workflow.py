@@ -30,6 +30,7 @@ from fitclass.autopilot import budget as timing
 from fitclass.autopilot.finish import NothingFinished, build_final, ranked
 from fitclass.autopilot.folder import AUTO_DIR, FINISHER_LOCK, NOTES, RECORD, STUDY, TABLE
 from fitclass.autopilot.notes import write_notes
+from fitclass.autopilot.preference import default_twins, prefer_twin
 from fitclass.autopilot.refit import RefitPlan
 from fitclass.autopilot.search import finished, open_auto_study, refit_reserve, search
 from fitclass.autopilot.space import (
@@ -41,7 +42,7 @@ from fitclass.autopilot.space import (
     candidate_backbones,
     choose_space,
 )
-from fitclass.diagnosis import doctor
+from fitclass.diagnosis import Diagnosis, doctor
 from fitclass.errors import FitclassError, RunError
 from fitclass.runs.folder import RunDir
 from fitclass.runs.layout import claim_folder, now
@@ -158,6 +159,7 @@ def _diagnose(command: dict[str, Any], deadline: timing.Deadline,
     preset = command["preset"]
     diagnosis = doctor(command["data"], label=command["label"], text=command["text"],
                        valid=command["valid"])
+    refuse_blocking(diagnosis, given_valid=command["valid"] is not None)
     backbones = affordable(candidate_backbones(diagnosis, command["backbones"], preset),
                            diagnosis.rows, budget_s, preset)
     space = choose_space(diagnosis, backbones, preset)
@@ -170,6 +172,19 @@ def _diagnose(command: dict[str, Any], deadline: timing.Deadline,
                  f"{', '.join(space.backbones)} with "
                  f"{', '.join(space.remedies()) or 'no remedies'} in mind")
     return record
+
+
+def refuse_blocking(diagnosis: Diagnosis, given_valid: bool) -> None:
+    """Stop before the search on what doctor found that every trial would stop on (a class
+    of one row cannot be split off for validation; a validation label the table lacks),
+    naming the file, what was found and the fix: otherwise each trial fails its data check
+    in turn and the budget ends with no model."""
+    blocking = [f for f in diagnosis.findings if f.severity == "error"
+                and not (given_valid and f.code == "few_rows")]  # nothing is split off
+    if blocking:
+        raise FitclassError(f"{diagnosis.source}: auto cannot train on this table: "
+                            + "; ".join(f"{f.title} (fix: {f.remedy})" for f in blocking)
+                            + ". `fitclass doctor` shows the whole diagnosis")
 
 
 def _refit_plan(preset: str, study: Any, remaining_s: float) -> tuple[int, RefitPlan]:
@@ -219,7 +234,9 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
             or RunDir(target).status() != "finished"):
         top, plan = _refit_plan(preset, study, deadline.remaining())
         try:
-            record["final"] = build_final(board, target, top, space.metric, plan, reporter)
+            preferred = prefer_twin(board, default_twins(study, space), space.metric)
+            record["final"] = build_final(board, target, top, space.metric, plan, reporter,
+                                          preferred)
         except NothingFinished:
             account()
             write_notes(target, record["diagnosis"], space, board, None, record, stopped)
