@@ -39,15 +39,15 @@ COSTS = {"tfidf": 5.0, "minilm": 120.0}
 def test_a_flat_leaderboard_is_set_aside_for_one_still_climbing() -> None:
     flat = [0.70, 0.80] + [0.80] * PLATEAU_TRIALS
     study = study_with({"tfidf": flat, "minilm": [0.6]})
-    assert plateaued(study, "tfidf") and not plateaued(study, "minilm")
-    assert next_backbone(study, space(), BACKBONES, COSTS) == "minilm"
+    assert plateaued(study.trials, "tfidf") and not plateaued(study.trials, "minilm")
+    assert next_backbone(study.trials, space(), BACKBONES, COSTS) == "minilm"
 
 
 def test_a_late_gain_keeps_the_backbone_in_play() -> None:
     climbing = [0.70] + [0.70] * (PLATEAU_TRIALS - 1) + [0.75]
     study = study_with({"tfidf": [*climbing, 0.70]})
-    assert not plateaued(study, "tfidf")
-    assert next_backbone(study, space(), BACKBONES, COSTS) is None
+    assert not plateaued(study.trials, "tfidf")
+    assert next_backbone(study.trials, space(), BACKBONES, COSTS) is None
 
 
 @pytest.mark.parametrize("minilm", [[0.6] * (PLATEAU_TRIALS + 2), []])
@@ -55,14 +55,14 @@ def test_when_every_backbone_is_flat_or_unaffordable_the_sampler_chooses(
         minilm: list[float]) -> None:
     study = study_with({"tfidf": [0.8] * (PLATEAU_TRIALS + 2), "minilm": minilm})
     if minilm:  # both flat: nothing better to pin, the sampler picks as before
-        assert next_backbone(study, space(), BACKBONES, COSTS) is None
+        assert next_backbone(study.trials, space(), BACKBONES, COSTS) is None
     else:  # minilm no longer fits the time left: the affordable one, flat or not
-        assert next_backbone(study, space(), ["tfidf"], COSTS) == "tfidf"
+        assert next_backbone(study.trials, space(), ["tfidf"], COSTS) == "tfidf"
 
 
 def test_too_few_trials_are_not_a_plateau() -> None:
     study = study_with({"tfidf": [0.8] * PLATEAU_TRIALS})
-    assert not plateaued(study, "tfidf")
+    assert not plateaued(study.trials, "tfidf")
 
 
 def queued(study: Any) -> list[dict[str, Any]]:
@@ -76,13 +76,14 @@ def test_each_backbone_first_runs_its_default_recipe_twin() -> None:
                      list(BACKBONES), "imbalance", "tail")
     searched = SearchSpace(base={}, backbones=list(BACKBONES), choices=[lr, weights])
     study = study_with({"tfidf": [0.7]})
-    queue_next(study, searched, BACKBONES, COSTS)
+    queue_next(study, study.trials, searched, BACKBONES, COSTS)
     assert queued(study) == [{"model.backbone": "minilm", "train.lr": 5e-5,
                               "imbalance.class_weights": "none"}]
-    queue_next(study, searched, BACKBONES, COSTS)  # queued counts as tried: no second twin
+    # queued counts as tried: no second twin
+    queue_next(study, study.trials, searched, BACKBONES, COSTS)
     assert len(queued(study)) == 1
     unaffordable = study_with({"tfidf": [0.7]})
-    queue_next(unaffordable, searched, ["tfidf"], COSTS)
+    queue_next(unaffordable, unaffordable.trials, searched, ["tfidf"], COSTS)
     assert queued(unaffordable) == [{"model.backbone": "tfidf"}]
 
 

@@ -125,6 +125,6 @@ def test_a_costly_trial_measures_the_plain_cost_it_implies() -> None:
             [None, '{"forget_rate": 0.2}'])}, user_attrs={}, system_attrs={},
         intermediate_values={}, trial_id=0)
     study.add_trial(trial)
-    assert measured_seconds(study, "minilm", True) == pytest.approx(600.0)
-    assert measured_seconds(study, "minilm", True,
+    assert measured_seconds(study.trials, "minilm", True) == pytest.approx(600.0)
+    assert measured_seconds(study.trials, "minilm", True,
                             cost_factor=space.cost_factor) == pytest.approx(300.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,15 +98,15 @@ def estimate_seconds(backbone: str, rows: int, epochs: int, device: str) -> floa
     return NEURAL_FIXED_S + per_row * rows * epochs
 
 
-def measured_seconds(study: Any, backbone: str, only_backbone: bool,
+def measured_seconds(trials: Sequence[Any], backbone: str, only_backbone: bool,
                      cost_factor: Callable[[dict[str, Any]], float] | None = None
                      ) -> float | None:
-    """The longest wall time of `backbone`'s finished (complete) trials, or None; with
+    """The longest wall time of `backbone`'s finished (complete) `trials`, or None; with
     `cost_factor`, each divided by what its trial's values cost against a plain trial
     (the cost of a plain trial, measured also on the costlier ones)."""
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds()
                / (cost_factor(t.params) if cost_factor is not None else 1.0)
-               for t in study.trials
+               for t in trials
                if t.state.name == "COMPLETE" and t.datetime_start and t.datetime_complete
                and (only_backbone or t.params.get("model.backbone") == backbone)]
     return max(seconds) if seconds else None

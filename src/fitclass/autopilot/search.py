@@ -11,7 +11,7 @@ trial whose worker died is marked failed and queued once more (`sweep_storage`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from fitclass.sweep_storage import fail_dead_trials, rdb_storage
 from fitclass.sweep_storage import import_optuna as _optuna
 from fitclass.training.progress import Reporter
 
+#: A snapshot of a study's trials (optuna `FrozenTrial`s, in number order).
+Trials = Sequence[Any]
 #: Consecutive failed trials after which the search stops (a broken setup, not bad luck).
 MAX_FAILURES_IN_A_ROW = 3
 #: A backbone whose best score has not risen by `PLATEAU_GAIN` over its last `PLATEAU_TRIALS`
@@ -62,11 +64,11 @@ def open_auto_study(space: SearchSpace, storage: str, name: str, seed: int,
     return study
 
 
-def predicted_seconds(study: Any, space: SearchSpace, backbone: str, rows: int,
+def predicted_seconds(trials: Trials, space: SearchSpace, backbone: str, rows: int,
                       device: str) -> float:
-    """A plain `backbone` trial's cost (no costly remedy): measured when one has finished,
-    else estimated."""
-    measured = measured_seconds(study, backbone, only_backbone=len(space.backbones) == 1,
+    """A plain `backbone` trial's cost (no costly remedy): measured when one of `trials`
+    finished, else estimated."""
+    measured = measured_seconds(trials, backbone, only_backbone=len(space.backbones) == 1,
                                 cost_factor=space.cost_factor)
     return measured if measured is not None else estimate_seconds(backbone, rows,
                                                                   space.epochs, device)
@@ -115,15 +117,15 @@ def objective(space: SearchSpace, out: Path, deadline: Deadline, reporter: Repor
     return run_trial
 
 
-def ended(study: Any) -> set[int]:
+def ended(trials: Trials) -> set[int]:
     """The numbers of the trials that are over (complete, pruned or failed)."""
-    return {t.number for t in study.trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")}
+    return {t.number for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")}
 
 
-def plateaued(study: Any, backbone: str) -> bool:
+def plateaued(trials: Trials, backbone: str) -> bool:
     """Whether `backbone`'s last `PLATEAU_TRIALS` complete trials left its best score where
     the trials before them had it (within `PLATEAU_GAIN`)."""
-    values = [t.value for t in study.trials  # in trial-number order
+    values = [t.value for t in trials  # in trial-number order
               if t.state.name == "COMPLETE" and t.value is not None
               and t.params.get("model.backbone") == backbone]
     if len(values) <= PLATEAU_TRIALS:
@@ -131,49 +133,49 @@ def plateaued(study: Any, backbone: str) -> bool:
     return max(values) < max(values[:-PLATEAU_TRIALS]) + PLATEAU_GAIN
 
 
-def untried(study: Any, backbones: list[str]) -> list[str]:
-    """The `backbones` no trial of the study has used or is queued to use."""
+def untried(trials: Trials, backbones: list[str]) -> list[str]:
+    """The `backbones` none of `trials` has used or is queued to use."""
     seen = {t.params.get("model.backbone",
                          t.system_attrs.get("fixed_params", {}).get("model.backbone"))
-            for t in study.trials}
+            for t in trials}
     return [b for b in backbones if b not in seen]
 
 
-def queue_next(study: Any, space: SearchSpace, affordable: list[str],
+def queue_next(study: Any, trials: Trials, space: SearchSpace, affordable: list[str],
                costs: dict[str, float]) -> None:
     """Queue what the next trial must be, if anything: first each affordable backbone's
     default recipe twin (`SearchSpace.defaults`: so auto always holds the default recipe's
     result for every backbone it searches), then a pin away from plateaued backbones."""
     if len(space.backbones) < 2:
         return
-    first = untried(study, affordable)
+    first = untried(trials, affordable)
     if first:
         study.enqueue_trial(space.defaults(first[0]))
         return
-    pinned = next_backbone(study, space, affordable, costs)
+    pinned = next_backbone(trials, space, affordable, costs)
     if pinned is not None:  # the sampler may pick only these now
         study.enqueue_trial({"model.backbone": pinned})
 
 
-def next_backbone(study: Any, space: SearchSpace, affordable: list[str],
+def next_backbone(trials: Trials, space: SearchSpace, affordable: list[str],
                   costs: dict[str, float]) -> str | None:
     """The backbone to pin the next trial to, or None to let the sampler choose: the cheapest
     of the affordable backbones that have not plateaued (all of them when every one has),
     pinned only when that leaves out some backbone of the space."""
-    climbing = [b for b in affordable if not plateaued(study, b)] or affordable
+    climbing = [b for b in affordable if not plateaued(trials, b)] or affordable
     if len(climbing) == len(space.backbones):
         return None
     return min(climbing, key=costs.__getitem__)
 
 
-def finished(study: Any) -> int:
-    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+def finished(trials: Trials) -> int:
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
 
 
-def refit_reserve(study: Any, refit: bool) -> float | None:
+def refit_reserve(trials: Trials, refit: bool) -> float | None:
     """One member's refit, priced by the slowest finished trial (any backbone: the winner's
     is not known yet); None when the preset does not refit or nothing has finished."""
-    slowest = measured_seconds(study, "", only_backbone=True) if refit else None
+    slowest = measured_seconds(trials, "", only_backbone=True) if refit else None
     return None if slowest is None else refit_seconds(slowest)
 
 
@@ -183,17 +185,20 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
     """Run trials one at a time while the next one fits the time left (keeping back the
     finish's share, a refit's under `refit`) and, with `trials`, until the study holds
     that many finished trials. Returns why it stopped."""
+    # one read of the study's trials per step (a remote storage answers each read)
+    snapshot: list[Trials] = [study.get_trials(deepcopy=False)]
+
     def room() -> float:  # the finish takes as many members as the time left allows
         return deadline.remaining() - reserve_seconds(
-            finished(study), refit_reserve(study, refit), deadline.remaining())
+            finished(snapshot[0]), refit_reserve(snapshot[0], refit), deadline.remaining())
 
     def plain_cost(backbone: str) -> float:
-        return predicted_seconds(study, space, backbone, rows, device)
+        return predicted_seconds(snapshot[0], space, backbone, rows, device)
 
     run_trial = objective(space, out, deadline, reporter, plain_cost, room)
     failures = 0
     while True:
-        if trials is not None and finished(study) >= trials:
+        if trials is not None and finished(snapshot[0]) >= trials:
             return f"the study holds {trials} finished trials (--trials)"
         costs = {b: plain_cost(b) for b in space.backbones}
         left = room()
@@ -201,14 +206,16 @@ def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: 
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "
                     f"the next trial's predicted {format_seconds(min(costs.values()))}")
-        queue_next(study, space, affordable, costs)
-        before = ended(study)
+        queue_next(study, snapshot[0], space, affordable, costs)
+        before = ended(snapshot[0])
         if on_trial is not None:  # a kill mid-trial then loses at most that trial's time
             on_trial()
         study.optimize(run_trial, n_trials=1, catch=(Exception,), gc_after_trial=True)
         if on_trial is not None:
             on_trial()
-        new = [t for t in study.trials if t.number not in before and t.number in ended(study)]
+        snapshot[0] = study.get_trials(deepcopy=False)
+        now_ended = ended(snapshot[0])
+        new = [t for t in snapshot[0] if t.number not in before and t.number in now_ended]
         for done in new:
             value = "" if done.value is None else f" {space.metric} {done.value:.4f}"
             reporter.log(f"trial {done.number}: {done.state.name.lower()}{value}; "

@@ -190,7 +190,7 @@ def refuse_blocking(diagnosis: Diagnosis, given_valid: bool) -> None:
 def _refit_plan(preset: str, study: Any, remaining_s: float) -> tuple[int, RefitPlan]:
     """How many members the finish takes, and whether they are refit (the preset asks and
     at least one refit fits the time left)."""
-    each = refit_reserve(study, REFITS[preset])
+    each = refit_reserve(study.trials, REFITS[preset])
     top, refit = timing.members_that_fit(remaining_s, TOP_MEMBERS[preset], each)
     if not REFITS[preset] or refit:
         return top, RefitPlan(REFITS[preset])
@@ -220,17 +220,17 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
     # the study (and its first trial) before auto.json: a contributor waits for auto.json
     study = open_auto_study(space, storage, space.base["name"], 0, reporter)
     account()
-    before = finished(study)
+    before = finished(study.trials)
     reporter.log(f"study in {hide_password(storage)}: {before} trials done; budget "
                  f"{timing.format_seconds(budget_s)}, "
                  f"{timing.format_seconds(max(0.0, deadline.remaining()))} left")
     stopped = search(study, space, target, deadline, rows, _device(), reporter,
                      trials=trials, on_trial=account, refit=REFITS[preset])
     reporter.log(f"search stopped: {stopped}")
-    await_contributors(study, deadline, refit_reserve(study, REFITS[preset]), reporter)
+    await_contributors(study, deadline, refit_reserve(study.trials, REFITS[preset]), reporter)
     board = ranked(study)
     record["workers"] = workers(study)
-    if (record.get("final") is None or finished(study) != before
+    if (record.get("final") is None or finished(study.trials) != before
             or RunDir(target).status() != "finished"):
         top, plan = _refit_plan(preset, study, deadline.remaining())
         try:
@@ -261,7 +261,7 @@ def await_contributors(study: Any, deadline: timing.Deadline, refit_each_s: floa
     if running():
         reporter.log(f"waiting for {running()} trial(s) of other workers")
     while running() and deadline.remaining() - POLL_S > timing.reserve_seconds(
-            finished(study), refit_each_s, deadline.remaining()):
+            finished(study.trials), refit_each_s, deadline.remaining()):
         clock.sleep(POLL_S)
 
 

@@ -15,9 +15,13 @@ def cross_fit_folds(targets: np.ndarray, kind: TargetKind, k: int,
     (a class absent from these rows does not count); multi-label targets and rarer classes
     get plain folds."""
     rows = np.zeros(len(targets))
-    if not kind.multilabel:
-        counts = np.bincount(np.asarray(targets, dtype=int))
-        if counts[counts > 0].min(initial=k) >= k:
-            return list(StratifiedKFold(k, shuffle=True, random_state=seed)
-                        .split(rows, targets))
+    if not kind.multilabel and can_stratify(targets, k):
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, targets))
     return list(KFold(k, shuffle=True, random_state=seed).split(rows))
+
+
+def can_stratify(targets: np.ndarray, k: int) -> bool:
+    """Whether every class present among the class-index `targets` has `k` rows, so each of
+    `k` stratified folds holds every class."""
+    counts = np.bincount(np.asarray(targets, dtype=int))
+    return bool(counts[counts > 0].min(initial=k) >= k)

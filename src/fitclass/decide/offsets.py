@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fitclass.count_metrics import COUNT_METRICS, class_terms, confusion_counts, count_metric, ratio
-from fitclass.decide.folds import cross_fit_folds
+from fitclass.decide.folds import can_stratify, cross_fit_folds
 from fitclass.target_kinds import MULTICLASS
 
 EPS = 1e-12
@@ -169,12 +169,12 @@ def fold_count(targets: np.ndarray, folds: int, class_names: list[str]) -> tuple
     lowers the count to its rows; a class of one row cannot be stratified at all, so the rows
     get `folds` plain folds, and that row is decided by offsets fitted without its class
     (pessimistic for it, never in-sample). 1 only when there are fewer than 2 rows."""
+    if can_stratify(targets, folds):  # the rule `cross_fit_folds` splits by
+        return folds, None
     counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(class_names))
     present = np.flatnonzero(counts)
     rarest = int(present[np.argmin(counts[present])])
     smallest = int(counts[rarest])
-    if smallest >= folds:
-        return folds, None
     name = class_names[rarest]
     if smallest >= 2:
         return smallest, (f"class {name!r} has only {smallest} validation rows, so the "
