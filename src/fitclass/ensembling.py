@@ -235,14 +235,11 @@ def _write(run: RunDir, members: Sequence[Run], combiner: combiners.Combiner,
 
 
 def ensemble_recipe(first: Recipe, method: str) -> dict[str, Any]:
-    """An ensemble's recipe: what its members share and it uses (task, the data section it
-    reads tables with, the decision settings it fits, the selection metric and seed), taken
+    """An ensemble's recipe: what its members share and it uses (`Recipe.carried`), taken
     from the first member. How each member learned (backbone, schedule, remedies, adapters,
     distillation) stays in that member's own recipe, where members may differ."""
-    member = first.to_dict()
-    return {"task": member["task"], "name": f"ensemble-{method}", "data": member["data"],
-            "model": {"backbone": "ensemble"}, "decision": member["decision"],
-            "train": {"select": member["train"]["select"], "seed": member["train"]["seed"]}}
+    return {**first.carried(), "name": f"ensemble-{method}",
+            "model": {"backbone": "ensemble"}}
 
 
 def member_entry(member: Path, run_path: Path) -> dict[str, str]:

@@ -76,7 +76,7 @@ def test_a_twin_within_noise_of_the_best_leads_the_finish(runs: dict[str, Path])
                       ({"model.C": 2.5}, 0.97, runs["tuned"])])
     board = ranked(study)
     assert list(board["trial"]) == [1, 0]  # the leaderboard stays in score order
-    assert default_twins(study, tfidf_space()) == {0}
+    assert default_twins(study.trials, tfidf_space()) == {0}
     preferred = prefer_twin(board, {0}, "macro_f1")
     assert preferred is not None and (preferred.trial, preferred.best) == (0, 1)
     assert preferred.p_value is not None and preferred.p_value >= 0.05
@@ -91,13 +91,15 @@ def test_a_clear_lead_keeps_the_best_trial_first(runs: dict[str, Path]) -> None:
                       ({"model.C": 2.5}, 0.97, runs["tuned"])])
     mark = noise_marks([str(runs["tuned"]), str(runs["bad"])], "macro_f1")[1]
     assert mark["noise_rule"] == "paired test" and mark["within_noise"] is False
-    assert prefer_twin(ranked(study), default_twins(study, tfidf_space()), "macro_f1") is None
+    twins = default_twins(study.trials, tfidf_space())
+    assert prefer_twin(ranked(study), twins, "macro_f1") is None
 
 
 def test_a_best_trial_that_is_a_twin_needs_no_preference(runs: dict[str, Path]) -> None:
     study = study_of([({"model.C": 4.0}, 0.97, runs["twin"]),
                       ({"model.C": 2.5}, 0.95, runs["tuned"])])
-    assert prefer_twin(ranked(study), default_twins(study, tfidf_space()), "macro_f1") is None
+    twins = default_twins(study.trials, tfidf_space())
+    assert prefer_twin(ranked(study), twins, "macro_f1") is None
 
 
 def test_coteaching_costs_two_plain_trials_and_is_left_out_when_they_do_not_fit() -> None:

@@ -16,6 +16,7 @@ fits, first among the members otherwise). A clear lead, such as tuned MiniLM on 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,10 @@ def _same(stored: Any, wanted: Any) -> bool:
                                       and stored == json.dumps(wanted))
 
 
-def default_twins(study: Any, space: SearchSpace) -> set[int]:
-    """The complete trials whose values are their backbone's default recipe's."""
+def default_twins(trials: Sequence[Any], space: SearchSpace) -> set[int]:
+    """The complete `trials` whose values are their backbone's default recipe's."""
     twins = set()
-    for trial in study.trials:
+    for trial in trials:
         if trial.state.name != "COMPLETE":
             continue
         backbone = trial.params.get("model.backbone", space.backbones[0])
@@ -70,11 +71,11 @@ def prefer_twin(board: pd.DataFrame, twins: set[int], metric: str) -> Preference
     if len(complete) < 2 or int(complete.iloc[0]["trial"]) in twins:
         return None
     best = complete.iloc[0]
-    for _, row in complete.iloc[1:].iterrows():
-        if int(row["trial"]) not in twins:
-            continue
-        paths = [p if isinstance(p, str) else None for p in (best["run_dir"], row["run_dir"])]
-        mark = noise_marks(paths, metric)[1]
+    candidates = complete.iloc[1:][complete.iloc[1:]["trial"].isin(twins)]  # best first
+    paths = [p if isinstance(p, str) else None
+             for p in [best["run_dir"], *candidates["run_dir"]]]
+    marks = noise_marks(paths, metric)[1:]  # the best trial's rows read once
+    for trial, mark in zip(candidates["trial"], marks, strict=True):
         if mark["within_noise"]:
-            return Preference(int(row["trial"]), int(best["trial"]), mark["p_vs_best"])
+            return Preference(int(trial), int(best["trial"]), mark["p_vs_best"])
     return None

@@ -32,7 +32,7 @@ from fitclass.autopilot.folder import AUTO_DIR, FINISHER_LOCK, NOTES, RECORD, ST
 from fitclass.autopilot.notes import write_notes
 from fitclass.autopilot.preference import default_twins, prefer_twin
 from fitclass.autopilot.refit import RefitPlan
-from fitclass.autopilot.search import finished, open_auto_study, refit_reserve, search
+from fitclass.autopilot.search import Trials, finished, open_auto_study, refit_reserve, search
 from fitclass.autopilot.space import (
     EPOCHS,
     PRESETS,
@@ -187,10 +187,10 @@ def refuse_blocking(diagnosis: Diagnosis, given_valid: bool) -> None:
                             + ". `fitclass doctor` shows the whole diagnosis")
 
 
-def _refit_plan(preset: str, study: Any, remaining_s: float) -> tuple[int, RefitPlan]:
+def _refit_plan(preset: str, trials: Trials, remaining_s: float) -> tuple[int, RefitPlan]:
     """How many members the finish takes, and whether they are refit (the preset asks and
     at least one refit fits the time left)."""
-    each = refit_reserve(study.trials, REFITS[preset])
+    each = refit_reserve(trials, REFITS[preset])
     top, refit = timing.members_that_fit(remaining_s, TOP_MEMBERS[preset], each)
     if not REFITS[preset] or refit:
         return top, RefitPlan(REFITS[preset])
@@ -229,12 +229,13 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
     reporter.log(f"search stopped: {stopped}")
     await_contributors(study, deadline, refit_reserve(study.trials, REFITS[preset]), reporter)
     board = ranked(study)
-    record["workers"] = workers(study)
-    if (record.get("final") is None or finished(study.trials) != before
+    done = study.get_trials(deepcopy=False)
+    record["workers"] = workers(done)
+    if (record.get("final") is None or finished(done) != before
             or RunDir(target).status() != "finished"):
-        top, plan = _refit_plan(preset, study, deadline.remaining())
+        top, plan = _refit_plan(preset, done, deadline.remaining())
         try:
-            preferred = prefer_twin(board, default_twins(study, space), space.metric)
+            preferred = prefer_twin(board, default_twins(done, space), space.metric)
             record["final"] = build_final(board, target, top, space.metric, plan, reporter,
                                           preferred)
         except NothingFinished:
@@ -255,20 +256,23 @@ def await_contributors(study: Any, deadline: timing.Deadline, refit_each_s: floa
     """Wait for the trials other workers are running (they started them only when they fit
     before the finish's reserve) while the finish's reserve still fits, so the finish
     chooses among them too."""
-    def running() -> int:
-        return sum(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+    def state() -> tuple[int, int]:  # running and finished trials, one read of the study
+        trials = study.get_trials(deepcopy=False)
+        return sum(t.state.name == "RUNNING" for t in trials), finished(trials)
 
-    if running():
-        reporter.log(f"waiting for {running()} trial(s) of other workers")
-    while running() and deadline.remaining() - POLL_S > timing.reserve_seconds(
-            finished(study.trials), refit_each_s, deadline.remaining()):
+    running, done = state()
+    if running:
+        reporter.log(f"waiting for {running} trial(s) of other workers")
+    while running and deadline.remaining() - POLL_S > timing.reserve_seconds(
+            done, refit_each_s, deadline.remaining()):
         clock.sleep(POLL_S)
+        running, done = state()
 
 
-def workers(study: Any) -> dict[str, int]:
+def workers(trials: Trials) -> dict[str, int]:
     """Finished trials per worker ("host:pid"), for auto.md."""
     counts: dict[str, int] = {}
-    for trial in study.trials:
+    for trial in trials:
         if trial.state.name in ("COMPLETE", "PRUNED"):
             name = str(trial.user_attrs.get("worker", "unknown"))
             counts[name] = counts.get(name, 0) + 1

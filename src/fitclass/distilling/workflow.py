@@ -32,18 +32,15 @@ def student_recipe(teacher: Run, student: str, *, unlabelled: str | Path | None 
                    alpha: float = 0.5, temperature: float = 2.0) -> dict[str, Any]:
     """The student's recipe as a dict: the teacher's task, data (split rule without folds),
     decision settings, selection metric and seed; `student` as model.backbone; `distil`."""
-    base = teacher.recipe.to_dict()
+    base = teacher.recipe.carried()
     data = dict(base["data"])
     data["split"] = {k: v for k, v in data["split"].items() if k not in FOLD_KEYS}
-    train = base["train"]
     distil: dict[str, Any] = {"teacher": str(teacher.path.resolve()), "alpha": alpha,
                               "temperature": temperature}
     if unlabelled is not None:
         distil["unlabelled"] = str(Path(unlabelled).resolve())
     name = Path(student).name or "student"
-    return {"task": base["task"], "name": f"distil-{name}", "data": data,
-            "model": {"backbone": student}, "decision": base["decision"],
-            "train": {"select": train["select"], "seed": train["seed"]},
+    return {**base, "name": f"distil-{name}", "data": data, "model": {"backbone": student},
             "distil": distil}
 
 

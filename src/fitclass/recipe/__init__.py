@@ -127,6 +127,15 @@ class Recipe(Strict):
                            if k not in ("images", "on_bad_image")}
         return raw
 
+    def carried(self) -> dict[str, Any]:
+        """What a run derived from this recipe's run (an ensemble of it, a student distilled
+        from it) takes over: the task, the data section (the same tables and split rule),
+        the decision settings, the selection metric and the seed. How this run learned
+        (backbone, schedule, remedies, distillation) stays its own."""
+        raw = self.to_dict()
+        return {"task": raw["task"], "data": raw["data"], "decision": raw["decision"],
+                "train": {"select": raw["train"]["select"], "seed": raw["train"]["seed"]}}
+
     def to_yaml(self) -> str:
         """The resolved recipe as YAML, as written into every run's `recipe.yaml`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
