@@ -179,43 +179,58 @@ def refit_reserve(trials: Trials, refit: bool) -> float | None:
     return None if slowest is None else refit_seconds(slowest)
 
 
+class StudyView:
+    """The study's trials as last read, and what they predict: the room before the finish's
+    share and a plain trial's cost. One read per search step (`refresh`), because a remote
+    storage answers each read."""
+
+    def __init__(self, study: Any, space: SearchSpace, deadline: Deadline, rows: int,
+                 device: str, refit: bool) -> None:
+        self.study, self.space, self.deadline = study, space, deadline
+        self.rows, self.device, self.refit = rows, device, refit
+        self.trials: Trials = study.get_trials(deepcopy=False)
+
+    def refresh(self) -> None:
+        self.trials = self.study.get_trials(deepcopy=False)
+
+    def room(self) -> float:
+        """Seconds left before the finish's reserve (as many members as the time allows)."""
+        return self.deadline.remaining() - reserve_seconds(
+            finished(self.trials), refit_reserve(self.trials, self.refit),
+            self.deadline.remaining())
+
+    def plain_cost(self, backbone: str) -> float:
+        return predicted_seconds(self.trials, self.space, backbone, self.rows, self.device)
+
+
 def search(study: Any, space: SearchSpace, out: Path, deadline: Deadline, rows: int,
            device: str, reporter: Reporter, *, trials: int | None = None,
            on_trial: Callable[[], None] | None = None, refit: bool = False) -> str:
     """Run trials one at a time while the next one fits the time left (keeping back the
     finish's share, a refit's under `refit`) and, with `trials`, until the study holds
     that many finished trials. Returns why it stopped."""
-    # one read of the study's trials per step (a remote storage answers each read)
-    snapshot: list[Trials] = [study.get_trials(deepcopy=False)]
-
-    def room() -> float:  # the finish takes as many members as the time left allows
-        return deadline.remaining() - reserve_seconds(
-            finished(snapshot[0]), refit_reserve(snapshot[0], refit), deadline.remaining())
-
-    def plain_cost(backbone: str) -> float:
-        return predicted_seconds(snapshot[0], space, backbone, rows, device)
-
-    run_trial = objective(space, out, deadline, reporter, plain_cost, room)
+    view = StudyView(study, space, deadline, rows, device, refit)
+    run_trial = objective(space, out, deadline, reporter, view.plain_cost, view.room)
     failures = 0
     while True:
-        if trials is not None and finished(snapshot[0]) >= trials:
+        if trials is not None and finished(view.trials) >= trials:
             return f"the study holds {trials} finished trials (--trials)"
-        costs = {b: plain_cost(b) for b in space.backbones}
-        left = room()
+        costs = {b: view.plain_cost(b) for b in space.backbones}
+        left = view.room()
         affordable = [b for b in space.backbones if costs[b] <= left]
         if not affordable:
             return (f"{format_seconds(max(0.0, left))} left before the finish, less than "
                     f"the next trial's predicted {format_seconds(min(costs.values()))}")
-        queue_next(study, snapshot[0], space, affordable, costs)
-        before = ended(snapshot[0])
+        queue_next(study, view.trials, space, affordable, costs)
+        before = ended(view.trials)
         if on_trial is not None:  # a kill mid-trial then loses at most that trial's time
             on_trial()
         study.optimize(run_trial, n_trials=1, catch=(Exception,), gc_after_trial=True)
         if on_trial is not None:
             on_trial()
-        snapshot[0] = study.get_trials(deepcopy=False)
-        now_ended = ended(snapshot[0])
-        new = [t for t in snapshot[0] if t.number not in before and t.number in now_ended]
+        view.refresh()
+        now_ended = ended(view.trials)
+        new = [t for t in view.trials if t.number not in before and t.number in now_ended]
         for done in new:
             value = "" if done.value is None else f" {space.metric} {done.value:.4f}"
             reporter.log(f"trial {done.number}: {done.state.name.lower()}{value}; "
