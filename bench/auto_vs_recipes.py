@@ -37,7 +37,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 UNSMILE_LABELS = ["여성/가족", "남성", "성소수자", "인종/국적", "연령", "지역", "종교", "기타 혐오",
                   "악플/욕설", "clean", "개인지칭"]
-COLUMNS = ["dataset", "model", "macro_f1", "macro_f1_95", "accuracy", "seconds", "budget_used"]
+COLUMNS = ["dataset", "model", "macro_f1", "macro_f1_95", "accuracy", "seconds", "budget_used",
+           "auto_vs_b"]
 
 
 @dataclass
@@ -91,7 +92,7 @@ def split(name: str, spec: Dataset, data_dir: Path, rows: int | None,
         frame = frame.sample(n=wanted, random_state=seed)
     train, test = holdout(frame, 0.2, seed, stratify=spec.label if spec.group is None else None,
                           group=spec.group)
-    work = scratch_dir(f"auto-{name}-{wanted or 'all'}")
+    work = scratch_dir(f"auto-{name}-{wanted or 'all'}-seed{seed}")
     train.to_csv(work / "train.csv", index=False)
     test.to_csv(work / "test.csv", index=False)
     return work / "train.csv", work / "test.csv"
@@ -144,7 +145,24 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     used = json.loads((run.path / "auto.json").read_text())["spent_seconds"]
     results.append(scored(name, f"auto {args.time}", run, test, time.perf_counter() - started,
                           used))
+    best_run = out / "best-hand-written"
+    if "best" in args.only:
+        results[-1]["auto_vs_b"] = paired(run.path, best_run, test)
+        print(f"{name}: auto - (b), macro-F1 points on the test rows: "
+              f"{results[-1]['auto_vs_b']}", flush=True)
     return results
+
+
+def paired(auto_run: Path, best_run: Path, test: Path) -> str:
+    """Auto - (b) on the test rows: the paired bootstrap interval and test of
+    `fitclass compare` (the same rows resampled for both), in macro-F1 points."""
+    import fitclass
+
+    difference = fitclass.compare(auto_run, best_run, on=str(test),
+                                  metrics=["macro_f1"]).differences["macro_f1"]
+    low, high = difference.interval.low, difference.interval.high
+    return (f"{100 * difference.interval.estimate:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+            f" p={difference.p_value:.2f}")
 
 
 def main() -> None:
