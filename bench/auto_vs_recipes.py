@@ -132,10 +132,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     baselines = {"default": ("default recipe", default_keys),
                  "best": ("best hand-written", best_keys)}
     for which, (model, keys) in baselines.items():
-        if which not in args.only or (which == "default" and args.without_default):
+        if which not in args.only:
             continue
         started = time.perf_counter()
-        run = train_or_reuse(recipe_for(spec, train, keys), out / model.replace(" ", "-"))
+        run = train_or_reuse(recipe_for(spec, train, keys), out / folder(model))
         results.append(scored(name, model, run, test, time.perf_counter() - started))
     if "auto" not in args.only:
         return results
@@ -145,12 +145,16 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     used = json.loads((run.path / "auto.json").read_text())["spent_seconds"]
     results.append(scored(name, f"auto {args.time}", run, test, time.perf_counter() - started,
                           used))
-    best_run = out / "best-hand-written"
     if "best" in args.only:
-        results[-1]["auto_vs_b"] = paired(run.path, best_run, test)
+        results[-1]["auto_vs_b"] = paired(run.path, out / folder(baselines["best"][0]), test)
         print(f"{name}: auto - (b), macro-F1 points on the test rows: "
               f"{results[-1]['auto_vs_b']}", flush=True)
     return results
+
+
+def folder(model: str) -> str:
+    """A baseline's run folder under OUT/DATASET ("best hand-written" -> best-hand-written)."""
+    return model.replace(" ", "-")
 
 
 def paired(auto_run: Path, best_run: Path, test: Path) -> str:
@@ -185,6 +189,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.time = "60s"
+    if args.without_default:
+        args.only = [which for which in args.only if which != "default"]
     rows = [row for name in args.datasets for row in run_dataset(name, args)]
     print(markdown_table(rows, COLUMNS))
 

@@ -10,7 +10,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -232,12 +232,13 @@ def write_sweep_report(study: Any, summary: dict[str, Any], out: Path,
         reporter.log(f"warning: sweep report not written ({error})")
 
 
-def leaderboard(study: Any) -> pd.DataFrame:
+def leaderboard(trials: Sequence[Any]) -> pd.DataFrame:
+    """One row per trial of a study (`study.get_trials()`, read once by the caller)."""
     # a retry's retry_history ends with the trial it repeats
-    retried_as = {t.system_attrs["retry_history"][-1]: t.number for t in study.trials
+    retried_as = {t.system_attrs["retry_history"][-1]: t.number for t in trials
                   if t.system_attrs.get("retry_history")}
     rows = []
-    for trial in study.trials:
+    for trial in trials:
         seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
                    if trial.datetime_complete and trial.datetime_start else None)
         error = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason")
@@ -262,7 +263,7 @@ def leaderboard(study: Any) -> pd.DataFrame:
 def write_outputs(study: Any, recipe: Recipe, config: SweepConfig, out: Path,
                   top: int) -> dict[str, Any]:
     optuna = _optuna()
-    board = leaderboard(study)
+    board = leaderboard(study.get_trials(deepcopy=False))
     complete = board[board["status"] == "complete"] if len(board) else board
     if len(complete):
         complete = complete.sort_values("metric", ascending=config.mode == "min")

@@ -74,7 +74,7 @@ def tfidf_space() -> SearchSpace:
 def test_a_twin_within_noise_of_the_best_leads_the_finish(runs: dict[str, Path]) -> None:
     study = study_of([({"model.C": 4.0}, 0.95, runs["twin"]),
                       ({"model.C": 2.5}, 0.97, runs["tuned"])])
-    board = ranked(study)
+    board = ranked(study.trials)
     assert list(board["trial"]) == [1, 0]  # the leaderboard stays in score order
     assert default_twins(study.trials, tfidf_space()) == {0}
     preferred = prefer_twin(board, {0}, "macro_f1")
@@ -92,14 +92,14 @@ def test_a_clear_lead_keeps_the_best_trial_first(runs: dict[str, Path]) -> None:
     mark = noise_marks([str(runs["tuned"]), str(runs["bad"])], "macro_f1")[1]
     assert mark["noise_rule"] == "paired test" and mark["within_noise"] is False
     twins = default_twins(study.trials, tfidf_space())
-    assert prefer_twin(ranked(study), twins, "macro_f1") is None
+    assert prefer_twin(ranked(study.trials), twins, "macro_f1") is None
 
 
 def test_a_best_trial_that_is_a_twin_needs_no_preference(runs: dict[str, Path]) -> None:
     study = study_of([({"model.C": 4.0}, 0.97, runs["twin"]),
                       ({"model.C": 2.5}, 0.95, runs["tuned"])])
     twins = default_twins(study.trials, tfidf_space())
-    assert prefer_twin(ranked(study), twins, "macro_f1") is None
+    assert prefer_twin(ranked(study.trials), twins, "macro_f1") is None
 
 
 def test_coteaching_costs_two_plain_trials_and_is_left_out_when_they_do_not_fit() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,9 @@ class NothingFinished(FitclassError):
     """No trial finished: there is nothing to ensemble or copy."""
 
 
-def ranked(study: Any) -> pd.DataFrame:
-    """The study's trials, finished ones first, best first (sweep's leaderboard rows)."""
-    board = leaderboard(study)
+def ranked(trials: Sequence[Any]) -> pd.DataFrame:
+    """A study's `trials`, finished ones first, best first (sweep's leaderboard rows)."""
+    board = leaderboard(trials)
     if not len(board):
         return board
     board["backbone"] = [p if isinstance(p, str) else None

@@ -228,8 +228,8 @@ def _finish_call(target: Path, command: dict[str, Any], budget_s: float, storage
                      trials=trials, on_trial=account, refit=REFITS[preset])
     reporter.log(f"search stopped: {stopped}")
     await_contributors(study, deadline, refit_reserve(study.trials, REFITS[preset]), reporter)
-    board = ranked(study)
     done = study.get_trials(deepcopy=False)
+    board = ranked(done)
     record["workers"] = workers(done)
     if (record.get("final") is None or finished(done) != before
             or RunDir(target).status() != "finished"):
